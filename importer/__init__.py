@@ -1,0 +1,55 @@
+"""braze-importer: move legacy CSV/JSONL exports into Braze through POST /users/track.
+
+The library API; the ``braze-import`` command is a thin shell over it::
+
+    from importer import ImportConfig, run_import
+    report = run_import(ImportConfig(sources=("users.csv",), endpoint=..., api_key=...))
+"""
+
+from importer.config import BatchLimits, ImportConfig, ReadOptions, RetryPolicy, resolve_endpoint
+from importer.errors import (
+    AbortError,
+    ConfigError,
+    FatalError,
+    ImporterError,
+    InputError,
+    Interrupted,
+    MappingError,
+    RateLimited,
+    RecordError,
+    RetryableError,
+    TransientError,
+    Unreachable,
+)
+from importer.models import ImportStats
+
+__all__ = [
+    "AbortError",
+    "BatchLimits",
+    "ConfigError",
+    "FatalError",
+    "ImportConfig",
+    "ImportStats",
+    "ImporterError",
+    "InputError",
+    "Interrupted",
+    "MappingError",
+    "RateLimited",
+    "ReadOptions",
+    "RecordError",
+    "RetryPolicy",
+    "RetryableError",
+    "TransientError",
+    "Unreachable",
+    "resolve_endpoint",
+    "run_import",
+]
+
+
+def __getattr__(name: str) -> object:
+    # run_import pulls in aiohttp; import it on first use so `--help` stays fast.
+    if name == "run_import":
+        from importer.pipeline import run_import
+
+        return run_import
+    raise AttributeError(name)

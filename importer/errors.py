@@ -1,0 +1,110 @@
+"""The one exception tree of braze-importer.
+
+Every error the library raises on purpose derives from ``ImporterError``. Each branch has one
+behaviour, and each class carries the process exit code the CLI uses for it::
+
+    ImporterError                    base; never raised itself
+    ├── FatalError                   abort the run                           (exit_code 3)
+    │   ├── ConfigError              bad option, endpoint or key; nothing sent (exit_code 2)
+    │   │   ├── MappingError         bad mapping file: file, line, column, key (exit_code 2)
+    │   │   └── InputError           unreadable source / bad header, before sending (exit_code 2)
+    │   ├── AbortError               401/403, endpoint unreachable after retries (exit_code 3)
+    │   └── Interrupted              SIGINT/SIGTERM asked the run to stop     (exit_code 130)
+    ├── RetryableError               transient: the sender tries again with backoff
+    │   ├── RateLimited              429: every worker waits ``wait_s`` before trying again
+    │   └── TransientError           5xx, timeout, dropped connection
+    │       └── Unreachable          could not connect at all (nothing was sent)
+    └── RecordError                  one record fails; it is logged and the run goes on
+                                     (``stage`` and ``code`` go to failures.jsonl)
+
+Foreign exceptions (aiohttp, asyncio timeouts, csv, json, tomllib, UnicodeDecodeError) are
+translated into this tree at one seam per stage: ``client.translate_transport_errors`` for the
+network, the reader for files, ``mapping.load_mapping`` for the mapping file.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ImporterError(Exception):
+    """Base of every error the importer raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class FatalError(ImporterError):
+    """The run cannot go on."""
+
+    exit_code: ClassVar[int] = 3
+
+
+class ConfigError(FatalError):
+    """A usage error found before anything was sent (options, endpoint, API key)."""
+
+    exit_code: ClassVar[int] = 2
+
+
+class MappingError(ConfigError):
+    """The mapping file is wrong. The message names the file, line, column and key."""
+
+    def __init__(
+        self, message: str, *, path: str = "", line: int = 0, column: int = 0, key: str = ""
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        self.key = key
+        location = path
+        if line:
+            location += f":{line}:{column or 1}"
+        super().__init__(f"{location}: {message}" if location else message)
+
+
+class InputError(ConfigError):
+    """A source cannot be used at all (missing, unreadable header, duplicate columns)."""
+
+
+class AbortError(FatalError):
+    """Braze refused us for good (401/403) or could not be reached after retries."""
+
+
+class Interrupted(FatalError):
+    """A signal asked the run to stop; logs are complete up to this point."""
+
+    exit_code: ClassVar[int] = 130
+
+
+class RetryableError(ImporterError):
+    """A transient failure; the request may be sent again."""
+
+    def __init__(self, message: str, *, ambiguous: bool = False) -> None:
+        super().__init__(message)
+        # True when the body may have reached Braze (timeout or reset after sending).
+        self.ambiguous = ambiguous
+
+
+class RateLimited(RetryableError):
+    """HTTP 429: wait ``wait_s`` seconds (the server's word) before any worker sends again."""
+
+    def __init__(self, message: str, *, wait_s: float) -> None:
+        super().__init__(message)
+        self.wait_s = wait_s
+
+
+class TransientError(RetryableError):
+    """5xx, timeout or dropped connection: retry with capped, jittered exponential backoff."""
+
+
+class RecordError(ImporterError):
+    """One record cannot be imported. It goes to failures.jsonl; the run continues."""
+
+    def __init__(self, code: str, message: str, *, stage: str = "convert") -> None:
+        super().__init__(message)
+        self.code = code
+        self.stage = stage
+        self.message = message
+
+
+class Unreachable(TransientError):
+    """The endpoint refused or never accepted a connection; nothing was sent."""

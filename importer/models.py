@@ -1,0 +1,140 @@
+"""Data that crosses pipeline stages. Immutable; Braze wire objects are plain dicts.
+
+reader    -> SourceRow | RowFailure
+converter -> Item | RowFailure | RowSkipped
+packer    -> Batch
+sender    -> BatchResult (one per request answered)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+BrazeObject = dict[str, Any]
+ArrayName = Literal["attributes", "events", "purchases"]
+ARRAYS: tuple[ArrayName, ...] = ("attributes", "events", "purchases")
+Stage = Literal["read", "convert", "validate", "send"]
+
+
+@dataclass(frozen=True, slots=True)
+class RowRef:
+    """Where a record came from: the source as given and its physical start line (1-based)."""
+
+    source: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    """One record as read. CSV: header name -> cell text. JSONL: the parsed object."""
+
+    ref: RowRef
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RowFailure:
+    """A record that failed at some stage; written to failures.jsonl as it is."""
+
+    ref: RowRef
+    stage: Stage
+    error: str  # stable code, e.g. bad_encoding, invalid_integer, retries_exhausted
+    message: str
+    record: Any  # the row as read (dict), or the raw text when it could not be parsed
+    objects: dict[str, list[BrazeObject]] | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RowSkipped:
+    """A record deliberately not sent (e.g. reason ``no_data``)."""
+
+    ref: RowRef
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """The Braze objects one source row produced; they always travel in one request."""
+
+    ref: RowRef
+    record: dict[str, Any]
+    user: str  # stable identity key, e.g. "external_id:42"; drives per-user ordering
+    attributes: tuple[BrazeObject, ...] = ()
+    events: tuple[BrazeObject, ...] = ()
+    purchases: tuple[BrazeObject, ...] = ()
+
+    @property
+    def object_count(self) -> int:
+        return len(self.attributes) + len(self.events) + len(self.purchases)
+
+    def objects(self) -> dict[str, list[BrazeObject]]:
+        return {name: list(getattr(self, name)) for name in ARRAYS if getattr(self, name)}
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One request: its items, the body serialised once, and who owns each object.
+
+    ``owners[array][i]`` is the index in ``items`` of the item that produced object ``i`` of that
+    array in the body; Braze's ``errors[]`` entries (``input_array``, ``index``) map back by it.
+    """
+
+    number: int
+    items: tuple[Item, ...]
+    body: bytes
+    owners: dict[str, tuple[int, ...]]
+    part: str = ""  # "", or ".1", ".2.1", ... after splits
+
+    @property
+    def label(self) -> str:
+        return f"{self.number}{self.part}"
+
+    def count(self, array: str) -> int:
+        return len(self.owners.get(array, ()))
+
+
+@dataclass(slots=True)
+class ImportStats:
+    """Counters of a run. Invariant at the end: rows_read == delivered + failed + sum(skipped)."""
+
+    rows_read: int = 0
+    delivered: int = 0
+    failed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    objects_sent: dict[str, int] = field(
+        default_factory=lambda: {"attributes": 0, "events": 0, "purchases": 0}
+    )
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    ambiguous: int = 0
+    bytes_read: int = 0
+    bytes_total: int | None = None
+    elapsed_s: float = 0.0
+    status: str = "running"
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def as_summary(self) -> dict[str, Any]:
+        elapsed = round(self.elapsed_s, 3)
+        return {
+            "rows_read": self.rows_read,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "skipped": dict(self.skipped),
+            "objects_sent": dict(self.objects_sent),
+            "requests": self.requests,
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "ambiguous": self.ambiguous,
+            "elapsed_s": elapsed,
+            "rows_per_s": round(self.rows_read / elapsed, 1) if elapsed > 0 else 0.0,
+            "status": self.status,
+        }

@@ -1,0 +1,135 @@
+"""How the CLI shows a run: a tqdm bar on a terminal, a log line every 10 s without one.
+
+Only the CLI imports this module (the library knows just the ``Reporter`` protocol).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+import click
+from tqdm import tqdm
+
+from importer.models import ImportStats
+
+LOG_EVERY_S = 10.0
+
+
+def _rates(stats: ImportStats) -> tuple[float, float]:
+    elapsed = max(stats.elapsed_s, 1e-9)
+    return stats.rows_read / elapsed, stats.requests / elapsed
+
+
+def status_line(stats: ImportStats) -> str:
+    rows_s, requests_s = _rates(stats)
+    return (
+        f"{stats.rows_read:,} rows read ({rows_s:,.0f}/s), {stats.requests:,} requests "
+        f"({requests_s:,.0f}/s), {stats.delivered:,} delivered, {stats.failed:,} failed, "
+        f"{stats.retries:,} retries"
+    )
+
+
+class BarReporter:
+    """tqdm on stderr, measured in bytes read of the total (no pre-scan)."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self._stream = stream
+        self._bar: tqdm[None] | None = None
+
+    def started(self, run_dir: Path, stats: ImportStats) -> None:
+        click.echo(f"run directory: {run_dir}", err=True)
+        self._bar = tqdm(
+            total=stats.bytes_total,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=self._stream,
+            dynamic_ncols=True,
+        )
+
+    def progress(self, stats: ImportStats) -> None:
+        if self._bar is None:
+            return
+        self._bar.update(stats.bytes_read - self._bar.n)
+        rows_s, requests_s = _rates(stats)
+        self._bar.set_postfix_str(
+            f"{rows_s:,.0f} rows/s {requests_s:,.0f} req/s ok {stats.delivered:,} "
+            f"failed {stats.failed:,} retries {stats.retries:,}",
+            refresh=False,
+        )
+        if stats.status != "running":
+            self._bar.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class LogReporter:
+    """No terminal (cron): one line on stderr every 10 seconds."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def started(self, run_dir: Path, stats: ImportStats) -> None:
+        click.echo(f"run directory: {run_dir}", err=True)
+        self._last = time.monotonic()
+
+    def progress(self, stats: ImportStats) -> None:
+        now = time.monotonic()
+        if now - self._last >= LOG_EVERY_S:
+            self._last = now
+            click.echo(status_line(stats), err=True)
+
+    def close(self) -> None:
+        pass
+
+
+class QuietReporter:
+    def started(self, run_dir: Path, stats: ImportStats) -> None:
+        pass
+
+    def progress(self, stats: ImportStats) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def make_reporter(quiet: bool) -> BarReporter | LogReporter | QuietReporter:
+    if quiet:
+        return QuietReporter()
+    return BarReporter() if sys.stderr.isatty() else LogReporter()
+
+
+EXIT_MEANINGS = {
+    0: "every record was delivered or skipped by rule",
+    1: "the run finished but some records failed: see failures.jsonl",
+    2: "usage, mapping or input error; nothing was sent",
+    3: "aborted: Braze refused the key or could not be reached; logs are complete to this point",
+    130: "interrupted by a signal; logs are complete to this point",
+}
+
+
+def summary_text(stats: ImportStats, run_dir: Path, exit_code: int) -> str:
+    skipped = ", ".join(f"{n:,} {reason}" for reason, n in sorted(stats.skipped.items()))
+    sent = stats.objects_sent
+    lines = [
+        f"status: {stats.status} ({stats.elapsed_s:,.1f} s)",
+        f"rows read: {stats.rows_read:,} = delivered {stats.delivered:,} + failed "
+        f"{stats.failed:,} + skipped {stats.skipped_total:,}"
+        + (f" ({skipped})" if skipped else ""),
+        f"objects sent: {sent['attributes']:,} attributes, {sent['events']:,} events, "
+        f"{sent['purchases']:,} purchases in {stats.requests:,} requests "
+        f"({stats.retries:,} retries, {stats.rate_limited:,} rate-limited, "
+        f"{stats.ambiguous:,} ambiguous)",
+        f"run directory: {run_dir}",
+        f"exit {exit_code}: {EXIT_MEANINGS.get(exit_code, '')}",
+    ]
+    unsent = stats.rows_read - stats.delivered - stats.failed - stats.skipped_total
+    if unsent:
+        lines.insert(2, f"not sent: {unsent:,} rows had no answer when the run stopped")
+    return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""The packer: limits, byte caps, ownership of every object, rows never split."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from importer.config import BatchLimits
+from importer.models import ARRAYS, Batch, Item, RowFailure, RowRef
+from importer.packer import pack, split
+
+
+def _obj(user: int, n: int, pad: int) -> dict[str, object]:
+    return {"external_id": str(user), "name": f"e{n}", "pad": "x" * pad}
+
+
+@st.composite
+def items(draw: st.DrawFn) -> list[Item]:
+    count = draw(st.integers(0, 60))
+    out = []
+    for line in range(2, count + 2):
+        shape = [draw(st.integers(0, 4)) for _ in ARRAYS]
+        pad = draw(st.integers(0, 300))
+        objects = {a: tuple(_obj(line, i, pad) for i in range(n)) for a, n in zip(ARRAYS, shape)}
+        out.append(Item(ref=RowRef("f.csv", line), record={}, user=f"external_id:{line}", **objects))
+    return out
+
+
+limit_sets = st.sampled_from(
+    [
+        BatchLimits(total=75, per_array=75),
+        BatchLimits(total=225, per_array=75),
+        BatchLimits(total=5, per_array=3),
+        BatchLimits(total=10, per_array=10, max_body_bytes=2_000),
+    ]
+)
+
+
+def _check_batch(batch: Batch, limits: BatchLimits) -> None:
+    body = orjson.loads(batch.body)
+    assert len(batch.body) <= limits.max_body_bytes
+    assert sum(len(v) for v in body.values()) <= limits.total
+    for array in ARRAYS:
+        objects = body.get(array, [])
+        assert len(objects) <= limits.per_array
+        expected = [o for item in batch.items for o in getattr(item, array)]
+        assert objects == expected
+        owners = batch.owners.get(array, ())
+        assert len(owners) == len(objects)
+        for index, owner in enumerate(owners):
+            assert objects[index] in getattr(batch.items[owner], array)
+
+
+@settings(max_examples=200, deadline=None)
+@given(items(), limit_sets)
+def test_every_row_lands_once_in_order_within_limits(rows: list[Item], limits: BatchLimits) -> None:
+    packed: list[int] = []
+    failed: list[int] = []
+    for out in pack(rows, limits):
+        if isinstance(out, RowFailure):
+            assert out.error == "row_too_large"
+            failed.append(out.ref.line)
+            continue
+        _check_batch(out, limits)
+        packed.extend(item.ref.line for item in out.items)
+    assert packed == sorted(packed)
+    assert sorted(packed + failed) == [item.ref.line for item in rows]
+
+
+@settings(max_examples=100, deadline=None)
+@given(items(), limit_sets)
+def test_split_halves_keep_every_row_and_stay_valid(rows: list[Item], limits: BatchLimits) -> None:
+    for out in pack(rows, limits):
+        if isinstance(out, Batch) and len(out.items) > 1:
+            first, second = split(out)
+            assert first.items + second.items == out.items
+            assert first.label == f"{out.number}.1" and second.label == f"{out.number}.2"
+            _check_batch(first, limits)
+            _check_batch(second, limits)
+
+
+def test_batch_numbers_count_up_and_full_batches_are_full() -> None:
+    rows = [
+        Item(RowRef("f", n), {}, f"u{n}", attributes=({"external_id": str(n)},))
+        for n in range(2, 2 + 160)
+    ]
+    batches = [b for b in pack(rows, BatchLimits(total=75, per_array=75)) if isinstance(b, Batch)]
+    assert [b.number for b in batches] == [1, 2, 3]
+    assert [len(b.items) for b in batches] == [75, 75, 10]
+
+
+def test_a_row_with_more_objects_than_a_request_holds_fails_alone() -> None:
+    big = Item(RowRef("f", 2), {"a": 1}, "u", events=tuple({"name": str(i)} for i in range(76)))
+    small = Item(RowRef("f", 3), {}, "v", events=({"name": "x"},))
+    out = list(pack([big, small], BatchLimits(total=75, per_array=75)))
+    assert isinstance(out[0], RowFailure) and out[0].ref.line == 2
+    assert "76 objects" in out[0].message
+    assert isinstance(out[1], Batch) and out[1].items == (small,)
+
+
+def test_body_is_compact_json_without_empty_arrays() -> None:
+    row = Item(RowRef("f", 2), {}, "u", attributes=({"external_id": "1", "a": "é"},))
+    (batch,) = pack([row], BatchLimits(total=75, per_array=75))
+    assert isinstance(batch, Batch)
+    assert batch.body == b'{"attributes":[{"external_id":"1","a":"\xc3\xa9"}]}'
