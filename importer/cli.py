@@ -230,6 +230,11 @@ def _sandbox_options(func: F) -> F:
         click.option("--p-slow", type=float, default=0.0, help="Fault: answer slowly."),
         click.option("--slow-ms", type=float, default=2000.0, help="Delay of a slow answer."),
         click.option("--block-external-id", multiple=True, help="Refuse objects of this user."),
+        click.option(
+            "--poison-external-id",
+            multiple=True,
+            help="Refuse with a 400 any request carrying this user.",
+        ),
         click.option("--seed", type=int, help="Seed for the fault dice."),
     ]
     for option in reversed(options):
@@ -261,6 +266,7 @@ def sandbox(**opts: Any) -> None:
         p_slow=opts["p_slow"],
         slow_ms=opts["slow_ms"],
         blocked_external_ids=frozenset(opts["block_external_id"]),
+        poisoned_external_ids=frozenset(opts["poison_external_id"]),
         seed=opts["seed"],
         keep_in_memory=False,
     )

@@ -244,29 +244,34 @@ async def _run_async(run: _Run, reporter: Reporter | None, handle_signals: bool)
     main = asyncio.current_task()
     if handle_signals and main is not None:
         _install_signals(run, main)
+    abort: str | None = None
     try:
-        if run.config.dry_run:
-            for batch in run.batches():
-                run.dry_result(batch)
-                await asyncio.sleep(0)
-            return None
-        retry = run.config.retry
-        async with BrazeClient(
-            run.config.endpoint,
-            run.config.api_key,
-            concurrency=run.config.concurrency,
-            timeout_s=retry.request_timeout_s,
-        ) as client:
-            await _send_all(run, client)
-        return None
+        await _produce_and_send(run)
     except* AbortError as group:
-        return str(group.exceptions[0])
+        abort = str(group.exceptions[0])
     except* asyncio.CancelledError:
-        return None
+        pass  # a second signal, or the drain timeout: the journal is already complete
     finally:
         ticker.cancel()
         run.refresh()
         run.stats.elapsed_s = time.monotonic() - started
+    return abort
+
+
+async def _produce_and_send(run: _Run) -> None:
+    if run.config.dry_run:
+        for batch in run.batches():
+            run.dry_result(batch)
+            await asyncio.sleep(0)
+        return
+    config = run.config
+    async with BrazeClient(
+        config.endpoint,
+        config.api_key,
+        concurrency=config.concurrency,
+        timeout_s=config.retry.request_timeout_s,
+    ) as client:
+        await _send_all(run, client)
 
 
 def _status(run: _Run, abort: str | None) -> tuple[str, int]:

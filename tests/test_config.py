@@ -48,7 +48,16 @@ def test_batch_modes() -> None:
 
 
 def test_api_key_is_redacted_from_argv() -> None:
-    argv = ["braze-import", "run", "a.csv", "--api-key", "SECRET", "--api-key=SECRET2", "--rate", "5"]
+    argv = [
+        "braze-import",
+        "run",
+        "a.csv",
+        "--api-key",
+        "SECRET",
+        "--api-key=SECRET2",
+        "--rate",
+        "5",
+    ]
     redacted = redact_argv(argv)
     assert "SECRET" not in " ".join(redacted)
     assert redacted[-2:] == ("--rate", "5")

@@ -23,7 +23,9 @@ def items(draw: st.DrawFn) -> list[Item]:
         shape = [draw(st.integers(0, 4)) for _ in ARRAYS]
         pad = draw(st.integers(0, 300))
         objects = {a: tuple(_obj(line, i, pad) for i in range(n)) for a, n in zip(ARRAYS, shape)}
-        out.append(Item(ref=RowRef("f.csv", line), record={}, user=f"external_id:{line}", **objects))
+        out.append(
+            Item(ref=RowRef("f.csv", line), record={}, user=f"external_id:{line}", **objects)
+        )
     return out
 
 
