@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from importer.config import ReadOptions
+from importer.profile import profile_source
+from importer.profile_types import guess_type
+from importer.reader import open_source
+
+
+def draft(path: Path, data: bytes, sample_rows: int = 1000, **options: Any) -> str:
+    path.write_bytes(data)
+    with open_source(str(path), ReadOptions(**options)) as source:
+        return profile_source(source, sample_rows)
+
+
+def crm_csv(rows: int = 40) -> bytes:
+    lines = [
+        "CustomerNo;First Name;LastName;E-Mail;Zip;Phone;Birthday;Sex;Points;VIP;"
+        "Created;Balance;SignupDay;Notes;Prefs"
+    ]
+    for i in range(rows):
+        lines.append(
+            f"{1000 + i};Anna{i};Müller;anna{i}@example.com;{i % 3:05d};+49151{i:07d};"
+            f"{1 + i % 28:02d}.0{1 + i % 9}.19{50 + i}; {'Female' if i % 2 else 'Male'} ;{i * 7};"
+            f"{'yes' if i % 3 else 'no'};2021-03-04T10:{i:02d}:00+01:00;{i}.5;"
+            f"2020-01-{1 + i % 28:02d};"
+            f"{'NULL' if i % 4 else 'likes cats'};{quoted_json({'news': bool(i % 2)})}"
+        )
+    return ("\r\n".join(lines) + "\r\n").encode("cp1252")
+
+
+def quoted_json(value: Any) -> str:
+    return '"' + json.dumps(value).replace('"', '""') + '"'
+
+
+def test_crm_csv_draft_settles_types_and_identity(tmp_path: Path) -> None:
+    text = draft(tmp_path / "crm.csv", crm_csv(), encoding="cp1252")
+    mapping = tomllib.loads(text)
+    assert mapping["input"] == {
+        "format": "csv",
+        "encoding": "cp1252",
+        "delimiter": ";",
+        "null_values": ["NULL"],
+    }
+    assert mapping["identity"] == {"external_id": "CustomerNo"}
+    attributes = mapping["attributes"]
+    assert "CustomerNo" not in attributes.values()
+    assert attributes["first_name"] == "First Name"
+    assert attributes["last_name"] == "LastName"
+    assert attributes["email"] == "E-Mail"
+    assert attributes["Zip"] == "Zip"  # leading zeros: stays text
+    assert attributes["phone"] == "Phone"  # a leading +: stays text
+    assert attributes["dob"] == {"column": "Birthday", "type": "date", "format": "%d.%m.%Y"}
+    assert attributes["gender"] == {"column": "Sex", "map": {"Female": "F", "Male": "M"}}
+    assert attributes["Points"] == {"column": "Points", "type": "integer"}
+    assert attributes["VIP"] == {"column": "VIP", "type": "boolean"}
+    assert attributes["Created"] == {"column": "Created", "type": "time"}
+    assert attributes["Balance"] == {"column": "Balance", "type": "float"}
+    assert attributes["SignupDay"] == {"column": "SignupDay", "type": "date"}
+    assert attributes["Notes"] == "Notes"
+    assert attributes["Prefs"] == {"column": "Prefs", "type": "json"}
+
+
+def test_every_mapping_line_says_what_it_saw(tmp_path: Path) -> None:
+    text = draft(tmp_path / "crm.csv", crm_csv(), encoding="cp1252")
+    entries = [line for line in text.splitlines() if line and line[0] not in "#["]
+    assert entries and all(" # " in line for line in entries)
+    by_key = {line.split(" = ")[0]: line for line in entries}
+    assert "40/40 non-empty, all integers (0 … 273)" in by_key["Points"]
+    assert "10/40 non-empty" in by_key["Notes"]
+    assert "leading zeros" in by_key["Zip"]
+    assert "# [[events]]" in text and '# time = "Created"' in text
+
+
+def test_sample_size_is_respected(tmp_path: Path) -> None:
+    text = draft(tmp_path / "crm.csv", crm_csv(), sample_rows=5, encoding="cp1252")
+    assert "from 5 sampled rows" in text
+    assert "5/5 non-empty, all integers (0 … 28)" in text
+
+
+@pytest.mark.parametrize(
+    ("header", "rows", "identity"),
+    [
+        ("id,external_id,email", ["1,a,x@y.z", "2,b,w@y.z"], {"external_id": "external_id"}),
+        ("Braze ID,email", ["b1,x@y.z", "b2,w@y.z"], {"braze_id": "Braze ID"}),
+        ("user_id,email", ["7,x@y.z", "7,w@y.z"], {"email": "email"}),  # user_id not unique
+        ("name,Mobile Phone", ["A,+491", "B,+492"], {"phone": "Mobile Phone"}),
+        ("name,code", ["A,c1", "B,c2"], {"external_id": "name"}),  # a guess, marked as one
+    ],
+)
+def test_identity_guess(
+    tmp_path: Path, header: str, rows: list[str], identity: dict[str, str]
+) -> None:
+    text = draft(tmp_path / "a.csv", "\n".join([header, *rows, ""]).encode())
+    assert tomllib.loads(text)["identity"] == identity
+    if header.startswith("name,code"):
+        assert "GUESS" in text
+
+
+def test_header_only_file_still_drafts_a_mapping(tmp_path: Path) -> None:
+    text = draft(tmp_path / "a.csv", b"email,first_name\n")
+    mapping = tomllib.loads(text)
+    assert mapping["identity"] == {"email": "email"}
+    assert mapping["attributes"] == {"first_name": "first_name"}
+    assert "0/0 non-empty, always empty" in text
+
+
+def test_odd_column_names_are_quoted_keys(tmp_path: Path) -> None:
+    header = 'id,"Loyalty ""Gold"" Tier",Straße,"tab\there",#hash'
+    text = draft(tmp_path / "a.csv", f"{header}\n1,a,b,c,d\n2,e,f,g,h\n".encode())
+    attributes = tomllib.loads(text)["attributes"]
+    names = ['Loyalty "Gold" Tier', "Straße", "tab\there", "#hash"]
+    assert attributes == {name: name for name in names}
+
+
+def test_jsonl_draft_uses_top_level_keys_and_json_types(tmp_path: Path) -> None:
+    lines = [
+        {
+            "external_id": f"u{i}",
+            "age": 20 + i,
+            "score": i / 2,
+            "vip": i % 2 == 0,
+            "address": {"city": "Berlin"},
+            "signup": f"2021-01-0{1 + i}",
+            "tags": ["a"],
+        }
+        for i in range(5)
+    ]
+    lines[2]["nickname"] = "Bee"
+    data = b"".join(json.dumps(line).encode() + b"\n" for line in lines) + b"[1]\n"
+    text = draft(tmp_path / "a.jsonl", data)
+    mapping = tomllib.loads(text)
+    assert "delimiter" not in mapping["input"]
+    assert mapping["identity"] == {"external_id": "external_id"}
+    assert mapping["attributes"] == {
+        "age": {"column": "age", "type": "integer"},
+        "score": {"column": "score", "type": "float"},
+        "vip": {"column": "vip", "type": "boolean"},
+        "address": {"column": "address", "type": "json"},
+        "signup": {"column": "signup", "type": "date"},
+        "tags": {"column": "tags", "type": "json"},
+        "nickname": "nickname",
+    }
+    assert "1 unreadable rows skipped" in text
+    assert "1/5 non-empty" in text
+
+
+def test_braze_shaped_jsonl_needs_no_mapping(tmp_path: Path) -> None:
+    data = b'{"attributes": [{"external_id": "1", "x": 1}]}\n{"events": []}\n'
+    text = draft(tmp_path / "a.jsonl", data)
+    assert tomllib.loads(text) == {}
+    assert "without --mapping" in text
+
+
+@pytest.mark.parametrize(
+    ("values", "kind", "fmt"),
+    [
+        (["01234", "12345"], "string", None),
+        (["+4915", "0151"], "string", None),
+        (["12", "-3", "0"], "integer", None),
+        (["99999999999999999999"], "string", None),
+        (["1.5", "2", ".5", "1e3"], "float", None),
+        (["true", "False", "YES"], "boolean", None),
+        (["F"], "string", None),
+        (["1", "0"], "integer", None),
+        (["2021-02-28", "1999-12-31"], "date", None),
+        (["2021-02-30"], "string", None),
+        (["2021-02-28T10:00:00Z", "2021-02-28"], "time", None),
+        (["2021-02-28 10:00"], "time", None),
+        (["31.12.1999", "01.01.2000"], "date", "%d.%m.%Y"),
+        (["12/31/1999"], "date", "%m/%d/%Y"),
+        (["31.12.1999 23:59"], "time", "%d.%m.%Y %H:%M"),
+        (['{"a": 1}', "[1, 2]"], "json", None),
+        (["hello", "12"], "string", None),
+    ],
+)
+def test_type_rules(values: list[str], kind: str, fmt: str | None) -> None:
+    guess = guess_type(values)
+    assert (guess.type, guess.format) == (kind, fmt)
