@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 from tqdm import tqdm
@@ -37,7 +37,7 @@ class BarReporter:
 
     def __init__(self, stream: TextIO = sys.stderr) -> None:
         self._stream = stream
-        self._bar: tqdm[None] | None = None
+        self._bar: tqdm[Any] | None = None
 
     def started(self, run_dir: Path, stats: ImportStats) -> None:
         click.echo(f"run directory: {run_dir}", err=True)

@@ -57,7 +57,8 @@ def test_413_and_max_input_length_mean_split() -> None:
 
 def test_other_400_is_refused_with_its_errors() -> None:
     body = {
-        "message": "Valid data must be provided in the 'attributes', 'events', or 'purchases' fields.",
+        "message": "Valid data must be provided in the 'attributes', 'events', "
+        "or 'purchases' fields.",
         "errors": [{"type": "bad", "input_array": "events", "index": 0}],
     }
     outcome = classify(_answer(400, body))

@@ -22,7 +22,10 @@ def items(draw: st.DrawFn) -> list[Item]:
     for line in range(2, count + 2):
         shape = [draw(st.integers(0, 4)) for _ in ARRAYS]
         pad = draw(st.integers(0, 300))
-        objects = {a: tuple(_obj(line, i, pad) for i in range(n)) for a, n in zip(ARRAYS, shape)}
+        objects = {
+            a: tuple(_obj(line, i, pad) for i in range(n))
+            for a, n in zip(ARRAYS, shape, strict=True)
+        }
         out.append(
             Item(ref=RowRef("f.csv", line), record={}, user=f"external_id:{line}", **objects)
         )
