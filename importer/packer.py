@@ -20,74 +20,85 @@ _ENVELOPE_BYTES = len(b'{"attributes":[],"events":[],"purchases":[]}')
 
 @dataclass(slots=True)
 class _Open:
-    """The request being filled."""
+    """The request being filled; counts kept as numbers so the hot path never re-sums lists."""
 
     items: list[Item] = field(default_factory=list)
-    fragments: dict[str, list[bytes]] = field(default_factory=lambda: {a: [] for a in ARRAYS})
-    owners: dict[str, list[int]] = field(default_factory=lambda: {a: [] for a in ARRAYS})
+    fragments: tuple[list[bytes], ...] = field(default_factory=lambda: ([], [], []))
+    owners: tuple[list[int], ...] = field(default_factory=lambda: ([], [], []))
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0])
+    total: int = 0
     size: int = _ENVELOPE_BYTES
 
-    @property
-    def total(self) -> int:
-        return sum(len(f) for f in self.fragments.values())
+
+class _Serialised:
+    """One item's objects as JSON fragments, per array in ARRAYS order."""
+
+    __slots__ = ("counts", "fragments", "size", "total")
+
+    def __init__(self, item: Item) -> None:
+        self.fragments = (
+            [orjson.dumps(o) for o in item.attributes],
+            [orjson.dumps(o) for o in item.events],
+            [orjson.dumps(o) for o in item.purchases],
+        )
+        self.counts = [len(f) for f in self.fragments]
+        self.total = sum(self.counts)
+        # One comma per fragment is an upper bound on the separators it adds.
+        self.size = sum(len(f) for frags in self.fragments for f in frags) + self.total
 
 
-def _serialise(item: Item) -> dict[str, list[bytes]]:
-    return {a: [orjson.dumps(obj) for obj in getattr(item, a)] for a in ARRAYS}
-
-
-def _item_size(fragments: dict[str, list[bytes]]) -> int:
-    # One comma per fragment is an upper bound on the separators it adds.
-    return sum(len(f) + 1 for frags in fragments.values() for f in frags)
-
-
-def _oversize(item: Item, fragments: dict[str, list[bytes]], limits: BatchLimits) -> str | None:
-    counts = {a: len(fragments[a]) for a in ARRAYS}
-    if sum(counts.values()) > limits.total or max(counts.values()) > limits.per_array:
+def _oversize(item: _Serialised, limits: BatchLimits) -> str | None:
+    if item.total > limits.total or max(item.counts) > limits.per_array:
+        kinds = ", ".join(f"{n} {a}" for a, n in zip(ARRAYS, item.counts, strict=True) if n)
         return (
-            f"the row produced {sum(counts.values())} objects "
-            f"({', '.join(f'{n} {a}' for a, n in counts.items() if n)}); "
+            f"the row produced {item.total} objects ({kinds}); "
             f"one request holds at most {limits.total} ({limits.per_array} per array)"
         )
-    if _item_size(fragments) + _ENVELOPE_BYTES > limits.max_body_bytes:
+    if item.size + _ENVELOPE_BYTES > limits.max_body_bytes:
         return f"the row's objects take more than {limits.max_body_bytes} bytes"
     return None
 
 
-def _fits(batch: _Open, fragments: dict[str, list[bytes]], limits: BatchLimits) -> bool:
-    added = sum(len(f) for f in fragments.values())
-    if batch.total + added > limits.total:
+def _fits(batch: _Open, item: _Serialised, limits: BatchLimits) -> bool:
+    if batch.total + item.total > limits.total:
         return False
-    if any(len(batch.fragments[a]) + len(fragments[a]) > limits.per_array for a in ARRAYS):
+    per_array = limits.per_array
+    counts = batch.counts
+    if (
+        counts[0] + item.counts[0] > per_array
+        or counts[1] + item.counts[1] > per_array
+        or counts[2] + item.counts[2] > per_array
+    ):
         return False
-    return batch.size + _item_size(fragments) <= limits.max_body_bytes
+    return batch.size + item.size <= limits.max_body_bytes
 
 
 def _close(batch: _Open, number: int, part: str = "") -> Batch:
     body = (
         b"{"
         + b",".join(
-            b'"' + a.encode() + b'":[' + b",".join(batch.fragments[a]) + b"]"
-            for a in ARRAYS
-            if batch.fragments[a]
+            b'"' + a.encode() + b'":[' + b",".join(frags) + b"]"
+            for a, frags in zip(ARRAYS, batch.fragments, strict=True)
+            if frags
         )
         + b"}"
     )
     owners: dict[str, tuple[int, ...]] = {
-        a: tuple(batch.owners[a]) for a in ARRAYS if batch.owners[a]
+        a: tuple(own) for a, own in zip(ARRAYS, batch.owners, strict=True) if own
     }
     return Batch(number=number, items=tuple(batch.items), body=body, owners=owners, part=part)
 
 
-def _add(batch: _Open, item: Item, fragments: dict[str, list[bytes]]) -> None:
+def _add(batch: _Open, item: Item, serialised: _Serialised) -> None:
     index = len(batch.items)
     batch.items.append(item)
-    for a in ARRAYS:
-        frags = fragments[a]
-        if frags:
-            batch.fragments[a].extend(frags)
-            batch.owners[a].extend([index] * len(frags))
-    batch.size += _item_size(fragments)
+    for position, count in enumerate(serialised.counts):
+        if count:
+            batch.fragments[position].extend(serialised.fragments[position])
+            batch.owners[position].extend([index] * count)
+            batch.counts[position] += count
+    batch.total += serialised.total
+    batch.size += serialised.size
 
 
 def pack(
@@ -100,9 +111,9 @@ def pack(
     number = first_number
     batch = _Open()
     for item in items:
-        fragments = _serialise(item)
-        if not _fits(batch, fragments, limits):
-            problem = _oversize(item, fragments, limits)
+        serialised = _Serialised(item)
+        if not _fits(batch, serialised, limits):
+            problem = _oversize(serialised, limits)
             if problem:
                 yield RowFailure(
                     ref=item.ref,
@@ -116,7 +127,7 @@ def pack(
             yield _close(batch, number)
             number += 1
             batch = _Open()
-        _add(batch, item, fragments)
+        _add(batch, item, serialised)
     if batch.items:
         yield _close(batch, number)
 
@@ -129,6 +140,6 @@ def split(batch: Batch) -> tuple[Batch, Batch]:
     for suffix, items in zip((".1", ".2"), halves, strict=True):
         half = _Open()
         for item in items:
-            _add(half, item, _serialise(item))
+            _add(half, item, _Serialised(item))
         out.append(_close(half, batch.number, batch.part + suffix))
     return out[0], out[1]
