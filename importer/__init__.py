@@ -49,7 +49,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # run_import pulls in aiohttp; import it on first use so `--help` stays fast.
     if name == "run_import":
-        from importer.pipeline import run_import
+        from importer.runs import run_import
 
         return run_import
     raise AttributeError(name)

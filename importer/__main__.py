@@ -1,5 +1,22 @@
 """``python -m importer`` is ``braze-import``."""
 
-from importer.cli import main
+import signal
+import sys
+from types import FrameType
 
-main(prog_name="braze-import")
+
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    # A signal while the program is still starting: leave quietly, nothing was sent.
+    sys.exit(130)
+
+
+def run() -> None:
+    signal.signal(signal.SIGINT, _interrupted)
+    signal.signal(signal.SIGTERM, _interrupted)
+    from importer.cli import entry  # after the handlers: importing takes a moment
+
+    entry()
+
+
+if __name__ == "__main__":
+    run()

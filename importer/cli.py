@@ -8,13 +8,16 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from importer.config import ImportConfig, ReadOptions, resolve_endpoint
+from importer.config import ImportConfig, ReadOptions, RetryPolicy, resolve_endpoint
 from importer.errors import ConfigError, ImporterError
 from importer.progress import make_reporter, summary_text
+
+if TYPE_CHECKING:
+    from importer.pipeline import Reporter, RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 SECRET_FLAGS = ("--api-key",)
@@ -46,6 +49,21 @@ def _fail(exc: BaseException, verbose: bool) -> NoReturn:
         traceback.print_exception(exc)
     click.echo(f"internal error: {type(exc).__name__}: {exc} (--verbose shows details)", err=True)
     sys.exit(3)
+
+
+def entry() -> None:
+    """The console script: click's own handling, except that Ctrl-C is exit 130 at any moment
+    (click would print "Aborted!" and exit 1)."""
+    try:
+        main.main(prog_name="braze-import", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,6 +103,13 @@ def main() -> None:
     help="Object limit per request.",
 )
 @click.option("--dry-run", is_flag=True, help="Read, convert, validate and pack; send nothing.")
+@click.option(
+    "--on-ambiguous",
+    type=click.Choice(["retry", "fail"]),
+    default="retry",
+    show_default=True,
+    help="After a timeout or dropped connection: resend, or fail.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar or progress lines.")
 @click.option("--verbose", is_flag=True, help="Log every request (never the key).")
 def run(
@@ -100,19 +125,14 @@ def run(
     concurrency: int,
     batch_mode: str,
     dry_run: bool,
+    on_ambiguous: str,
     quiet: bool,
     verbose: bool,
 ) -> None:
     """Import SOURCE files (.csv .tsv .jsonl .ndjson, optionally .gz; - for stdin)."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
-    from importer.pipeline import run_import
+    from importer.runs import run_import
 
-    reporter = make_reporter(quiet)
-    try:
+    def start(reporter: Reporter) -> RunReport:
         config = ImportConfig(
             sources=sources,
             endpoint=_endpoint(endpoint, dry_run),
@@ -128,9 +148,24 @@ def run(
             concurrency=concurrency,
             batch_mode=batch_mode,  # type: ignore[arg-type]
             dry_run=dry_run,
+            retry=RetryPolicy(on_ambiguous=on_ambiguous),  # type: ignore[arg-type]
             command=redact_argv(sys.argv),
         )
-        report = run_import(config, reporter, handle_signals=True)
+        return run_import(config, reporter, handle_signals=True)
+
+    _drive(start, quiet=quiet, verbose=verbose)
+
+
+def _drive(start: Callable[[Reporter], RunReport], *, quiet: bool, verbose: bool) -> NoReturn:
+    """Run one attempt with progress; print the summary; exit with the documented code."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    reporter = make_reporter(quiet)
+    try:
+        report = start(reporter)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
@@ -142,6 +177,93 @@ def run(
         click.echo(f"error: {report.error}", err=True)
     click.echo(summary_text(report.stats, report.run_dir, report.exit_code))
     sys.exit(report.exit_code)
+
+
+_quiet = click.option("--quiet", is_flag=True, help="No progress bar or progress lines.")
+_verbose = click.option("--verbose", is_flag=True, help="Log every request (never the key).")
+_api_key_option = click.option(
+    "--api-key", envvar="BRAZE_API_KEY", help="REST API key (or $BRAZE_API_KEY)."
+)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@_api_key_option
+@click.option("--rate", type=click.IntRange(min=0), help="Requests per minute (default: as run).")
+@click.option("--concurrency", type=click.IntRange(min=1), help="In flight (default: as run).")
+@_quiet
+@_verbose
+def resume(
+    run_dir: Path,
+    api_key: str | None,
+    rate: int | None,
+    concurrency: int | None,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Continue RUN_DIR after a crash, Ctrl-C or abort: send what has no final outcome yet."""
+    from importer.runs import resume_import
+
+    def start(reporter: Reporter) -> RunReport:
+        return resume_import(
+            run_dir,
+            api_key=_api_key(api_key, dry_run=False),
+            rate_per_minute=rate,
+            concurrency=concurrency,
+            reporter=reporter,
+            handle_signals=True,
+        )
+
+    _drive(start, quiet=quiet, verbose=verbose)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--mapping",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A corrected mapping (default: the parent run's).",
+)
+@click.option(
+    "--only", multiple=True, metavar="CODE", help="Retry only failures with this code (repeatable)."
+)
+@click.option(
+    "--run-dir",
+    "new_run_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory of the retry.",
+)
+@click.option("--endpoint", help="Base URL or instance (default: the parent run's).")
+@_api_key_option
+@_quiet
+@_verbose
+def retry(
+    run_dir: Path,
+    mapping: Path | None,
+    only: tuple[str, ...],
+    new_run_dir: Path | None,
+    endpoint: str | None,
+    api_key: str | None,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Re-send the records in RUN_DIR's failures.jsonl as a new run."""
+    from importer.runs import retry_import
+
+    def start(reporter: Reporter) -> RunReport:
+        return retry_import(
+            run_dir,
+            api_key=_api_key(api_key, dry_run=False),
+            mapping_path=mapping,
+            only=only,
+            run_dir=new_run_dir,
+            endpoint=resolve_endpoint(endpoint) if endpoint else None,
+            command=redact_argv(sys.argv),
+            reporter=reporter,
+            handle_signals=True,
+        )
+
+    _drive(start, quiet=quiet, verbose=verbose)
 
 
 def _endpoint(value: str | None, dry_run: bool) -> str:

@@ -53,6 +53,9 @@ class RetryPolicy:
     cap_s: float = 30.0
     request_timeout_s: float = 60.0
     max_rate_limit_waits: int = 50  # 429s tolerated for one request before it fails
+    # After a timeout or dropped connection the body may have been applied: "retry" resends
+    # (at-least-once, marked ambiguous in results.jsonl); "fail" records the rows as ambiguous.
+    on_ambiguous: Literal["retry", "fail"] = "retry"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,22 +18,13 @@ from importer.client import REDACTED
 from importer.errors import ConfigError
 from importer.models import ARRAYS, RowFailure
 from importer.sender import BatchResult
+from importer.state_lock import FileLock, Holder, open_private
 
 _RECORD_TEXT_LIMIT = 64 * 1024
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def default_run_dir(base: Path = Path("braze-runs")) -> Path:
     return base / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-
-
-def _open_private(path: Path, flags: int) -> int:
-    fd = os.open(path, flags | os.O_CREAT, 0o600)
-    os.fchmod(fd, 0o600)  # the mode given to open() is masked by the umask
-    return fd
 
 
 def _failure_line(failure: RowFailure) -> dict[str, Any]:
@@ -49,6 +40,7 @@ def _failure_line(failure: RowFailure) -> dict[str, Any]:
         "record": record,
         "objects": failure.objects,
         "attempts": failure.attempts,
+        **({"refused": failure.refused} if failure.refused else {}),
     }
 
 
@@ -68,15 +60,33 @@ def _result_line(result: BatchResult) -> dict[str, Any]:
         "latency_ms": round(result.latency_s * 1000, 1),
         "ambiguous": result.ambiguous,
         "split": result.split,
+        "rate_limited": result.rate_limited,
     }
 
 
+def repair_torn_tail(path: Path) -> None:
+    """Cut a last line a crash left without its newline, so appends start on a fresh line."""
+    if not path.exists():
+        return
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
 class Journal:
-    """Writes one run's files. Use as a context manager."""
+    """Writes one run's files and holds the run directory's lock. Use as a context manager."""
 
     def __init__(self, run_dir: Path, api_key: str) -> None:
         self.run_dir = run_dir
         self._secret = api_key.encode() if api_key else b""
+        self._results = self._failures = -1
+        self._lock = FileLock(run_dir / ".lock", guarded=run_dir, what="run directory")
+
+    @classmethod
+    def create(cls, run_dir: Path, api_key: str, manifest: dict[str, Any]) -> Journal:
+        """A new run: the directory must not exist or be empty. run.json is written first, so
+        a run killed at any later moment can be resumed."""
         try:
             run_dir.mkdir(parents=True, exist_ok=False, mode=0o700)
         except FileExistsError:
@@ -87,9 +97,28 @@ class Journal:
         except OSError as exc:
             raise ConfigError(f"cannot create run directory {run_dir}: {exc.strerror}") from None
         os.chmod(run_dir, 0o700)
+        journal = cls(run_dir, api_key)
+        journal._open(manifest.get("label", str(run_dir)))
+        journal.write_json("run.json", manifest)
+        return journal
+
+    @classmethod
+    def reopen(cls, run_dir: Path, api_key: str) -> Journal:
+        """An existing run (resume): lock it, cut torn tails, append."""
+        journal = cls(run_dir, api_key)
+        journal._open(str(run_dir))
+        for name in ("results.jsonl", "failures.jsonl"):
+            repair_torn_tail(run_dir / name)
+        return journal
+
+    def _open(self, label: str) -> None:
+        try:
+            self._lock.acquire(Holder.this_process(label))
+        except OSError as exc:
+            raise ConfigError(f"cannot lock run directory {self.run_dir}: {exc.strerror}") from None
         append = os.O_WRONLY | os.O_APPEND
-        self._results = _open_private(run_dir / "results.jsonl", append)
-        self._failures = _open_private(run_dir / "failures.jsonl", append)
+        self._results = open_private(self.run_dir / "results.jsonl", append)
+        self._failures = open_private(self.run_dir / "failures.jsonl", append)
 
     def __enter__(self) -> Journal:
         return self
@@ -102,6 +131,7 @@ class Journal:
             if fd >= 0:
                 os.close(fd)
         self._results = self._failures = -1
+        self._lock.release()
 
     def _scrub(self, data: bytes) -> bytes:
         return data.replace(self._secret, REDACTED.encode()) if self._secret else data
@@ -110,6 +140,10 @@ class Journal:
         os.write(fd, self._scrub(orjson.dumps(line, default=str) + b"\n"))
 
     def result(self, result: BatchResult) -> None:
+        """Failures first, then the result line: a crash between them leaves the batch's other
+        rows without an outcome (resent by resume), never a failure without its line."""
+        for failure in result.failures:
+            self.failure(failure)
         self._append(self._results, _result_line(result))
 
     def failure(self, failure: RowFailure) -> None:
@@ -119,7 +153,7 @@ class Journal:
         """Replace ``name`` atomically (write a temporary file, then rename)."""
         target = self.run_dir / name
         temporary = target.with_suffix(".tmp")
-        fd = _open_private(temporary, os.O_WRONLY | os.O_TRUNC)
+        fd = open_private(temporary, os.O_WRONLY | os.O_TRUNC)
         try:
             os.write(fd, self._scrub(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"))
             os.fsync(fd)

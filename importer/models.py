@@ -44,6 +44,9 @@ class RowFailure:
     record: Any  # the row as read (dict), or the raw text when it could not be parsed
     objects: dict[str, list[BrazeObject]] | None = None
     attempts: int = 0
+    # After a partial refusal: positions, within this row's objects, of the refused ones (so a
+    # retry re-sends only those).
+    refused: dict[str, list[int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,8 @@ class Batch:
 
     ``owners[array][i]`` is the index in ``items`` of the item that produced object ``i`` of that
     array in the body; Braze's ``errors[]`` entries (``input_array``, ``index``) map back by it.
+    ``merged[i]`` lists the further items whose attributes were merged into attributes object
+    ``i`` (same user, later rows win key by key).
     """
 
     number: int
@@ -86,6 +91,8 @@ class Batch:
     body: bytes
     owners: dict[str, tuple[int, ...]]
     part: str = ""  # "", or ".1", ".2.1", ... after splits
+    merged: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    attribute_users: frozenset[str] = frozenset()  # users whose attributes this request sets
 
     @property
     def label(self) -> str:

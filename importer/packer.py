@@ -1,7 +1,9 @@
 """Items -> Batch: group the objects of whole rows into requests within Braze's limits.
 
-Every object is serialised exactly once (orjson); a body is the join of those fragments, so its
-size is known before it exists and a request never crosses the object or byte limits.
+Every object is serialised once (orjson); a body is the join of those fragments, so its size is
+known before it exists and a request never crosses the object or byte limits. When several rows
+of one request update the same user's attributes, their attributes objects are merged into one
+(later rows win key by key): Braze may process two objects of one user in parallel.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class _Open:
     counts: list[int] = field(default_factory=lambda: [0, 0, 0])
     total: int = 0
     size: int = _ENVELOPE_BYTES
+    attribute_of_user: dict[str, int] = field(default_factory=dict)  # user -> attributes index
+    merged: dict[int, list[int]] = field(default_factory=dict)  # attributes index -> more owners
 
 
 class _Serialised:
@@ -45,6 +49,15 @@ class _Serialised:
         self.total = sum(self.counts)
         # One comma per fragment is an upper bound on the separators it adds.
         self.size = sum(len(f) for frags in self.fragments for f in frags) + self.total
+
+    def without_attributes(self) -> _Serialised:
+        """The same item once its attributes object was merged into another row's."""
+        rest = _Serialised.__new__(_Serialised)
+        rest.fragments = ([], self.fragments[1], self.fragments[2])
+        rest.counts = [0, self.counts[1], self.counts[2]]
+        rest.total = rest.counts[1] + rest.counts[2]
+        rest.size = sum(len(f) + 1 for frags in rest.fragments for f in frags)
+        return rest
 
 
 def _oversize(item: _Serialised, limits: BatchLimits) -> str | None:
@@ -86,12 +99,43 @@ def _close(batch: _Open, number: int, part: str = "") -> Batch:
     owners: dict[str, tuple[int, ...]] = {
         a: tuple(own) for a, own in zip(ARRAYS, batch.owners, strict=True) if own
     }
-    return Batch(number=number, items=tuple(batch.items), body=body, owners=owners, part=part)
+    return Batch(
+        number=number,
+        items=tuple(batch.items),
+        body=body,
+        owners=owners,
+        part=part,
+        merged={index: tuple(more) for index, more in batch.merged.items()},
+        attribute_users=frozenset(batch.attribute_of_user),
+    )
+
+
+def _merge_attributes(batch: _Open, index: int, item: Item) -> None:
+    """Fold the single attributes object of ``item`` into the batch's object for its user."""
+    owners = [batch.owners[0][index], *batch.merged.get(index, [])]
+    merged: dict[str, object] = {}
+    for owner in owners:
+        merged.update(batch.items[owner].attributes[0])
+    merged.update(item.attributes[0])
+    old = batch.fragments[0][index]
+    new = orjson.dumps(merged)
+    batch.fragments[0][index] = new
+    batch.size += len(new) - len(old)
+    batch.merged.setdefault(index, []).append(len(batch.items) - 1)
 
 
 def _add(batch: _Open, item: Item, serialised: _Serialised) -> None:
     index = len(batch.items)
     batch.items.append(item)
+    if serialised.counts[0] == 1:
+        earlier = batch.attribute_of_user.get(item.user)
+        if earlier is not None:
+            _merge_attributes(batch, earlier, item)
+            serialised = serialised.without_attributes()
+        else:
+            batch.attribute_of_user[item.user] = len(batch.fragments[0])
+    elif serialised.counts[0]:
+        batch.attribute_of_user.setdefault(item.user, len(batch.fragments[0]))
     for position, count in enumerate(serialised.counts):
         if count:
             batch.fragments[position].extend(serialised.fragments[position])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ class BatchResult:
     ambiguous: bool = False  # an attempt may have been applied before it was retried
     split: bool = False  # refused as a whole; its rows went on in two smaller requests
     accepted: dict[str, int] = field(default_factory=dict)  # objects Braze took, per array
+    rate_limited: int = 0  # 429s met on the way
 
 
 @dataclass(slots=True)
@@ -82,39 +84,52 @@ def _failure(
     )
 
 
+def _contributors(batch: Batch, array: str, index: int) -> list[tuple[int, int]]:
+    """The (item, position within that item's objects) pairs behind object ``index``."""
+    owners = batch.owners.get(array, ())
+    if not 0 <= index < len(owners):
+        return []
+    owner = owners[index]
+    first = owners.index(owner)
+    found = [(owner, index - first)]
+    if array == "attributes":
+        found.extend((more, 0) for more in batch.merged.get(index, ()))
+    return found
+
+
 def map_object_errors(
     batch: Batch, errors: tuple[ObjectError, ...], attempts: int
 ) -> tuple[tuple[Item, ...], tuple[RowFailure, ...]]:
     """Split a 2xx answer's rows into delivered and failed; a failure lists only refused objects."""
-    refused: dict[int, dict[str, list[tuple[int, str]]]] = {}
+    refused: dict[int, dict[str, dict[int, str]]] = {}
     for err in errors:
-        owners = batch.owners.get(err.array, ())
-        if 0 <= err.index < len(owners):
-            refused.setdefault(owners[err.index], {}).setdefault(err.array, []).append(
-                (err.index, err.type)
-            )
+        for item_index, position in _contributors(batch, err.array, err.index):
+            slots = refused.setdefault(item_index, {}).setdefault(err.array, {})
+            slots[position] = err.type
     if not refused:
         return batch.items, ()
-    body_objects = _objects_by_array(batch)
-    delivered, failed = [], []
-    for position, item in enumerate(batch.items):
-        by_array = refused.get(position)
+    delivered: list[Item] = []
+    failed: list[RowFailure] = []
+    for item_index, item in enumerate(batch.items):
+        by_array = refused.get(item_index)
         if by_array is None:
             delivered.append(item)
             continue
-        objects = {a: [body_objects[a][i] for i, _ in pairs] for a, pairs in by_array.items()}
-        reasons = "; ".join(f"{a}[{i}]: {t}" for a, pairs in by_array.items() for i, t in pairs)
+        objects = {a: [getattr(item, a)[p] for p in sorted(ps)] for a, ps in by_array.items()}
+        reasons = "; ".join(f"{a}[{p}]: {t}" for a, ps in by_array.items() for p, t in ps.items())
         failed.append(
-            _failure(item, "braze_rejected", f"Braze refused {reasons}", attempts, objects=objects)
+            RowFailure(
+                ref=item.ref,
+                stage="send",
+                error="braze_rejected",
+                message=f"Braze refused {reasons}",
+                record=item.record,
+                objects=objects,
+                attempts=attempts,
+                refused={a: sorted(ps) for a, ps in by_array.items()},
+            )
         )
     return tuple(delivered), tuple(failed)
-
-
-def _objects_by_array(batch: Batch) -> dict[str, list[BrazeObject]]:
-    out: dict[str, list[BrazeObject]] = {}
-    for array in batch.owners:
-        out[array] = [obj for item in batch.items for obj in getattr(item, array)]
-    return out
 
 
 class Sender:
@@ -158,13 +173,16 @@ class Sender:
         self.counters.in_flight += 1
         try:
             answer = await self._client.post(batch.body)
+            if answer.status != 429:
+                self._pacer.on_response(answer.headers, time.time())
             return answer, classify(answer)
         except RateLimited as exc:
             tries.rate_limited += 1
             self.counters.rate_limited += 1
             tries.last_error = str(exc)
-            self._pacer.pause(exc.wait_s)
+            self._pacer.on_rate_limited(exc.wait_s)
         except TransientError as exc:
+            self._pacer.on_no_answer()
             tries.transient += 1
             tries.last_error = str(exc)
             tries.only_unreachable &= isinstance(exc, Unreachable)
@@ -175,6 +193,13 @@ class Sender:
 
     async def _give_up(self, batch: Batch, tries: _Attempts) -> bool:
         """After a failed attempt: wait and return False to retry, or report and return True."""
+        if tries.ambiguous and self._policy.on_ambiguous == "fail":
+            message = f"Braze may or may not have applied this request: {tries.last_error}"
+            failures = tuple(
+                _failure(item, "ambiguous", message, tries.total) for item in batch.items
+            )
+            self._report(batch, None, tries, failures=failures)
+            return True
         exhausted = (
             tries.transient >= self._policy.attempts
             or tries.rate_limited > self._policy.max_rate_limit_waits
@@ -257,5 +282,6 @@ class Sender:
                 ambiguous=tries.ambiguous,
                 split=split,
                 accepted=accepted or {},
+                rate_limited=tries.rate_limited,
             )
         )

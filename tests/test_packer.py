@@ -6,9 +6,11 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from importer.client import ObjectError
 from importer.config import BatchLimits
 from importer.models import ARRAYS, Batch, Item, RowFailure, RowRef
 from importer.packer import pack, split
+from importer.sender import map_object_errors
 
 
 def _obj(user: int, n: int, pad: int) -> dict[str, object]:
@@ -109,3 +111,35 @@ def test_body_is_compact_json_without_empty_arrays() -> None:
     (batch,) = pack([row], BatchLimits(total=75, per_array=75))
     assert isinstance(batch, Batch)
     assert batch.body == b'{"attributes":[{"external_id":"1","a":"\xc3\xa9"}]}'
+
+
+def test_rows_of_one_user_in_one_request_share_one_attributes_object() -> None:
+    rows = [
+        Item(
+            RowRef("f", 2), {}, "external_id:a", attributes=({"external_id": "a", "x": 1, "y": 1},)
+        ),
+        Item(RowRef("f", 3), {}, "external_id:b", attributes=({"external_id": "b", "x": 5},)),
+        Item(
+            RowRef("f", 4),
+            {},
+            "external_id:a",
+            attributes=({"external_id": "a", "x": 2},),
+            events=({"external_id": "a", "name": "e"},),
+        ),
+    ]
+    (batch,) = pack(rows, BatchLimits(total=75, per_array=75))
+    assert isinstance(batch, Batch)
+    body = orjson.loads(batch.body)
+    assert body["attributes"] == [
+        {"external_id": "a", "x": 2, "y": 1},
+        {"external_id": "b", "x": 5},
+    ]
+    assert batch.owners["attributes"] == (0, 1) and batch.merged == {0: (2,)}
+    assert batch.owners["events"] == (2,)
+    assert batch.attribute_users == {"external_id:a", "external_id:b"}
+    # A refusal of the merged object fails both rows that made it, each with its own object.
+    _, failures = map_object_errors(batch, (ObjectError("attributes", 0, "bad"),), attempts=1)
+    assert sorted(f.ref.line for f in failures) == [2, 4]
+    by_line = {f.ref.line: f for f in failures}
+    assert by_line[4].objects == {"attributes": [{"external_id": "a", "x": 2}]}
+    assert by_line[4].refused == {"attributes": [0]}

@@ -1,0 +1,320 @@
+"""The three ways to start an attempt: ``run_import``, ``resume_import``, ``retry_import``.
+
+Each prepares everything that can fail before a byte is sent (exit 2), writes the manifest,
+runs the engine and writes the summary. ``run.json`` holds what a resume needs to redo the
+same run: settings (never the key), sources with size and fingerprint, the mapping's digest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from importer.config import ImportConfig, ReadOptions, RetryPolicy
+from importer.converter import Converter
+from importer.errors import ConfigError, ImporterError
+from importer.journal import Journal, default_run_dir
+from importer.mapping import Mapping, default_mapping, load_mapping
+from importer.pipeline import (
+    Engine,
+    Plan,
+    Reporter,
+    RowConverter,
+    RowSource,
+    RunReport,
+    StopSignals,
+    final_status,
+    loop_runner,
+    run_engine,
+)
+from importer.reader import Source, fingerprint, open_source, open_stream
+from importer.resume import read_manifest, read_outcomes
+from importer.retry import FailureSource, RetryConverter, parent_failures
+from importer.state_lock import utc_now
+
+
+def _read_options(config: ImportConfig, mapping: Mapping | None) -> ReadOptions:
+    options = config.read
+    if mapping is None:
+        return options
+    given = mapping.input
+    return ReadOptions(
+        format=options.format or given.format,
+        encoding=options.encoding if options.encoding != "utf-8" else given.encoding or "utf-8",
+        delimiter=options.delimiter or given.delimiter,
+        max_cell_bytes=given.max_cell_bytes or options.max_cell_bytes,
+    )
+
+
+def _converters(sources: Sequence[Source], mapping: Mapping | None) -> list[RowConverter]:
+    converters: list[RowConverter] = []
+    for source in sources:
+        if mapping is None:
+            converters.append(Converter(default_mapping(source.header, source.name)))
+            continue
+        if source.header is not None:
+            mapping.check_header(source.header, source.name)
+        converters.append(Converter(mapping))
+    return converters
+
+
+def _digest(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ConfigError(f"cannot read mapping {path}: {exc.strerror}") from None
+
+
+def _settings(config: ImportConfig) -> dict[str, Any]:
+    return {
+        "endpoint": config.endpoint,
+        "mapping": str(config.mapping_path.resolve()) if config.mapping_path else None,
+        "mapping_digest": _digest(config.mapping_path),
+        "read": {
+            "format": config.read.format,
+            "encoding": config.read.encoding,
+            "delimiter": config.read.delimiter,
+            "max_cell_bytes": config.read.max_cell_bytes,
+        },
+        "rate_per_minute": config.rate_per_minute,
+        "concurrency": config.concurrency,
+        "batch_mode": config.batch_mode,
+        "dry_run": config.dry_run,
+        "on_ambiguous": config.retry.on_ambiguous,
+    }
+
+
+def _source_entry(source: RowSource) -> dict[str, Any]:
+    path = getattr(source, "path", None) or source.name
+    absolute = None if source.name == "-" else str(Path(path).resolve())
+    return {
+        "name": source.name,
+        "path": absolute,
+        "format": getattr(source, "format", None),
+        "size": source.size,
+        "fingerprint": fingerprint(absolute) if absolute else None,
+    }
+
+
+def _close_all(sources: Sequence[RowSource]) -> None:
+    for source in sources:
+        with contextlib.suppress(OSError):
+            source.close()
+
+
+def _execute(
+    plan: Plan,
+    journal: Journal,
+    manifest: dict[str, Any],
+    reporter: Reporter | None,
+    handle_signals: bool,
+) -> RunReport:
+    with StopSignals() if handle_signals else contextlib.nullcontext() as signals:
+        return _attempt(plan, journal, manifest, reporter, signals)
+
+
+def _attempt(
+    plan: Plan,
+    journal: Journal,
+    manifest: dict[str, Any],
+    reporter: Reporter | None,
+    signals: StopSignals | None,
+) -> RunReport:
+    engine = Engine(plan, journal)
+    if reporter is not None:
+        reporter.started(journal.run_dir, engine.stats)
+    started_at = utc_now()
+    with loop_runner() as runner:
+        abort = runner.run(run_engine(engine, reporter, signals))
+    status, exit_code = final_status(engine, abort)
+    stats = engine.stats
+    stats.status = status
+    summary = stats.as_summary()
+    unsent = stats.rows_read - stats.delivered - stats.failed - stats.skipped_total
+    if unsent or status in ("interrupted", "aborted"):
+        summary["unsent"] = unsent  # resume sends these
+    journal.write_json("summary.json", summary)
+    attempt = {"started_at": started_at, "ended_at": utc_now(), "status": status}
+    manifest["attempts"] = [*manifest.get("attempts", []), attempt]
+    manifest |= {"status": status, "ended_at": attempt["ended_at"], "elapsed_s": stats.elapsed_s}
+    journal.write_json("run.json", manifest)
+    if reporter is not None:
+        reporter.progress(stats)
+    return RunReport(stats=stats, run_dir=journal.run_dir, exit_code=exit_code, error=abort)
+
+
+def _start(
+    config: ImportConfig,
+    sources: list[RowSource],
+    converters: list[RowConverter],
+    extra: dict[str, Any],
+    reporter: Reporter | None,
+    handle_signals: bool,
+) -> RunReport:
+    run_dir = config.run_dir or default_run_dir()
+    manifest = {
+        "command": list(config.command),
+        "settings": _settings(config),
+        "sources": [_source_entry(s) for s in sources],
+        "status": "running",
+        "started_at": utc_now(),
+        **extra,
+    }
+    with Journal.create(run_dir, config.api_key, manifest) as journal:
+        return _execute(
+            Plan(config, sources, converters), journal, manifest, reporter, handle_signals
+        )
+
+
+def run_import(
+    config: ImportConfig, reporter: Reporter | None = None, *, handle_signals: bool = False
+) -> RunReport:
+    """Import ``config.sources``. Raises ConfigError (exit 2) before sending; otherwise returns
+    a report whose ``exit_code`` follows the documented table."""
+    mapping = load_mapping(config.mapping_path) if config.mapping_path else None
+    options = _read_options(config, mapping)
+    sources: list[Source] = []
+    try:
+        for name in config.sources:
+            sources.append(open_source(name, options))
+        converters = _converters(sources, mapping)
+        return _start(config, list(sources), converters, {"kind": "run"}, reporter, handle_signals)
+    finally:
+        _close_all(sources)
+
+
+def _config_from(
+    manifest: dict[str, Any], api_key: str, run_dir: Path, **overrides: Any
+) -> ImportConfig:
+    settings = manifest["settings"]
+    mapping = settings.get("mapping")
+    config = ImportConfig(
+        sources=tuple(s["name"] for s in manifest.get("sources", [])),
+        endpoint=settings["endpoint"],
+        api_key=api_key,
+        mapping_path=Path(mapping) if mapping else None,
+        read=ReadOptions(**settings.get("read", {})),
+        run_dir=run_dir,
+        rate_per_minute=settings.get("rate_per_minute", 50_000),
+        concurrency=settings.get("concurrency", 100),
+        batch_mode=settings.get("batch_mode", "combined"),
+        dry_run=bool(settings.get("dry_run")),
+        retry=RetryPolicy(on_ambiguous=settings.get("on_ambiguous", "retry")),
+        command=tuple(manifest.get("command", ())),
+    )
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _unchanged(entry: dict[str, Any]) -> Path:
+    """The source's path, after checking it is the file the run started with."""
+    name, path = entry.get("name"), entry.get("path")
+    if not path:
+        raise ConfigError(f"source {name!r} was read from stdin and cannot be resumed")
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise ConfigError(f"source {name} ({path}) is gone: {exc.strerror}") from None
+    if size != entry.get("size") or fingerprint(path) != entry.get("fingerprint"):
+        raise ConfigError(
+            f"source {name} changed since the run started (size {entry.get('size')} -> {size} "
+            "or different content); resume refuses to guess which rows were sent"
+        )
+    return Path(path)
+
+
+def _check_mapping(config: ImportConfig, manifest: dict[str, Any]) -> Mapping | None:
+    if config.mapping_path is None:
+        return None
+    if _digest(config.mapping_path) != manifest["settings"].get("mapping_digest"):
+        raise ConfigError(
+            f"mapping {config.mapping_path} changed since the run started; resume it with the "
+            "mapping it started with, or use `braze-import retry --mapping` for corrected rows"
+        )
+    return load_mapping(config.mapping_path)
+
+
+def _reopen(
+    manifest: dict[str, Any], config: ImportConfig, mapping: Mapping | None
+) -> tuple[list[RowSource], list[RowConverter]]:
+    if manifest.get("kind") == "retry":
+        entry = manifest["sources"][0]
+        parent = manifest["retry_of"]
+        source = FailureSource(_unchanged(entry), parent.get("only", ()))
+        parent_manifest = read_manifest(Path(parent["run_dir"]))
+        formats = {s["name"]: s.get("format") for s in parent_manifest.get("sources", [])}
+        return [source], [RetryConverter(source, mapping, formats)]
+    options = _read_options(config, mapping)
+    sources: list[Source] = []
+    try:
+        for entry in manifest.get("sources", []):
+            path = _unchanged(entry)
+            stream = path.open("rb")
+            sources.append(
+                open_stream(entry["name"], stream, options, size=entry["size"], owns_stream=True)
+            )
+        return list(sources), _converters(sources, mapping)
+    except ImporterError:
+        _close_all(sources)
+        raise
+
+
+def resume_import(
+    run_dir: Path,
+    *,
+    api_key: str,
+    rate_per_minute: int | None = None,
+    concurrency: int | None = None,
+    reporter: Reporter | None = None,
+    handle_signals: bool = False,
+) -> RunReport:
+    """Continue an interrupted or aborted run: send every record without a final outcome."""
+    manifest = read_manifest(run_dir)
+    config = _config_from(
+        manifest, api_key, run_dir, rate_per_minute=rate_per_minute, concurrency=concurrency
+    )
+    mapping = _check_mapping(config, manifest)
+    sources, converters = _reopen(manifest, config, mapping)
+    try:
+        with Journal.reopen(run_dir, api_key) as journal:
+            outcomes = read_outcomes(run_dir)  # under the lock: nobody else is appending
+            plan = Plan(config, sources, converters, outcomes, manifest.get("elapsed_s", 0.0))
+            return _execute(plan, journal, manifest, reporter, handle_signals)
+    finally:
+        _close_all(sources)
+
+
+def retry_import(
+    parent: Path,
+    *,
+    api_key: str,
+    mapping_path: Path | None = None,
+    only: Sequence[str] = (),
+    run_dir: Path | None = None,
+    endpoint: str | None = None,
+    command: Sequence[str] = (),
+    reporter: Reporter | None = None,
+    handle_signals: bool = False,
+) -> RunReport:
+    """Re-send the records of ``parent``'s failures.jsonl as a new run."""
+    parent_manifest = read_manifest(parent)
+    source = FailureSource(parent_failures(parent), only)
+    config = _config_from(
+        parent_manifest | {"sources": [{"name": source.name}], "command": list(command)},
+        api_key,
+        run_dir or default_run_dir(),
+        endpoint=endpoint,
+        mapping_path=mapping_path,
+        dry_run=False,
+    )
+    mapping = load_mapping(config.mapping_path) if config.mapping_path else None
+    formats = {s["name"]: s.get("format") for s in parent_manifest.get("sources", [])}
+    converter = RetryConverter(source, mapping, formats)
+    extra = {"kind": "retry", "retry_of": {"run_dir": str(parent.resolve()), "only": list(only)}}
+    return _start(config, [source], [converter], extra, reporter, handle_signals)
