@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench bench-rate bench-memory clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 2; }
@@ -28,7 +28,14 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench.py --scenario throughput
+
+bench-rate: $(STAMP)
+	$(BIN)/python scripts/bench.py --scenario ceiling
+	$(BIN)/python scripts/bench.py --scenario shared --rows 400000
+
+bench-memory: $(STAMP)
+	$(BIN)/python scripts/bench.py --scenario memory --rows 10000000
 
 clean:
 	rm -rf $(VENV) braze-runs .pytest_cache .mypy_cache .ruff_cache build *.egg-info bench-data

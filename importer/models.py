@@ -120,6 +120,8 @@ class ImportStats:
     bytes_read: int = 0
     bytes_total: int | None = None
     elapsed_s: float = 0.0
+    rate_limit_wait_s: float = 0.0  # time every worker stood still on the server's word
+    waiting_until: float | None = None  # epoch seconds, during a long server-requested wait
     status: str = "running"
 
     @property
@@ -143,5 +145,7 @@ class ImportStats:
             "ambiguous": self.ambiguous,
             "elapsed_s": elapsed,
             "rows_per_s": round(self.rows_read / elapsed, 1) if elapsed > 0 else 0.0,
+            "requests_per_s": round(self.requests / elapsed, 1) if elapsed > 0 else 0.0,
+            "rate_limit_wait_s": round(self.rate_limit_wait_s, 3),
             "status": self.status,
         }

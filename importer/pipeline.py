@@ -85,6 +85,7 @@ class Engine:
         self.stats = ImportStats(bytes_total=total)
         self.stopping = False
         self.sender: Sender | None = None
+        self.pacer: Pacer | None = None
 
     # -- accounting -------------------------------------------------------------------------
     def fail(self, failure: RowFailure) -> None:
@@ -154,11 +155,14 @@ class Engine:
             self.stats.retries = earlier.retries + counters.retries
             self.stats.rate_limited = earlier.rate_limited + counters.rate_limited
             self.stats.ambiguous = earlier.ambiguous + counters.ambiguous
+        if self.pacer is not None:
+            self.stats.rate_limit_wait_s = self.pacer.waited_s
+            self.stats.waiting_until = self.pacer.long_wait_until
 
 
 async def _send_all(engine: Engine, client: BrazeClient) -> None:
     config = engine.config
-    pacer = Pacer(config.rate_per_minute)
+    engine.pacer = pacer = Pacer(config.rate_per_minute)
     engine.sender = sender = Sender(client, pacer, config.retry, engine.on_result)
     order = UserOrder()
     Claim = tuple[Batch, list[asyncio.Future[None]], asyncio.Future[None]]

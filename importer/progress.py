@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,12 +24,19 @@ def _rates(stats: ImportStats) -> tuple[float, float]:
     return stats.rows_read / elapsed, stats.requests / elapsed
 
 
+def _waiting(stats: ImportStats) -> str:
+    if stats.waiting_until is None:
+        return ""
+    until = datetime.fromtimestamp(stats.waiting_until).strftime("%H:%M:%S")
+    return f", rate limit spent: waiting until {until} as the server asked"
+
+
 def status_line(stats: ImportStats) -> str:
     rows_s, requests_s = _rates(stats)
     return (
         f"{stats.rows_read:,} rows read ({rows_s:,.0f}/s), {stats.requests:,} requests "
         f"({requests_s:,.0f}/s), {stats.delivered:,} delivered, {stats.failed:,} failed, "
-        f"{stats.retries:,} retries"
+        f"{stats.retries:,} retries" + _waiting(stats)
     )
 
 
@@ -57,7 +65,7 @@ class BarReporter:
         rows_s, requests_s = _rates(stats)
         self._bar.set_postfix_str(
             f"{rows_s:,.0f} rows/s {requests_s:,.0f} req/s ok {stats.delivered:,} "
-            f"failed {stats.failed:,} retries {stats.retries:,}",
+            f"failed {stats.failed:,} retries {stats.retries:,}" + _waiting(stats),
             refresh=False,
         )
         if stats.status != "running":
@@ -73,6 +81,7 @@ class LogReporter:
 
     def __init__(self) -> None:
         self._last = 0.0
+        self._waiting_until: float | None = None
 
     def started(self, run_dir: Path, stats: ImportStats) -> None:
         click.echo(f"run directory: {run_dir}", err=True)
@@ -80,7 +89,9 @@ class LogReporter:
 
     def progress(self, stats: ImportStats) -> None:
         now = time.monotonic()
-        if now - self._last >= LOG_EVERY_S:
+        waiting_changed = stats.waiting_until != self._waiting_until
+        self._waiting_until = stats.waiting_until
+        if now - self._last >= LOG_EVERY_S or (waiting_changed and stats.waiting_until):
             self._last = now
             click.echo(status_line(stats), err=True)
 
@@ -124,8 +135,10 @@ def summary_text(stats: ImportStats, run_dir: Path, exit_code: int) -> str:
         + (f" ({skipped})" if skipped else ""),
         f"objects sent: {sent['attributes']:,} attributes, {sent['events']:,} events, "
         f"{sent['purchases']:,} purchases in {stats.requests:,} requests "
-        f"({stats.retries:,} retries, {stats.rate_limited:,} rate-limited, "
-        f"{stats.ambiguous:,} ambiguous)",
+        f"({stats.retries:,} retries, {stats.ambiguous:,} ambiguous)",
+        f"rate: {stats.requests / max(stats.elapsed_s, 1e-9):,.0f} requests/s achieved, "
+        f"{stats.rate_limited:,} answered 429, {stats.rate_limit_wait_s:,.1f} s waiting on the "
+        "rate limit",
         f"run directory: {run_dir}",
         f"exit {exit_code}: {EXIT_MEANINGS.get(exit_code, '')}",
     ]
