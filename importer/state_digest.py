@@ -1,0 +1,138 @@
+"""What the delivery state remembers, reduced to digests.
+
+- A user is the identifier Braze resolves an object by (§4.1 of the Braze facts): the primary
+  identifier (``external_id``, ``user_alias``, ``braze_id``) when there is one, else ``email``,
+  else ``phone``. Beside a primary, ``email`` and ``phone`` are ordinary attribute values, so they
+  are compared like any other attribute. The user's key is that identifier as text behind a
+  one-letter tag (``x`` external_id, ``b`` braze_id, ``a`` alias, ``m`` email, ``p`` phone): the
+  text itself, not a hash, so there are no collisions, and a nightly export sorted by customer
+  number reads and writes neighbouring pages of the file.
+- An attribute value is remembered as 8 bytes of BLAKE2b over its canonical JSON; a digest is
+  compared only with the same user's earlier value of the same key, so a false match needs a 2⁻⁶⁴
+  accident. ``null`` is remembered as ``UNSET``.
+- Operator values (``{"inc": 1}``, ``{"add": [...]}``, ``{"$add": [...]}``, ...) are not values:
+  sending one twice changes the profile twice. They have no digest: always sent, never remembered,
+  and delivering one forgets what was remembered for that key (its value is no longer known).
+- An event or purchase is remembered by an 8-byte fingerprint of its defining fields, stored under
+  its user's number: the user is part of the key, so a false "already sent" needs a 2⁻⁶⁴ accident
+  among that one user's events.
+- The digest of a whole attributes object (8 bytes) recognises an unchanged user with one hash
+  instead of one per attribute: the common case of a nightly re-export.
+"""
+
+from __future__ import annotations
+
+import struct
+from hashlib import blake2b
+from typing import Any
+
+import orjson
+
+from importer.models import BrazeObject
+
+UNSET = bytes(8)  # the digest of null: the attribute was unset
+DIGEST_BYTES = 8
+USER_NUMBER_BYTES = 5  # big-endian, so a user's events sit together in the delivered table
+
+# Keys that steer how Braze applies an object; kept whenever any attribute of it is sent.
+ALWAYS_KEPT = frozenset({"_update_existing_only", "_merge_objects", "push_token_import"})
+_OPERATORS = frozenset({"inc", "add", "remove", "$add", "$remove", "$update"})
+_SORTED = orjson.OPT_SORT_KEYS
+_SEP = "\x1f"  # unit separator, between alias label and name
+
+Identity = tuple[str, str]  # (the key identifying the object, the user's key)
+
+
+def identity_of(obj: BrazeObject) -> Identity | None:
+    """Which user an object belongs to, by Braze's resolution rules; None when it names nobody."""
+    value = obj.get("external_id")
+    if value is not None and value != "":
+        return "external_id", f"x{value}"
+    value = obj.get("braze_id")
+    if value is not None and value != "":
+        return "braze_id", f"b{value}"
+    alias = obj.get("user_alias")
+    if alias is not None:
+        if type(alias) is not dict:
+            return None
+        return "user_alias", f"a{alias.get('alias_label')}{_SEP}{alias.get('alias_name')}"
+    value = obj.get("email")
+    if value is not None and value != "":
+        return "email", f"m{value}"
+    value = obj.get("phone")
+    if value is not None and value != "":
+        return "phone", f"p{value}"
+    return None
+
+
+def delivered_key(user_number: int, fingerprint: bytes) -> bytes:
+    return user_number.to_bytes(USER_NUMBER_BYTES, "big") + fingerprint
+
+
+def is_operator(value: Any) -> bool:
+    return type(value) is dict and not _OPERATORS.isdisjoint(value)
+
+
+def value_digest(value: Any) -> bytes | None:
+    """The remembered form of an attribute value; None when it cannot be compared (operators)."""
+    if value is None:
+        return UNSET
+    if type(value) is dict and not _OPERATORS.isdisjoint(value):  # is_operator, inlined: hot
+        return None
+    try:
+        data = orjson.dumps(value, option=_SORTED)
+    except orjson.JSONEncodeError:
+        return None  # not JSON we can canonicalise (e.g. an int beyond 64 bits): always send
+    return blake2b(data, digest_size=DIGEST_BYTES).digest()
+
+
+def whole_digest(obj: BrazeObject) -> bytes | None:
+    """One digest of a whole attributes object, identifiers included."""
+    try:
+        data = orjson.dumps(obj, option=_SORTED)
+    except orjson.JSONEncodeError:
+        return None
+    return blake2b(data, digest_size=DIGEST_BYTES).digest()
+
+
+def event_fingerprint(obj: BrazeObject) -> bytes | None:
+    """Name, time and properties; the user is part of the stored key."""
+    return _fingerprint(("e", obj.get("name"), obj.get("time"), obj.get("properties") or {}))
+
+
+def purchase_fingerprint(obj: BrazeObject) -> bytes | None:
+    fields = (
+        "p",
+        obj.get("product_id"),
+        obj.get("time"),
+        obj.get("properties") or {},
+        obj.get("price"),
+        obj.get("currency"),
+        obj.get("quantity", 1),  # Braze's default: an absent quantity is one
+    )
+    return _fingerprint(fields)
+
+
+def _fingerprint(fields: tuple[Any, ...]) -> bytes | None:
+    try:
+        data = orjson.dumps(fields, option=_SORTED)
+    except orjson.JSONEncodeError:
+        return None  # cannot be fingerprinted: always sent, never remembered
+    return blake2b(data, digest_size=DIGEST_BYTES).digest()
+
+
+# --- one user's remembered attribute digests, packed in one blob --------------------------------
+# 12 bytes per attribute: the attribute name's id (names table) and the value digest.
+
+_ENTRY = struct.Struct("<I8s")
+
+
+def decode_values(blob: bytes | None) -> dict[int, bytes]:
+    if not blob:
+        return {}
+    return dict(_ENTRY.iter_unpack(blob))
+
+
+def encode_values(values: dict[int, bytes]) -> bytes:
+    pack = _ENTRY.pack
+    return b"".join([pack(name_id, digest) for name_id, digest in values.items()])
