@@ -82,6 +82,8 @@ class ImportConfig:
     dry_run: bool = False
     retry: RetryPolicy = RetryPolicy()
     command: tuple[str, ...] = ()  # argv as typed, for run.json (the key is never in it)
+    state_path: Path | None = None  # --state: send only what changed since the last delivery
+    max_failed_ratio: float | None = None  # abort when more than this share of records failed
 
     @property
     def limits(self) -> BatchLimits:

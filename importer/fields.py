@@ -19,6 +19,7 @@ from typing import Any, Final
 import orjson
 
 from importer.errors import RecordError
+from importer.reader_jsonl import MAX_DEPTH, json_depth
 
 Record = dict[str, Any]
 ValueConverter = Callable[[Any], Any]
@@ -124,11 +125,15 @@ def boolean_converter(
 
 def to_json(value: Any) -> Any:
     if type(value) is not str:
-        return value  # JSONL: already parsed
+        return value  # JSONL: already parsed (and its depth checked by the reader)
     try:
-        return orjson.loads(value)
+        parsed = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise RecordError("invalid_json", f"{show(value)} is not valid JSON: {exc}") from None
+    # orjson reads 1024 levels but writes only 254: refuse what the packer could not send.
+    if value.count("[") + value.count("{") > MAX_DEPTH and json_depth(parsed) > MAX_DEPTH:
+        raise RecordError("too_deep", f"{show(value)} is nested deeper than {MAX_DEPTH} levels")
+    return parsed
 
 
 def array_converter(separator: str) -> ValueConverter:

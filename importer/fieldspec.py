@@ -16,6 +16,7 @@ from typing import Any
 from importer import fields, timefields
 from importer.errors import RecordError
 from importer.fields import OMIT, FieldReader, ValueConverter
+from importer.reader_jsonl import MAX_DEPTH, json_depth
 from importer.tomlkeys import KeyPath, MappingDoc, did_you_mean, dotted
 
 TYPES = ("string", "integer", "float", "boolean", "time", "date", "array", "json")
@@ -244,6 +245,8 @@ def _convert_literal(
 ) -> Any:
     """A ``value`` or ``default`` converted once, at load time; None: sent as written."""
     plain = _plain(value)
+    if type(plain) in (list, dict) and json_depth(plain) > MAX_DEPTH:
+        doc.fail(where, f"the literal is nested deeper than {MAX_DEPTH} levels")
     if convert is None:
         return plain
     try:

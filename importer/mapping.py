@@ -24,6 +24,7 @@ from importer.errors import MappingError
 from importer.fields import OMIT, field_reader
 from importer.fieldspec import IDENTITY_OPTIONS, CompiledField, check_keys, compile_field, expect
 from importer.models import ArrayName
+from importer.reader import MAX_CELL_BYTES_LIMIT
 from importer.tomlkeys import KeyPath, MappingDoc, did_you_mean
 
 IDENTIFIERS = ("external_id", "braze_id", "email", "phone")  # also the default-mapping priority
@@ -101,6 +102,8 @@ class Mapping:
 
     def check_header(self, header: Sequence[str], source: str) -> None:
         """Raise MappingError if a column the mapping reads is not in ``header``."""
+        if not header:
+            return  # an empty file: no header to check, and no rows to read either
         present = set(header)
         missing: dict[str, CompiledField] = {}
         for item in self.fields():
@@ -120,8 +123,8 @@ class Mapping:
 
 
 def load_mapping(path: Path) -> Mapping:
-    """Read and compile a mapping file. The one seam where OSError, UnicodeDecodeError and
-    tomllib.TOMLDecodeError become MappingError."""
+    """Read and compile a mapping file. The one seam where OSError, UnicodeDecodeError,
+    tomllib.TOMLDecodeError and RecursionError (absurd nesting) become MappingError."""
     name = str(path)
     try:
         data = path.read_bytes()
@@ -142,6 +145,8 @@ def load_mapping(path: Path) -> Mapping:
         line, column = (int(found[1]), int(found[2])) if found else (0, 0)
         reason = _TOML_POSITION.sub("", message)
         raise MappingError(f"invalid TOML: {reason}", path=name, line=line, column=column) from None
+    except RecursionError:
+        raise MappingError("invalid TOML: arrays or tables nested too deeply", path=name) from None
     return compile_mapping(MappingDoc(name, text), document)
 
 
@@ -183,8 +188,10 @@ def _input(doc: MappingDoc, value: Any) -> InputSettings:
         for index, item in enumerate(nulls):
             expect(doc, ("input", "null_values", index), item, str)
     size = table.get("max_cell_bytes")
-    if size is not None and expect(doc, ("input", "max_cell_bytes"), size, int) <= 0:
-        doc.fail(("input", "max_cell_bytes"), f"expected a positive number of bytes, got {size}")
+    where: KeyPath = ("input", "max_cell_bytes")
+    if size is not None and not 1 <= expect(doc, where, size, int) <= MAX_CELL_BYTES_LIMIT:
+        limit = f"{MAX_CELL_BYTES_LIMIT} (1 GiB)"
+        doc.fail(where, f"expected a positive number of bytes up to {limit}, got {size}")
     return InputSettings(fmt, encoding, delimiter, tuple(nulls) if nulls else None, size)
 
 
@@ -292,8 +299,9 @@ def default_mapping(header: Sequence[str] | None, source: str) -> Mapping:
 
     CSV: the identifier is the first of external_id, braze_id, email, phone in the header; every
     other (non-blank) column is a string attribute of the same name, empty cells omitted.
-    JSONL (``header`` None): each line is a Braze-shaped fragment or a flat object."""
-    if header is None:
+    JSONL (``header`` None): each line is a Braze-shaped fragment or a flat object.
+    An empty CSV (no header at all) has no rows: it gets that same mapping, which never runs."""
+    if not header:
         return Mapping(None, InputSettings(), None)
     key = next((name for name in IDENTIFIERS if name in header), None)
     if key is None:

@@ -121,6 +121,8 @@ class ImportStats:
     bytes_total: int | None = None
     elapsed_s: float = 0.0
     rate_limit_wait_s: float = 0.0  # time every worker stood still on the server's word
+    attributes_unchanged: int = 0  # --state: attribute values left out, equal to the last sent
+    events_already_sent: int = 0  # --state: events and purchases left out, already delivered
     waiting_until: float | None = None  # epoch seconds, during a long server-requested wait
     status: str = "running"
 
@@ -147,5 +149,7 @@ class ImportStats:
             "rows_per_s": round(self.rows_read / elapsed, 1) if elapsed > 0 else 0.0,
             "requests_per_s": round(self.requests / elapsed, 1) if elapsed > 0 else 0.0,
             "rate_limit_wait_s": round(self.rate_limit_wait_s, 3),
+            "attributes_unchanged": self.attributes_unchanged,
+            "events_already_sent": self.events_already_sent,
             "status": self.status,
         }

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from importer.client import BrazeClient
 from importer.config import ImportConfig
+from importer.delta import DeltaStage
 from importer.errors import AbortError
 from importer.journal import Journal
 from importer.limiter import Pacer
@@ -26,9 +27,11 @@ from importer.ordering import UserOrder
 from importer.packer import pack
 from importer.resume import Outcomes
 from importer.sender import BatchResult, Sender
+from importer.state import DeliveryState
 
 log = logging.getLogger("importer")
 DRAIN_TIMEOUT_S = 30.0  # after a stop signal, how long requests in flight may take to finish
+FAILED_RATIO_MINIMUM = 1_000  # --max-failed-ratio judges only after this many outcomes
 
 
 class Reporter(Protocol):
@@ -71,6 +74,7 @@ class Plan:
     converters: list[RowConverter]
     outcomes: Outcomes = field(default_factory=Outcomes)  # from earlier attempts (resume)
     earlier_elapsed_s: float = 0.0
+    state: DeliveryState | None = None  # --state: send only what changed
 
 
 class Engine:
@@ -84,20 +88,42 @@ class Engine:
         total = None if None in sizes else sum(s or 0 for s in sizes)
         self.stats = ImportStats(bytes_total=total)
         self.stopping = False
+        self.abort_reason: str | None = None
         self.sender: Sender | None = None
         self.pacer: Pacer | None = None
+        self.delta = DeltaStage(plan.state) if plan.state is not None else None
 
     # -- accounting -------------------------------------------------------------------------
     def fail(self, failure: RowFailure) -> None:
         self.stats.failed += 1
         self.journal.failure(failure)
+        self._check_failed_ratio()
+
+    def _check_failed_ratio(self) -> None:
+        """--max-failed-ratio: a broken export must not burn the rate limit."""
+        limit = self.config.max_failed_ratio
+        if limit is None or self.abort_reason is not None:
+            return
+        stats = self.stats
+        decided = stats.delivered + stats.failed + stats.skipped_total
+        if decided >= FAILED_RATIO_MINIMUM and stats.failed > limit * decided:
+            self.abort_reason = (
+                f"{stats.failed:,} of {decided:,} records failed "
+                f"({stats.failed / decided:.1%} > --max-failed-ratio {limit:g}); "
+                "fix the export or mapping, then resume"
+            )
+            self.stopping = True
 
     def on_result(self, result: BatchResult) -> None:
         self.journal.result(result)  # writes the batch's failures first
+        if self.delta is not None:
+            self.delta.answered(result)
         self.stats.delivered += len(result.delivered)
         self.stats.failed += len(result.failures)
         for array, count in result.accepted.items():
             self.stats.objects_sent[array] += count
+        if result.failures:
+            self._check_failed_ratio()
         log.debug(
             "batch %s: HTTP %s after %d attempt(s) in %.0f ms: %d delivered, %d failed",
             result.batch.label,
@@ -109,13 +135,15 @@ class Engine:
         )
 
     def dry_result(self, batch: Batch) -> None:
+        if self.delta is not None:
+            self.delta.unsent(batch.items)
         self.stats.requests += 1
         self.stats.delivered += len(batch.items)
         for array in ARRAYS:
             self.stats.objects_sent[array] += batch.count(array)
 
     # -- production -------------------------------------------------------------------------
-    def items(self) -> Iterator[Item]:
+    def _converted(self) -> Iterator[Item | RowSkipped]:
         outcomes = self.plan.outcomes
         for source, converter in zip(self.plan.sources, self.plan.converters, strict=True):
             for row in source.rows():
@@ -131,12 +159,20 @@ class Engine:
                     self.fail(row)
                 else:
                     out = converter.convert(row)
-                    if isinstance(out, Item):
-                        yield out
-                    elif isinstance(out, RowSkipped):
-                        self.stats.skip(out.reason)
-                    else:
+                    if isinstance(out, RowFailure):
                         self.fail(out)
+                    else:
+                        yield out
+
+    def items(self) -> Iterator[Item]:
+        converted = self._converted()
+        if self.delta is not None:
+            converted = self.delta.filter(converted)
+        for out in converted:
+            if isinstance(out, Item):
+                yield out
+            else:
+                self.stats.skip(out.reason)
 
     def batches(self) -> Iterator[Batch]:
         first = self.plan.outcomes.last_batch + 1
@@ -155,6 +191,9 @@ class Engine:
             self.stats.retries = earlier.retries + counters.retries
             self.stats.rate_limited = earlier.rate_limited + counters.rate_limited
             self.stats.ambiguous = earlier.ambiguous + counters.ambiguous
+        if self.delta is not None:
+            self.stats.attributes_unchanged = self.delta.counts.attributes_unchanged
+            self.stats.events_already_sent = self.delta.counts.events_already_sent
         if self.pacer is not None:
             self.stats.rate_limit_wait_s = self.pacer.waited_s
             self.stats.waiting_until = self.pacer.long_wait_until
@@ -284,11 +323,11 @@ async def run_engine(
         ticker.cancel()
         engine.refresh()
         engine.stats.elapsed_s = engine.plan.earlier_elapsed_s + time.monotonic() - started
-    return abort
+    return abort or engine.abort_reason
 
 
 def final_status(engine: Engine, abort: str | None) -> tuple[str, int]:
-    if abort is not None:
+    if abort is not None or engine.abort_reason is not None:
         return "aborted", AbortError.exit_code
     if engine.stopping:
         return "interrupted", 130

@@ -36,6 +36,9 @@ EXTENSIONS: dict[str, Format] = {
     ".ndjson": "jsonl",
 }
 FINGERPRINT_SPAN = 1024 * 1024
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # (UTF-32 LE starts with the first one too)
+# Past this a cell is not data but a broken file; it also keeps csv.field_size_limit in a C long.
+MAX_CELL_BYTES_LIMIT = 1024**3
 # The characters the line and CSV layers look for must be single bytes, as in ASCII.
 _ASCII_PROBE = '\n\r,;\t|"{}[]:+-.0123456789 azAZ\\'
 
@@ -130,8 +133,11 @@ def open_stream(
         delimiter = "\t"
     if delimiter is not None and (len(delimiter) != 1 or delimiter in '"\r\n'):
         raise InputError(f"delimiter {delimiter!r} must be one character (not a quote or newline)")
-    if options.max_cell_bytes < 1:
-        raise InputError(f"max_cell_bytes must be at least 1, not {options.max_cell_bytes}")
+    if not 1 <= options.max_cell_bytes <= MAX_CELL_BYTES_LIMIT:
+        raise InputError(
+            f"max_cell_bytes must be from 1 to {MAX_CELL_BYTES_LIMIT} (1 GiB), "
+            f"not {options.max_cell_bytes}"
+        )
     max_line = 16 * options.max_cell_bytes + 64 * 1024
     gzip_hint = name.lower().endswith(".gz")
     try:
@@ -140,6 +146,14 @@ def open_stream(
         )
     except OSError as exc:
         raise InputError(f"cannot read {name}: {exc}") from None
+    # Excel's "Unicode text" export: its header could never be read (every other byte is a
+    # NUL), so say why. (A JSONL file in UTF-16 fails line by line instead, as bad bytes do.)
+    if fmt == "csv" and lines.head(2) in UTF16_BOMS:
+        lines.close()
+        raise InputError(
+            f"{name} is UTF-16 (it starts with a UTF-16 byte order mark): save it as UTF-8, "
+            "or convert it, e.g. iconv -f UTF-16 -t UTF-8"
+        )
     parser: CsvParser | JsonlParser
     if fmt == "csv":
         parser = CsvParser(
@@ -170,6 +184,8 @@ def check_encoding(name: str) -> str:
         raise InputError(f"unknown encoding {name!r} (try utf-8, cp1252 or latin-1)") from None
     if codec.name == "utf-8-sig":
         return "utf-8"  # a BOM is stripped anyway
+    if codec.name.endswith("escape"):  # (raw-)unicode-escape: "\ud800" is a lone surrogate
+        raise InputError(f"encoding {name!r} is not supported: convert the file to UTF-8")
     try:
         ascii_compatible = _ASCII_PROBE.encode(codec.name) == _ASCII_PROBE.encode("ascii")
     except (UnicodeError, LookupError):
@@ -201,4 +217,11 @@ def _base_name(name: str) -> str:
     return name[:-3] if name.lower().endswith(".gz") else name
 
 
-__all__ = ["DELIMITERS", "Source", "fingerprint", "open_source", "open_stream"]
+__all__ = [
+    "DELIMITERS",
+    "MAX_CELL_BYTES_LIMIT",
+    "Source",
+    "fingerprint",
+    "open_source",
+    "open_stream",
+]

@@ -233,7 +233,9 @@ class CsvParser:
             raise InputError(f"{self.name}: the header is unusable: {issue.message}{hint}")
         self.header = tuple(cell.strip() for cell in cells)
         self._start = end + 1
-        duplicates = sorted({name for name in self.header if self.header.count(name) > 1})
+        # Unnamed columns (Excel's trailing separators) are never read: they may repeat.
+        header = self.header
+        duplicates = sorted({name for name in header if name and header.count(name) > 1})
         if duplicates:
             names = ", ".join(repr(name) for name in duplicates)
             raise InputError(f"{self.name}: duplicate column names in the header: {names}")

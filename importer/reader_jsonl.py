@@ -40,7 +40,7 @@ def _no_constant(text: str) -> Any:
     raise _BadNumber(f"{text} is not a number JSON allows")
 
 
-def _depth(value: Any) -> int:
+def json_depth(value: Any) -> int:
     """Nesting depth of containers (an empty object counts 1), without recursion."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -92,7 +92,7 @@ class JsonlParser:
             kind = type(value).__name__.replace("NoneType", "null")
             message = f"line {number}: a JSON {kind}, not an object"
             return self._fail(number, "not_an_object", message, raw)
-        if data.count(b"{") + data.count(b"[") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        if data.count(b"{") + data.count(b"[") > MAX_DEPTH and json_depth(value) > MAX_DEPTH:
             message = f"line {number}: nested deeper than {MAX_DEPTH} levels"
             return self._fail(number, "too_deep", message, raw)
         if _LONG_DIGITS.search(data):

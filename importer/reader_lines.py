@@ -50,6 +50,7 @@ class Block:
 
 class _Readable(Protocol):
     def read1(self, size: int = ..., /) -> bytes: ...
+    def peek(self, size: int, /) -> bytes: ...
 
 
 class CountingReader(io.RawIOBase):
@@ -166,6 +167,13 @@ class ByteLines:
             nxt = self._read()
             return b"\n" + (nxt[1:] if nxt[:1] == b"\n" else nxt)
         return b"\n" + data[end + 1 :]
+
+    def head(self, size: int) -> bytes:
+        """The first ``size`` bytes of the content (decompressed), without consuming them."""
+        try:
+            return self._stream.peek(size)[:size]
+        except (OSError, EOFError, zlib.error):
+            return b""  # ``blocks()`` meets the same error and reports it
 
     def _read(self) -> bytes:
         """The next piece of the stream; b"" at its end or after an error (see ``broken``)."""

@@ -35,6 +35,7 @@ from importer.pipeline import (
 from importer.reader import Source, fingerprint, open_source, open_stream
 from importer.resume import read_manifest, read_outcomes
 from importer.retry import FailureSource, RetryConverter, parent_failures
+from importer.state import DeliveryState
 from importer.state_lock import utc_now
 
 
@@ -88,6 +89,8 @@ def _settings(config: ImportConfig) -> dict[str, Any]:
         "batch_mode": config.batch_mode,
         "dry_run": config.dry_run,
         "on_ambiguous": config.retry.on_ambiguous,
+        "state": str(config.state_path.resolve()) if config.state_path else None,
+        "max_failed_ratio": config.max_failed_ratio,
     }
 
 
@@ -117,7 +120,10 @@ def _execute(
     handle_signals: bool,
 ) -> RunReport:
     with StopSignals() if handle_signals else contextlib.nullcontext() as signals:
-        return _attempt(plan, journal, manifest, reporter, signals)
+        report = _attempt(plan, journal, manifest, reporter, signals)
+        if plan.state is not None:
+            plan.state.record_run(str(journal.run_dir), report.stats.as_summary())
+        return report
 
 
 def _attempt(
@@ -167,10 +173,19 @@ def _start(
         "started_at": utc_now(),
         **extra,
     }
-    with Journal.create(run_dir, config.api_key, manifest) as journal:
-        return _execute(
-            Plan(config, sources, converters), journal, manifest, reporter, handle_signals
-        )
+    with contextlib.ExitStack() as stack:
+        state = _open_state(config, run_dir, stack)  # before the run directory: exit 2 if busy
+        journal = stack.enter_context(Journal.create(run_dir, config.api_key, manifest))
+        plan = Plan(config, sources, converters, state=state)
+        return _execute(plan, journal, manifest, reporter, handle_signals)
+
+
+def _open_state(
+    config: ImportConfig, run_dir: Path, stack: contextlib.ExitStack
+) -> DeliveryState | None:
+    if config.state_path is None:
+        return None
+    return stack.enter_context(DeliveryState.open(config.state_path, run_label=str(run_dir)))
 
 
 def run_import(
@@ -208,6 +223,8 @@ def _config_from(
         dry_run=bool(settings.get("dry_run")),
         retry=RetryPolicy(on_ambiguous=settings.get("on_ambiguous", "retry")),
         command=tuple(manifest.get("command", ())),
+        state_path=Path(settings["state"]) if settings.get("state") else None,
+        max_failed_ratio=settings.get("max_failed_ratio"),
     )
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -271,20 +288,29 @@ def resume_import(
     api_key: str,
     rate_per_minute: int | None = None,
     concurrency: int | None = None,
+    max_failed_ratio: float | None = None,
     reporter: Reporter | None = None,
     handle_signals: bool = False,
 ) -> RunReport:
     """Continue an interrupted or aborted run: send every record without a final outcome."""
     manifest = read_manifest(run_dir)
     config = _config_from(
-        manifest, api_key, run_dir, rate_per_minute=rate_per_minute, concurrency=concurrency
+        manifest,
+        api_key,
+        run_dir,
+        rate_per_minute=rate_per_minute,
+        concurrency=concurrency,
+        max_failed_ratio=max_failed_ratio,
     )
     mapping = _check_mapping(config, manifest)
     sources, converters = _reopen(manifest, config, mapping)
     try:
-        with Journal.reopen(run_dir, api_key) as journal:
+        with contextlib.ExitStack() as stack:
+            state = _open_state(config, run_dir, stack)
+            journal = stack.enter_context(Journal.reopen(run_dir, api_key))
             outcomes = read_outcomes(run_dir)  # under the lock: nobody else is appending
-            plan = Plan(config, sources, converters, outcomes, manifest.get("elapsed_s", 0.0))
+            earlier = manifest.get("elapsed_s", 0.0)
+            plan = Plan(config, sources, converters, outcomes, earlier, state=state)
             return _execute(plan, journal, manifest, reporter, handle_signals)
     finally:
         _close_all(sources)

@@ -48,7 +48,11 @@ class MappingDoc:
 
     def locate(self, where: KeyPath) -> tuple[int, int]:
         if self._positions is None:
-            self._positions = _Scanner(self.text).scan()
+            scanner = _Scanner(self.text)
+            try:
+                self._positions = scanner.scan()
+            except RecursionError:  # absurd nesting: keep the positions found before it
+                self._positions = scanner.found
         for end in range(len(where), 0, -1):
             if where[:end] in self._positions:
                 return self._positions[where[:end]]
