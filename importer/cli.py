@@ -140,8 +140,8 @@ def run(
             mapping_path=mapping,
             read=ReadOptions(
                 format=fmt,  # type: ignore[arg-type]
-                encoding=encoding or "utf-8",
-                max_cell_bytes=max_cell_bytes or ReadOptions().max_cell_bytes,
+                encoding=encoding,
+                max_cell_bytes=max_cell_bytes,
             ),
             run_dir=run_dir,
             rate_per_minute=rate,
@@ -274,7 +274,13 @@ def _endpoint(value: str | None, dry_run: bool) -> str:
 
 def _api_key(value: str | None, dry_run: bool) -> str:
     if value:
-        return value.strip()
+        key = value.strip()
+        if not (key.isascii() and key.isprintable()) or " " in key:
+            # Never echo it: a pasted key with a newline is still a secret.
+            raise ConfigError(
+                "the API key holds spaces or control characters; check how it was set"
+            )
+        return key
     if dry_run:
         return ""
     raise ConfigError("no API key: pass --api-key or set BRAZE_API_KEY")

@@ -140,6 +140,11 @@ def translate_transport_errors() -> Iterator[None]:
     """
     try:
         yield
+    except aiohttp.ClientConnectorCertificateError as exc:
+        # Permanent: retrying cannot make an untrusted certificate trusted.
+        raise AbortError(
+            f"TLS certificate of {exc.host} is not trusted: {exc.certificate_error}"
+        ) from None
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
         raise Unreachable(f"cannot connect: {exc}") from None
     except TimeoutError:

@@ -58,14 +58,28 @@ class RetryPolicy:
     on_ambiguous: Literal["retry", "fail"] = "retry"
 
 
+DEFAULT_ENCODING = "utf-8"
+DEFAULT_MAX_CELL_BYTES = 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class ReadOptions:
-    """How to read sources; the mapping's ``[input]`` table and CLI flags fill it."""
+    """How to read sources. None means "not given": a CLI flag beats the mapping's ``[input]``
+    table, which beats the defaults (``merged_over``)."""
 
     format: Literal["csv", "jsonl"] | None = None  # None: from the file extension
-    encoding: str = "utf-8"
+    encoding: str | None = None  # None: utf-8
     delimiter: str | None = None  # None: sniffed among , ; TAB |
-    max_cell_bytes: int = 1024 * 1024
+    max_cell_bytes: int | None = None  # None: 1 MiB
+
+    def merged_over(self, fallback: ReadOptions) -> ReadOptions:
+        """These options where given, else ``fallback``'s."""
+        return ReadOptions(
+            format=self.format or fallback.format,
+            encoding=self.encoding or fallback.encoding,
+            delimiter=self.delimiter or fallback.delimiter,
+            max_cell_bytes=self.max_cell_bytes or fallback.max_cell_bytes,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,7 @@ def profile_source(source: Source, sample_rows: int = 1000) -> str:
     records, failed = _sample(source, sample_rows)
     if source.format == "jsonl" and records and all(_braze_shaped(r) for r in records):
         return _braze_shaped_note(source, len(records))
-    names = list(source.header or ()) or _keys(records)
+    names = [n for n in (source.header or ()) if n.strip()] or _keys(records)  # blanks unread
     nulls = sorted(
         {v for r in records for v in r.values() if isinstance(v, str) and v in NULL_TOKENS}
     )

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import BinaryIO, Literal
 
-from importer.config import ReadOptions
+from importer.config import DEFAULT_ENCODING, DEFAULT_MAX_CELL_BYTES, ReadOptions
 from importer.errors import InputError
 from importer.models import RowFailure, SourceRow
 from importer.reader_csv import DELIMITERS, CsvParser
@@ -127,18 +127,18 @@ def open_stream(
 
     ``close()`` closes the stream only when ``owns_stream``."""
     fmt = options.format or format_from_name(name)
-    encoding = check_encoding(options.encoding)
+    encoding = check_encoding(options.encoding or DEFAULT_ENCODING)
+    max_cell_bytes = options.max_cell_bytes or DEFAULT_MAX_CELL_BYTES
     delimiter = options.delimiter
     if delimiter is None and _base_name(name).lower().endswith(".tsv"):
         delimiter = "\t"
     if delimiter is not None and (len(delimiter) != 1 or delimiter in '"\r\n'):
         raise InputError(f"delimiter {delimiter!r} must be one character (not a quote or newline)")
-    if not 1 <= options.max_cell_bytes <= MAX_CELL_BYTES_LIMIT:
+    if not 1 <= max_cell_bytes <= MAX_CELL_BYTES_LIMIT:
         raise InputError(
-            f"max_cell_bytes must be from 1 to {MAX_CELL_BYTES_LIMIT} (1 GiB), "
-            f"not {options.max_cell_bytes}"
+            f"max_cell_bytes must be from 1 to {MAX_CELL_BYTES_LIMIT} (1 GiB), not {max_cell_bytes}"
         )
-    max_line = 16 * options.max_cell_bytes + 64 * 1024
+    max_line = 16 * max_cell_bytes + 64 * 1024
     gzip_hint = name.lower().endswith(".gz")
     try:
         lines = ByteLines(
@@ -161,7 +161,7 @@ def open_stream(
             lines,
             encoding=encoding,
             delimiter=delimiter,
-            max_cell_bytes=options.max_cell_bytes,
+            max_cell_bytes=max_cell_bytes,
         )
     else:
         parser = JsonlParser(name, lines, encoding=encoding)

@@ -40,16 +40,16 @@ from importer.state_lock import utc_now
 
 
 def _read_options(config: ImportConfig, mapping: Mapping | None) -> ReadOptions:
-    options = config.read
     if mapping is None:
-        return options
+        return config.read
     given = mapping.input
-    return ReadOptions(
-        format=options.format or given.format,
-        encoding=options.encoding if options.encoding != "utf-8" else given.encoding or "utf-8",
-        delimiter=options.delimiter or given.delimiter,
-        max_cell_bytes=given.max_cell_bytes or options.max_cell_bytes,
+    from_mapping = ReadOptions(
+        format=given.format,
+        encoding=given.encoding,
+        delimiter=given.delimiter,
+        max_cell_bytes=given.max_cell_bytes,
     )
+    return config.read.merged_over(from_mapping)
 
 
 def _converters(sources: Sequence[Source], mapping: Mapping | None) -> list[RowConverter]:

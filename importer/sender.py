@@ -171,11 +171,16 @@ class Sender:
         """One POST. Returns the answer and its meaning, or None when it is worth retrying."""
         self.counters.requests += 1
         self.counters.in_flight += 1
+        answer: Answer | None = None
         try:
             answer = await self._client.post(batch.body)
             if answer.status != 429:
                 self._pacer.on_response(answer.headers, time.time())
             return answer, classify(answer)
+        except AbortError:
+            if answer is not None:  # a 401/403 is an answer too: it gets its results line
+                self._report(batch, answer, tries)
+            raise
         except RateLimited as exc:
             tries.rate_limited += 1
             self.counters.rate_limited += 1
