@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -72,6 +73,25 @@ def main() -> None:
     """Import legacy CSV/JSONL exports into Braze through POST /users/track."""
 
 
+_quiet = click.option("--quiet", is_flag=True, help="No progress bar or progress lines.")
+_output = click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="The summary on stdout: text, or one JSON object for a scheduler.",
+)
+_metrics = click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the run's counters in Prometheus text format (node_exporter textfile).",
+)
+_verbose = click.option("--verbose", is_flag=True, help="Log every request (never the key).")
+_api_key_option = click.option(
+    "--api-key", envvar="BRAZE_API_KEY", help="REST API key (or $BRAZE_API_KEY)."
+)
+
+
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--mapping", type=click.Path(dir_okay=False, path_type=Path), help="Mapping TOML.")
@@ -104,6 +124,19 @@ def main() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Read, convert, validate and pack; send nothing.")
 @click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite delivery state: send only what changed since the last run.",
+)
+@click.option(
+    "--max-failed-ratio",
+    type=click.FloatRange(0, 1),
+    help="Abort (exit 3) once more than this share of 1,000+ records failed.",
+)
+@_output
+@_metrics
+@click.option(
     "--on-ambiguous",
     type=click.Choice(["retry", "fail"]),
     default="retry",
@@ -125,6 +158,10 @@ def run(
     concurrency: int,
     batch_mode: str,
     dry_run: bool,
+    state_path: Path | None,
+    max_failed_ratio: float | None,
+    output: str,
+    metrics_file: Path | None,
     on_ambiguous: str,
     quiet: bool,
     verbose: bool,
@@ -150,13 +187,22 @@ def run(
             dry_run=dry_run,
             retry=RetryPolicy(on_ambiguous=on_ambiguous),  # type: ignore[arg-type]
             command=redact_argv(sys.argv),
+            state_path=state_path,
+            max_failed_ratio=max_failed_ratio,
         )
         return run_import(config, reporter, handle_signals=True)
 
-    _drive(start, quiet=quiet, verbose=verbose)
+    _drive(start, quiet=quiet, verbose=verbose, output=output, metrics_file=metrics_file)
 
 
-def _drive(start: Callable[[Reporter], RunReport], *, quiet: bool, verbose: bool) -> NoReturn:
+def _drive(
+    start: Callable[[Reporter], RunReport],
+    *,
+    quiet: bool,
+    verbose: bool,
+    output: str = "text",
+    metrics_file: Path | None = None,
+) -> NoReturn:
     """Run one attempt with progress; print the summary; exit with the documented code."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
@@ -175,15 +221,19 @@ def _drive(start: Callable[[Reporter], RunReport], *, quiet: bool, verbose: bool
         reporter.close()
     if report.error:
         click.echo(f"error: {report.error}", err=True)
-    click.echo(summary_text(report.stats, report.run_dir, report.exit_code))
+    if metrics_file is not None:
+        from importer.metrics import prometheus_text, write_metrics
+
+        write_metrics(metrics_file, prometheus_text(report.stats, report.exit_code))
+    if output == "json":
+        summary = report.stats.as_summary()
+        summary |= {"run_dir": str(report.run_dir), "exit_code": report.exit_code}
+        if report.error:
+            summary["error"] = report.error
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(summary_text(report.stats, report.run_dir, report.exit_code))
     sys.exit(report.exit_code)
-
-
-_quiet = click.option("--quiet", is_flag=True, help="No progress bar or progress lines.")
-_verbose = click.option("--verbose", is_flag=True, help="Log every request (never the key).")
-_api_key_option = click.option(
-    "--api-key", envvar="BRAZE_API_KEY", help="REST API key (or $BRAZE_API_KEY)."
-)
 
 
 @main.command()
@@ -191,6 +241,13 @@ _api_key_option = click.option(
 @_api_key_option
 @click.option("--rate", type=click.IntRange(min=0), help="Requests per minute (default: as run).")
 @click.option("--concurrency", type=click.IntRange(min=1), help="In flight (default: as run).")
+@click.option(
+    "--max-failed-ratio",
+    type=click.FloatRange(0, 1),
+    help="A new abort threshold (default: as run).",
+)
+@_output
+@_metrics
 @_quiet
 @_verbose
 def resume(
@@ -198,6 +255,9 @@ def resume(
     api_key: str | None,
     rate: int | None,
     concurrency: int | None,
+    max_failed_ratio: float | None,
+    output: str,
+    metrics_file: Path | None,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -210,11 +270,12 @@ def resume(
             api_key=_api_key(api_key, dry_run=False),
             rate_per_minute=rate,
             concurrency=concurrency,
+            max_failed_ratio=max_failed_ratio,
             reporter=reporter,
             handle_signals=True,
         )
 
-    _drive(start, quiet=quiet, verbose=verbose)
+    _drive(start, quiet=quiet, verbose=verbose, output=output, metrics_file=metrics_file)
 
 
 @main.command()
@@ -405,5 +466,22 @@ def sandbox(**opts: Any) -> None:
 
     try:
         serve_forever(settings, on_ready=ready)
+    except Exception as exc:
+        _fail(exc, verbose=False)
+
+
+@main.group()
+def state() -> None:
+    """Look into a --state file."""
+
+
+@state.command("inspect")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def state_inspect(file: Path) -> None:
+    """What FILE holds: users, attribute values, events, purchases, size, the last runs."""
+    from importer.state import inspect_state
+
+    try:
+        click.echo(json.dumps(inspect_state(file), indent=2, default=str))
     except Exception as exc:
         _fail(exc, verbose=False)

@@ -100,17 +100,22 @@ class Engine:
         self._check_failed_ratio()
 
     def _check_failed_ratio(self) -> None:
-        """--max-failed-ratio: a broken export must not burn the rate limit."""
+        """--max-failed-ratio: a broken export must not burn the rate limit.
+
+        Judged once 1,000 records have outcomes, as failed / rows read: rows still in flight
+        count as read but not failed, since a row fails at conversion long before its
+        neighbours are answered and failed / decided would overstate the share.
+        """
         limit = self.config.max_failed_ratio
         if limit is None or self.abort_reason is not None:
             return
         stats = self.stats
         decided = stats.delivered + stats.failed + stats.skipped_total
-        if decided >= FAILED_RATIO_MINIMUM and stats.failed > limit * decided:
+        if decided >= FAILED_RATIO_MINIMUM and stats.failed > limit * stats.rows_read:
             self.abort_reason = (
-                f"{stats.failed:,} of {decided:,} records failed "
-                f"({stats.failed / decided:.1%} > --max-failed-ratio {limit:g}); "
-                "fix the export or mapping, then resume"
+                f"{stats.failed:,} of {stats.rows_read:,} records failed "
+                f"({stats.failed / stats.rows_read:.1%} > --max-failed-ratio {limit:g}); "
+                "fix the export or mapping, then resume (with a higher ratio if need be)"
             )
             self.stopping = True
 
