@@ -169,19 +169,68 @@ def memory(args: argparse.Namespace) -> None:
             )
 
 
+def _nightly_export(path: Path, users: int, night: int) -> None:
+    """Night 3 changes one attribute of 1% of users and gives another 1% a new event."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write(HEADER)
+        for n in range(users):
+            city = "Paris" if night == 3 and n % 100 == 0 else CITIES[n % len(CITIES)]
+            when = f"2024-01-{1 + n % 28:02}T10:00:00+00:00"
+            out.write(
+                f"U{n:08d},{FIRST[n % 10]},{LAST[n % 8]},user{n}@example.com,{city},"
+                f"{n % 1000},yes,{when},free,,,\n"
+            )
+            if night == 3 and n % 100 == 50:
+                later = f"2024-06-{1 + n % 28:02}T10:00:00+00:00"
+                out.write(
+                    f"U{n:08d},{FIRST[n % 10]},{LAST[n % 8]},user{n}@example.com,"
+                    f"{city},{n % 1000},yes,{later},free,,,\n"
+                )
+
+
+def nightly(args: argparse.Namespace) -> None:
+    """--state over three nights of a generated export (issue 5's measurement)."""
+    state = DATA / "nightly-state.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{state}{suffix}").unlink(missing_ok=True)
+    with sandbox_process("--batch-mode", "legacy") as url:
+        for night in (1, 2, 3):
+            export = DATA / f"nightly-{args.rows}-{night}.csv"
+            _nightly_export(export, args.rows, night)
+            r = run_once([export], url, "legacy", "--rate", "0", "--state", str(state))
+            summary = json.loads(
+                sorted(DATA.glob("run-legacy-*"))[-1].joinpath("summary.json").read_text()
+            )
+            print(
+                f"night {night}: {summary['rows_read']:,} rows, {summary['requests']:,} requests, "
+                f"objects sent {summary['objects_sent']}, skipped {summary['skipped']}, "
+                f"attributes unchanged {summary['attributes_unchanged']:,}, events already sent "
+                f"{summary['events_already_sent']:,}, {r['rows_per_s']:,.0f} rows/s, state file "
+                f"{state.stat().st_size / 1e6:.1f} MB",
+                flush=True,
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--scenario", choices=["throughput", "ceiling", "shared", "memory"], default="throughput"
+        "--scenario",
+        choices=["throughput", "ceiling", "shared", "memory", "nightly"],
+        default="throughput",
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--modes", default="legacy,combined")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
-    {"throughput": throughput, "ceiling": ceiling, "shared": shared, "memory": memory}[
-        args.scenario
-    ](args)
+    scenarios = {
+        "throughput": throughput,
+        "ceiling": ceiling,
+        "shared": shared,
+        "memory": memory,
+        "nightly": nightly,
+    }
+    scenarios[args.scenario](args)
     return 0
 
 
