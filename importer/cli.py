@@ -296,6 +296,8 @@ def resume(
 )
 @click.option("--endpoint", help="Base URL or instance (default: the parent run's).")
 @_api_key_option
+@_output
+@_metrics
 @_quiet
 @_verbose
 def retry(
@@ -305,6 +307,8 @@ def retry(
     new_run_dir: Path | None,
     endpoint: str | None,
     api_key: str | None,
+    output: str,
+    metrics_file: Path | None,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -324,7 +328,7 @@ def retry(
             handle_signals=True,
         )
 
-    _drive(start, quiet=quiet, verbose=verbose)
+    _drive(start, quiet=quiet, verbose=verbose, output=output, metrics_file=metrics_file)
 
 
 def _endpoint(value: str | None, dry_run: bool) -> str:
