@@ -61,6 +61,7 @@ def _result_line(result: BatchResult) -> dict[str, Any]:
         "ambiguous": result.ambiguous,
         "split": result.split,
         "rate_limited": result.rate_limited,
+        "accepted": result.accepted,
     }
 
 

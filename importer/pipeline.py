@@ -87,6 +87,7 @@ class Engine:
         sizes = [s.size for s in plan.sources]
         total = None if None in sizes else sum(s or 0 for s in sizes)
         self.stats = ImportStats(bytes_total=total)
+        self.stats.objects_sent = dict(plan.outcomes.objects_sent)  # earlier attempts' too
         self.stopping = False
         self.abort_reason: str | None = None
         self.sender: Sender | None = None

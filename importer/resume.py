@@ -47,6 +47,9 @@ class Outcomes:
     retries: int = 0
     rate_limited: int = 0
     ambiguous: int = 0
+    objects_sent: dict[str, int] = field(
+        default_factory=lambda: {"attributes": 0, "events": 0, "purchases": 0}
+    )
 
     def outcome(self, source: str, line: int) -> str | None:
         """ "failed", "delivered" or None (no final outcome yet)."""
@@ -94,6 +97,11 @@ def _count_result(found: Outcomes, result: dict[str, Any]) -> None:
         found.retries += max(0, attempts - 1)
     found.rate_limited += int(result.get("rate_limited") or 0)
     found.ambiguous += bool(result.get("ambiguous"))
+    accepted = result.get("accepted")
+    if isinstance(accepted, dict):
+        for array, count in accepted.items():
+            if array in found.objects_sent and isinstance(count, int):
+                found.objects_sent[array] += count
     batch = str(result.get("batch", "0")).split(".", 1)[0]
     if batch.isdigit():
         found.last_batch = max(found.last_batch, int(batch))

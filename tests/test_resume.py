@@ -187,6 +187,8 @@ def test_sigint_stops_cleanly_and_resume_sends_no_duplicate(tmp_path: Path) -> N
     assert max(events.values()) == 1, "a SIGINT followed by resume sent an event twice"
     summary = _summary(tmp_path / "run")
     assert summary["rows_read"] == summary["delivered"] == rows and summary["status"] == "complete"
+    # The summary covers the whole run, every attempt included.
+    assert summary["objects_sent"] == {"attributes": rows, "events": rows, "purchases": 0}
 
 
 def test_an_interrupted_summary_says_so_and_accounts_for_unsent_rows(tmp_path: Path) -> None:
