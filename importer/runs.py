@@ -27,7 +27,6 @@ from importer.pipeline import (
     RowConverter,
     RowSource,
     RunReport,
-    StopSignals,
     final_status,
     loop_runner,
     run_engine,
@@ -37,6 +36,7 @@ from importer.resume import read_manifest, read_outcomes
 from importer.retry import FailureSource, RetryConverter, parent_failures
 from importer.state import DeliveryState
 from importer.state_lock import utc_now
+from importer.stopping import StopSignals
 
 
 def _read_options(config: ImportConfig, mapping: Mapping | None) -> ReadOptions:
