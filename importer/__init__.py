@@ -42,14 +42,16 @@ __all__ = [
     "TransientError",
     "Unreachable",
     "resolve_endpoint",
+    "resume_import",
+    "retry_import",
     "run_import",
 ]
 
 
 def __getattr__(name: str) -> object:
-    # run_import pulls in aiohttp; import it on first use so `--help` stays fast.
-    if name == "run_import":
-        from importer.runs import run_import
+    # The entry points pull in aiohttp; import them on first use so `--help` stays fast.
+    if name in ("run_import", "resume_import", "retry_import"):
+        from importer import runs
 
-        return run_import
+        return getattr(runs, name)
     raise AttributeError(name)
