@@ -180,6 +180,12 @@ def test_401_aborts(key: str) -> None:
         _send(sandbox.url, _batches(_items(3), BatchLimits(75, 75)), key=key)
 
 
+def test_403_aborts() -> None:
+    settings = SandboxSettings(forbidden_api_keys=frozenset({"no-users-track"}))
+    with sandbox_in_thread(settings) as sandbox, pytest.raises(AbortError, match="403"):
+        _send(sandbox.url, _batches(_items(3), BatchLimits(75, 75)), key="no-users-track")
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
