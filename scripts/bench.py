@@ -66,15 +66,17 @@ def run_once(
     )
     peak_kb = 0
     deadline = None if stop_after_s is None else started + stop_after_s
-    while proc.poll() is None:
+    while True:
         # VmHWM is the process's own high-water mark since exec (wait4's ru_maxrss would count
         # the bench's memory copied at fork); reading it until exit misses only the last 0.2 s.
         peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid))
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # CPU time of the importer alone
+        if pid:
+            break
         if deadline is not None and time.perf_counter() >= deadline:
             proc.send_signal(signal.SIGINT)  # a clean stop: in-flight requests finish
             deadline = None
         time.sleep(0.2)
-    _, status, usage = os.wait4(proc.pid, 0)  # CPU time of the importer alone
     wall = time.perf_counter() - started
     summary = json.loads((run_dir / "summary.json").read_text())
     code = os.waitstatus_to_exitcode(status)
