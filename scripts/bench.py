@@ -225,7 +225,8 @@ def nightly(args: argparse.Namespace) -> None:
                 f"night {night}: {summary['rows_read']:,} rows, {summary['requests']:,} requests, "
                 f"objects sent {summary['objects_sent']}, skipped {summary['skipped']}, "
                 f"attributes unchanged {summary['attributes_unchanged']:,}, events already sent "
-                f"{summary['events_already_sent']:,}, {r['rows_per_s']:,.0f} rows/s, state file "
+                f"{summary['events_already_sent']:,}, "
+                f"{summary['rows_read'] / r['wall_s']:,.0f} rows/s, state file "
                 f"{state.stat().st_size / 1e6:.1f} MB",
                 flush=True,
             )
