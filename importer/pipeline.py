@@ -120,9 +120,11 @@ class Engine:
             self.stopping = True
 
     def on_result(self, result: BatchResult) -> None:
-        self.journal.result(result)  # writes the batch's failures first
         if self.delta is not None:
+            # The state before the journal: killed in between, resume re-reads these rows and
+            # the state leaves them out; the other order would let a later night send them again.
             self.delta.answered(result)
+        self.journal.result(result)  # writes the batch's failures first
         self.stats.delivered += len(result.delivered)
         self.stats.failed += len(result.failures)
         for array, count in result.accepted.items():
