@@ -1,10 +1,12 @@
 """SourceRow -> Item | RowFailure | RowSkipped, using a compiled Mapping.
 
 Per row: read the identifier (empty: ``missing_identifier``), build the attributes object and
-each event / purchase whose required columns are all non-empty, then check every object against
-Braze's rules (``validate.check_object``). A value that fails conversion fails the whole record
-(stage ``convert``); a broken Braze rule fails it at stage ``validate``, with the objects built.
-A row with an identifier and nothing to send is skipped (``no_data``).
+each event / purchase whose required columns are all non-empty (``importer.builder``), then check
+the objects against Braze's rules — with the checks compiled for the mapping (``importer.checks``:
+only where a field's values can break a rule; the same first violation ``validate.check_object``
+reports). A value that fails conversion fails the whole record (stage ``convert``); a broken
+Braze rule fails it at stage ``validate``, with the objects built. A row with an identifier and
+nothing to send is skipped (``no_data``).
 
 Without a mapping, a JSONL line is either a Braze-shaped fragment (``{"attributes": [...],
 "events": [...], "purchases": [...]}``, objects sent as they are) or a flat object carrying an
@@ -15,56 +17,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from importer.builder import ObjectBuilder, direct, fill, plan, values_of
+from importer.checks import Checks, first_violation, identity_check, object_checks
 from importer.errors import RecordError
-from importer.fields import OMIT, FieldReader, Record, show
-from importer.mapping import IDENTIFIERS, Mapping, ObjectSpec
+from importer.fields import FieldReader
+from importer.mapping import IDENTIFIERS, Mapping
 from importer.models import ARRAYS, BrazeObject, Item, RowFailure, RowSkipped, SourceRow
 from importer.validate import Violation, check_object
+from importer.values import OMIT, show
 
 Outcome = Item | RowFailure | RowSkipped
-_Fields = tuple[tuple[str, FieldReader], ...]
 _FRAGMENT_KEYS = frozenset(ARRAYS)
 _FLAT_IDENTIFIERS = ("external_id", "braze_id", "user_alias", "email", "phone")
-
-
-class _CompiledObject:
-    """An event or purchase spec as tuples of (key, reader), ready for the row loop."""
-
-    __slots__ = ("optional", "properties", "required")
-
-    def __init__(self, spec: ObjectSpec) -> None:
-        self.required: _Fields = tuple((item.key, item.read) for item in spec.required)
-        self.optional: _Fields = tuple((item.key, item.read) for item in spec.optional)
-        self.properties: _Fields = tuple((item.key, item.read) for item in spec.properties)
-
-    def build(self, record: Record, base: BrazeObject) -> BrazeObject | None:
-        """The object for this row, or None when a required column is empty."""
-        obj = dict(base)
-        error: RecordError | None = None
-        for key, read in self.required:
-            try:
-                value = read(record)
-            except RecordError as exc:  # only fatal if the object is emitted at all
-                error = error or exc
-                continue
-            if value is OMIT or value is None:
-                return None
-            obj[key] = value
-        if error is not None:
-            raise error
-        for key, read in self.optional:
-            value = read(record)
-            if value is not OMIT:
-                obj[key] = value
-        if self.properties:
-            properties = {}
-            for key, read in self.properties:
-                value = read(record)
-                if value is not OMIT:
-                    properties[key] = value
-            if properties:
-                obj["properties"] = properties
-        return obj
 
 
 class Converter:
@@ -75,69 +39,88 @@ class Converter:
         identity = mapping.identity
         self._raw = identity is None
         self._id_key = identity.key if identity else ""
-        self._id_read: FieldReader | None = identity.field.read if identity else None
+        self._id_read: FieldReader | None = direct(identity.field.read) if identity else None
         self._id_column = identity.field.column if identity else None
         self._alias_label = identity.alias_label if identity else None
         self._only_existing = identity.update_existing_only if identity else None
-        self._attributes: _Fields = tuple((item.key, item.read) for item in mapping.attributes)
-        self._events = tuple(_CompiledObject(spec) for spec in mapping.events)
-        self._purchases = tuple(_CompiledObject(spec) for spec in mapping.purchases)
+        self._user_prefix = (
+            f"user_alias:{self._alias_label}:"
+            if self._alias_label is not None
+            else f"{self._id_key}:"
+        )
+        id_check = identity_check(self._id_key) if identity else None
+        self._id_checks: Checks = (id_check,) if id_check else ()
+        # An identifier of this many characters passes its check without a call.
+        self._id_text = (id_check.shortest, id_check.longest) if id_check else (1, 0)
+        self._attributes = tuple(plan(item) for item in mapping.attributes)
+        self._attribute_checks = object_checks(
+            "attributes", (values_of(item) for item in mapping.attributes)
+        )
+        self._events = tuple(ObjectBuilder(spec) for spec in mapping.events)
+        self._purchases = tuple(ObjectBuilder(spec) for spec in mapping.purchases)
 
     def convert(self, row: SourceRow) -> Outcome:
         if self._raw:
             return _convert_unmapped(row)
         record = row.record
+        violation: Violation | None = None
+        blamed = ""
         try:
             ident = self._id_read(record) if self._id_read is not None else OMIT
             if ident is OMIT or ident is None:
                 where = f"identity.{self._id_key}"
                 message = f"{where}: the identifier (column {self._id_column!r}) is empty"
                 return RowFailure(row.ref, "convert", "missing_identifier", message, record)
-            base, user = self._base(ident)
+            base = self._base(ident)
             attributes: tuple[BrazeObject, ...] = ()
             if self._attributes:
-                obj = dict(base)
-                for key, read in self._attributes:
-                    value = read(record)
-                    if value is not OMIT:
-                        obj[key] = value
+                obj = fill(base.copy(), self._attributes, record)
                 if len(obj) > len(base):
                     attributes = (obj,)
-            events = _build_all(self._events, record, base)
-            purchases = _build_all(self._purchases, record, base)
+                    if self._attribute_checks:
+                        violation = first_violation(obj, self._attribute_checks)
+                        blamed = "attributes"
+            events: tuple[BrazeObject, ...] = ()
+            for spec in self._events:
+                built = spec.build(record, base)
+                if built is not None:
+                    events += (built,)
+                    if violation is None and spec.checks:
+                        violation = first_violation(built, spec.checks)
+                        blamed = "event"
+            purchases: tuple[BrazeObject, ...] = ()
+            for spec in self._purchases:
+                built = spec.build(record, base)
+                if built is not None:
+                    purchases += (built,)
+                    if violation is None and spec.checks:
+                        violation = first_violation(built, spec.checks)
+                        blamed = "purchase"
         except RecordError as exc:
             return RowFailure(row.ref, "convert", exc.code, exc.message, record)
         if not (attributes or events or purchases):
             return RowSkipped(row.ref, "no_data")
-        return _checked(row, user, attributes, events, purchases)
+        shortest, longest = self._id_text
+        if not (ident.__class__ is str and shortest <= len(ident) <= longest):
+            # The identifier leads every object: if it breaks a rule, the first object fails.
+            found = first_violation(base, self._id_checks)
+            if found is not None:
+                violation = found
+                blamed = "attributes" if attributes else "event" if events else "purchase"
+        if violation is not None:
+            return _invalid(row, blamed, violation, attributes, events, purchases)
+        return Item(row.ref, record, f"{self._user_prefix}{ident}", attributes, events, purchases)
 
-    def _base(self, ident: Any) -> tuple[BrazeObject, str]:
-        """The keys every object of this row carries, and the row's user key."""
+    def _base(self, ident: Any) -> BrazeObject:
+        """The keys every object of this row carries."""
+        base: BrazeObject
         if self._alias_label is not None:
-            base: BrazeObject = {
-                "user_alias": {"alias_name": ident, "alias_label": self._alias_label}
-            }
-            user = f"user_alias:{self._alias_label}:{ident}"
+            base = {"user_alias": {"alias_name": ident, "alias_label": self._alias_label}}
         else:
             base = {self._id_key: ident}
-            user = f"{self._id_key}:{ident}"
         if self._only_existing is not None:
             base["_update_existing_only"] = self._only_existing
-        return base, user
-
-
-def _build_all(
-    specs: tuple[_CompiledObject, ...], record: Record, base: BrazeObject
-) -> tuple[BrazeObject, ...]:
-    if len(specs) == 1:  # the usual mapping: one event or purchase, or none
-        obj = specs[0].build(record, base)
-        return () if obj is None else (obj,)
-    built = []
-    for spec in specs:
-        obj = spec.build(record, base)
-        if obj is not None:
-            built.append(obj)
-    return tuple(built)
+        return base
 
 
 def _checked(

@@ -8,13 +8,13 @@ of one request update the same user's attributes, their attributes objects are m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import orjson
 
 from importer.config import BatchLimits
-from importer.models import ARRAYS, Batch, Item, RowFailure
+from importer.models import ARRAYS, Batch, BrazeObject, Item, RowFailure
 
 # {"attributes":[...],"events":[...],"purchases":[...]} around the fragments.
 _ENVELOPE_BYTES = len(b'{"attributes":[],"events":[],"purchases":[]}')
@@ -22,16 +22,31 @@ _ENVELOPE_BYTES = len(b'{"attributes":[],"events":[],"purchases":[]}')
 
 @dataclass(slots=True)
 class _Open:
-    """The request being filled; counts kept as numbers so the hot path never re-sums lists."""
+    """The request being filled (objects per array: the lengths of ``owners``)."""
 
     items: list[Item] = field(default_factory=list)
     fragments: tuple[list[bytes], ...] = field(default_factory=lambda: ([], [], []))
     owners: tuple[list[int], ...] = field(default_factory=lambda: ([], [], []))
-    counts: list[int] = field(default_factory=lambda: [0, 0, 0])
     total: int = 0
     size: int = _ENVELOPE_BYTES
     attribute_of_user: dict[str, int] = field(default_factory=dict)  # user -> attributes index
     merged: dict[int, list[int]] = field(default_factory=dict)  # attributes index -> more owners
+
+
+_Fragments = Sequence[bytes]
+_NONE: _Fragments = ()
+
+
+def _dump(objects: tuple[BrazeObject, ...]) -> tuple[_Fragments, int]:
+    """The objects as JSON fragments, and their size with one comma each (an upper bound on
+    the separators they add). A mapped row has at most one object per array: the fast path."""
+    if len(objects) == 1:
+        fragment = orjson.dumps(objects[0])
+        return (fragment,), len(fragment) + 1
+    if not objects:
+        return _NONE, 0
+    fragments = [orjson.dumps(o) for o in objects]
+    return fragments, sum(map(len, fragments)) + len(fragments)
 
 
 class _Serialised:
@@ -40,21 +55,19 @@ class _Serialised:
     __slots__ = ("counts", "fragments", "size", "total")
 
     def __init__(self, item: Item) -> None:
-        self.fragments = (
-            [orjson.dumps(o) for o in item.attributes],
-            [orjson.dumps(o) for o in item.events],
-            [orjson.dumps(o) for o in item.purchases],
-        )
-        self.counts = [len(f) for f in self.fragments]
-        self.total = sum(self.counts)
-        # One comma per fragment is an upper bound on the separators it adds.
-        self.size = sum(len(f) for frags in self.fragments for f in frags) + self.total
+        attributes, size_a = _dump(item.attributes)
+        events, size_e = _dump(item.events)
+        purchases, size_p = _dump(item.purchases)
+        self.fragments = (attributes, events, purchases)
+        self.counts = counts = (len(attributes), len(events), len(purchases))
+        self.total = counts[0] + counts[1] + counts[2]
+        self.size = size_a + size_e + size_p
 
     def without_attributes(self) -> _Serialised:
         """The same item once its attributes object was merged into another row's."""
         rest = _Serialised.__new__(_Serialised)
-        rest.fragments = ([], self.fragments[1], self.fragments[2])
-        rest.counts = [0, self.counts[1], self.counts[2]]
+        rest.fragments = (_NONE, self.fragments[1], self.fragments[2])
+        rest.counts = (0, self.counts[1], self.counts[2])
         rest.total = rest.counts[1] + rest.counts[2]
         rest.size = sum(len(f) + 1 for frags in rest.fragments for f in frags)
         return rest
@@ -76,11 +89,11 @@ def _fits(batch: _Open, item: _Serialised, limits: BatchLimits) -> bool:
     if batch.total + item.total > limits.total:
         return False
     per_array = limits.per_array
-    counts = batch.counts
+    owners, counts = batch.owners, item.counts
     if (
-        counts[0] + item.counts[0] > per_array
-        or counts[1] + item.counts[1] > per_array
-        or counts[2] + item.counts[2] > per_array
+        len(owners[0]) + counts[0] > per_array
+        or len(owners[1]) + counts[1] > per_array
+        or len(owners[2]) + counts[2] > per_array
     ):
         return False
     return batch.size + item.size <= limits.max_body_bytes
@@ -127,20 +140,37 @@ def _merge_attributes(batch: _Open, index: int, item: Item) -> None:
 def _add(batch: _Open, item: Item, serialised: _Serialised) -> None:
     index = len(batch.items)
     batch.items.append(item)
-    if serialised.counts[0] == 1:
+    counts = serialised.counts
+    if counts[0] == 1:
         earlier = batch.attribute_of_user.get(item.user)
         if earlier is not None:
             _merge_attributes(batch, earlier, item)
             serialised = serialised.without_attributes()
+            counts = serialised.counts
         else:
             batch.attribute_of_user[item.user] = len(batch.fragments[0])
-    elif serialised.counts[0]:
+    elif counts[0]:
         batch.attribute_of_user.setdefault(item.user, len(batch.fragments[0]))
-    for position, count in enumerate(serialised.counts):
-        if count:
-            batch.fragments[position].extend(serialised.fragments[position])
-            batch.owners[position].extend([index] * count)
-            batch.counts[position] += count
+    # Unrolled over the three arrays (this runs once per row); mostly one object or none.
+    fragments, into, owners = serialised.fragments, batch.fragments, batch.owners
+    if counts[0] == 1:
+        into[0].append(fragments[0][0])
+        owners[0].append(index)
+    elif counts[0]:
+        into[0].extend(fragments[0])
+        owners[0].extend([index] * counts[0])
+    if counts[1] == 1:
+        into[1].append(fragments[1][0])
+        owners[1].append(index)
+    elif counts[1]:
+        into[1].extend(fragments[1])
+        owners[1].extend([index] * counts[1])
+    if counts[2] == 1:
+        into[2].append(fragments[2][0])
+        owners[2].append(index)
+    elif counts[2]:
+        into[2].extend(fragments[2])
+        owners[2].extend([index] * counts[2])
     batch.total += serialised.total
     batch.size += serialised.size
 

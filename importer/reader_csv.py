@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 from collections import deque
 from collections.abc import Generator, Iterator
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from importer.errors import InputError
@@ -244,12 +245,20 @@ class CsvParser:
         return csv.reader(self._lines_from(line), delimiter=self.delimiter, strict=True)
 
     def _lines_from(self, line: int) -> Iterator[str]:
-        """Physical lines from ``line`` on: those still in the window, then new blocks."""
-        for first, kept in list(self._window):
-            if first + len(kept) > line:
-                yield from kept[max(0, line - first) :]
+        """Physical lines from ``line`` on: those still in the window, then new blocks.
+
+        Chained in C: the csv reader takes a line without resuming a Python generator; one
+        resumes only per block (to decode it)."""
+        kept = [
+            text[max(0, line - first) :]
+            for first, text in list(self._window)
+            if first + len(text) > line
+        ]
+        return chain(*kept, chain.from_iterable(self._new_blocks()))
+
+    def _new_blocks(self) -> Iterator[list[str]]:
         while (text := self._next_block()) is not None:
-            yield from text
+            yield text
 
     def _next_block(self) -> list[str] | None:
         block = next(self._blocks, None)

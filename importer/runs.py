@@ -8,9 +8,10 @@ same run: settings (never the key), sources with size and fingerprint, the mappi
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,20 @@ def _execute(
         return report
 
 
+@contextlib.contextmanager
+def _few_collections() -> Iterator[None]:
+    """Rows are short-lived and acyclic: the default GC thresholds spent ~20% of a run walking
+    young objects. Freeze what exists at the start and collect far less often meanwhile."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
 def _attempt(
     plan: Plan,
     journal: Journal,
@@ -137,7 +152,7 @@ def _attempt(
     if reporter is not None:
         reporter.started(journal.run_dir, engine.stats)
     started_at = utc_now()
-    with loop_runner() as runner:
+    with loop_runner() as runner, _few_collections():
         abort = runner.run(run_engine(engine, reporter, signals))
     status, exit_code = final_status(engine, abort)
     stats = engine.stats

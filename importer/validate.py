@@ -1,9 +1,11 @@
 """Braze's per-object rules (§4 of the Braze facts), checked before anything is sent.
 
-Used by the converter (failures at stage ``validate``) and by the sandbox (``errors[]``).
+Used by the converter (failures at stage ``validate``) and by the sandbox (``errors[]``). For
+mapped rows the converter runs only the checkers a field's values can fail (``importer.checks``,
+via ``checker_for``); ``check_object`` stays the full validator (JSONL fragments, the sandbox).
 
-Hot path: called once per object (~200,000 objects/s), so every check is a small function looked
-up in a dict by field name, patterns are compiled once at import, and the first broken rule wins.
+Hot path: every check is a small function looked up in a dict by field name, patterns are
+compiled once at import, and the first broken rule wins.
 Deliberately stricter than Braze in one place: an over-long custom string attribute is refused
 here (``string_too_long``) instead of being dropped silently as Braze does.
 """
@@ -423,6 +425,19 @@ def _custom_attribute(field: Any, value: Any) -> Violation | None:
     elif kind not in _SCALARS:
         return Violation("invalid_type", f"{field} has a non-JSON value of type {kind.__name__}")
     return None
+
+
+# --- the checker of one field (for importer.checks) ---------------------------------------------
+
+
+def checker_for(array: str, field: str) -> Checker | None:
+    """The checker ``check_object`` applies to ``field`` of an object in ``array`` (an unknown
+    key of an attributes object is a custom attribute); None when it applies none: Braze
+    ignores unknown keys of events and purchases."""
+    checker = _FIELDS[array].get(field)
+    if checker is None and array == "attributes":
+        return _custom_attribute
+    return checker
 
 
 # --- entry point -------------------------------------------------------------------------------
