@@ -152,13 +152,13 @@ class Engine:
 
     # -- production -------------------------------------------------------------------------
     def _converted(self) -> Iterator[Item | RowSkipped]:
-        outcomes = self.plan.outcomes
+        outcome_of = self.plan.outcomes.outcome if self.plan.outcomes else None  # resume only
         for source, converter in zip(self.plan.sources, self.plan.converters, strict=True):
             for row in source.rows():
                 if self.stopping:
                     return
                 self.stats.rows_read += 1
-                done = outcomes.outcome(row.ref.source, row.ref.line) if outcomes else None
+                done = outcome_of(row.ref.source, row.ref.line) if outcome_of else None
                 if done == "delivered":
                     self.stats.delivered += 1
                 elif done == "failed":
