@@ -18,7 +18,7 @@ from typing import Protocol
 from importer.client import BrazeClient
 from importer.config import ImportConfig
 from importer.delta import DeltaStage
-from importer.errors import AbortError
+from importer.errors import AbortError, FatalError
 from importer.journal import Journal
 from importer.limiter import Pacer
 from importer.models import ARRAYS, Batch, ImportStats, Item, RowFailure, RowSkipped, SourceRow
@@ -272,7 +272,7 @@ async def run_engine(
     abort: str | None = None
     try:
         await _produce_and_send(engine)
-    except* AbortError as group:
+    except* FatalError as group:  # AbortError, or the state failing mid-run
         abort = str(group.exceptions[0])
     except* asyncio.CancelledError:
         pass  # a second signal, or the drain timeout: the journal is already complete
