@@ -57,8 +57,6 @@ class SendCounters:
     rate_limited: int = 0
     requests: int = 0
     ambiguous: int = 0
-    in_flight: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 def backoff_s(policy: RetryPolicy, failures: int, rng: random.Random) -> float:
@@ -170,7 +168,6 @@ class Sender:
     async def _attempt(self, batch: Batch, tries: _Attempts) -> tuple[Answer, Outcome] | None:
         """One POST. Returns the answer and its meaning, or None when it is worth retrying."""
         self.counters.requests += 1
-        self.counters.in_flight += 1
         answer: Answer | None = None
         try:
             answer = await self._client.post(batch.body)
@@ -192,8 +189,6 @@ class Sender:
             tries.last_error = str(exc)
             tries.only_unreachable &= isinstance(exc, Unreachable)
             tries.ambiguous |= exc.ambiguous
-        finally:
-            self.counters.in_flight -= 1
         return None
 
     async def _give_up(self, batch: Batch, tries: _Attempts) -> bool:
