@@ -48,11 +48,10 @@ def _export(
     return path
 
 
-def _import(
-    tmp: Path, url: str, source: Path, run: str, *extra: str
-) -> subprocess.CompletedProcess[str]:
+def _command(tmp: Path, url: str, source: Path, run: str, *extra: str) -> list[str]:
+    """`braze-import run` of ``source`` with the mapping and the state; later flags win."""
     (tmp / "map.toml").write_text(MAPPING, encoding="utf-8")
-    command = [
+    return [
         sys.executable,
         "-m",
         "importer",
@@ -73,8 +72,13 @@ def _import(
         "0",
         *extra,
     ]
+
+
+def _import(
+    tmp: Path, url: str, source: Path, run: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        command,
+        _command(tmp, url, source, run, *extra),
         env={**os.environ, "BRAZE_API_KEY": KEY},
         capture_output=True,
         text=True,
@@ -125,29 +129,11 @@ def test_second_night_sends_nothing_and_a_delta_sends_only_the_delta(tmp_path: P
 def test_kill_and_resume_with_state_delivers_no_event_twice(tmp_path: Path) -> None:
     users = 6_000
     source = _export(tmp_path / "d.csv", users)
-    (tmp_path / "map.toml").write_text(MAPPING, encoding="utf-8")
     env = {**os.environ, "BRAZE_API_KEY": KEY}
     with sandbox_in_thread(SandboxSettings(latency_ms=5)) as sandbox:
-        command = [
-            sys.executable,
-            "-m",
-            "importer",
-            "run",
-            str(source),
-            "--mapping",
-            str(tmp_path / "map.toml"),
-            "--endpoint",
-            sandbox.url,
-            "--run-dir",
-            str(tmp_path / "run"),
-            "--state",
-            str(tmp_path / "state.db"),
-            "--quiet",
-            "--rate",
-            "3000",
-            "--batch-mode",
-            "mau50",
-        ]
+        command = _command(
+            tmp_path, sandbox.url, source, "run", "--rate", "3000", "--batch-mode", "mau50"
+        )
         for _ in range(4):
             before = sandbox.stats.requests
             proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
@@ -169,27 +155,10 @@ def test_kill_and_resume_with_state_delivers_no_event_twice(tmp_path: Path) -> N
 def test_a_second_run_on_the_same_state_is_refused_naming_the_first(tmp_path: Path) -> None:
     source = _export(tmp_path / "d.csv", 20_000)
     with sandbox_in_thread(SandboxSettings(latency_ms=20)) as sandbox:
-        (tmp_path / "map.toml").write_text(MAPPING, encoding="utf-8")
         first = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "importer",
-                "run",
-                str(source),
-                "--mapping",
-                str(tmp_path / "map.toml"),
-                "--endpoint",
-                sandbox.url,
-                "--run-dir",
-                str(tmp_path / "r1"),
-                "--state",
-                str(tmp_path / "state.db"),
-                "--quiet",
-                "--rate",
-                "600",
-            ],
+            _command(tmp_path, sandbox.url, source, "r1", "--rate", "600"),
             env={**os.environ, "BRAZE_API_KEY": KEY},
+            stdout=subprocess.DEVNULL,
         )
         try:
             while sandbox.stats.requests == 0 and first.poll() is None:
