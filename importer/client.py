@@ -10,13 +10,24 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from importer.errors import AbortError, RateLimited, TransientError, Unreachable
 
+
+def _version() -> str:
+    try:
+        return metadata.version("braze-importer")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "dev"
+
+
 REDACTED = "[REDACTED]"
+USER_AGENT = f"braze-importer/{_version()}"
 _EPOCH_THRESHOLD = 1_000_000_000  # x-ratelimit-reset above this is epoch seconds, else a delta
 
 
@@ -158,11 +169,12 @@ class BrazeClient:
     """Sends bodies to ``{endpoint}/users/track`` over one pooled session."""
 
     def __init__(self, endpoint: str, api_key: str, *, concurrency: int, timeout_s: float) -> None:
-        self._url = f"{endpoint}/users/track"
+        self._url = URL(f"{endpoint}/users/track")  # parsed once, not per request
         self._key = api_key.encode()
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
         }
         self._concurrency = concurrency
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -170,8 +182,12 @@ class BrazeClient:
 
     async def __aenter__(self) -> BrazeClient:
         connector = aiohttp.TCPConnector(limit=self._concurrency, ttl_dns_cache=300)
+        # Headers set once on the session: aiohttp would rebuild a header dict per request.
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, raise_for_status=False
+            connector=connector,
+            timeout=self._timeout,
+            raise_for_status=False,
+            headers=self._headers,
         )
         return self
 
@@ -186,7 +202,7 @@ class BrazeClient:
         assert self._session is not None, "use BrazeClient as an async context manager"
         started = time.perf_counter()
         with translate_transport_errors():
-            async with self._session.post(self._url, data=body, headers=self._headers) as resp:
+            async with self._session.post(self._url, data=body) as resp:
                 payload = await resp.read()
                 return Answer(
                     status=resp.status,

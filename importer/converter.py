@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from importer.builder import ObjectBuilder, direct, fill, plan, values_of
+from importer.builder import ObjectBuilder, direct, filler, values_of
 from importer.checks import Checks, first_violation, identity_check, object_checks
 from importer.errors import RecordError
 from importer.fields import FieldReader
@@ -52,7 +52,8 @@ class Converter:
         self._id_checks: Checks = (id_check,) if id_check else ()
         # An identifier of this many characters passes its check without a call.
         self._id_text = (id_check.shortest, id_check.longest) if id_check else (1, 0)
-        self._attributes = tuple(plan(item) for item in mapping.attributes)
+        self._attributes = bool(mapping.attributes)
+        self._fill_attributes = filler(mapping.attributes)
         self._attribute_checks = object_checks(
             "attributes", (values_of(item) for item in mapping.attributes)
         )
@@ -74,7 +75,7 @@ class Converter:
             base = self._base(ident)
             attributes: tuple[BrazeObject, ...] = ()
             if self._attributes:
-                obj = fill(base.copy(), self._attributes, record)
+                obj = self._fill_attributes(base.copy(), record)
                 if len(obj) > len(base):
                     attributes = (obj,)
                     if self._attribute_checks:

@@ -1,0 +1,119 @@
+"""importer.fieldcode: the generated per-row code takes nothing from the mapping as code, and
+gives what the mapping says for every template (literal, plain text, parsed, null values,
+on_empty, required fields, properties, non-column readers)."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+from importer.converter import Converter
+from importer.mapping import compile_mapping
+from importer.models import Item, RowFailure, RowRef, SourceRow
+from importer.tomlkeys import MappingDoc
+
+REF = RowRef("x.csv", 2)
+HOSTILE = '"); import os; os._exit(9) #\n{x}\\'
+
+
+def convert(text: str, record: dict[str, Any]) -> Item | RowFailure:
+    converter = Converter(compile_mapping(MappingDoc("m.toml", text), tomllib.loads(text)))
+    out = converter.convert(SourceRow(REF, record))
+    assert not isinstance(out, tuple) or isinstance(out, Item), out
+    return out  # type: ignore[return-value]
+
+
+def test_keys_columns_and_values_that_look_like_code_are_only_data() -> None:
+    quoted = HOSTILE.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    text = (
+        f'[identity]\nexternal_id = "{quoted}"\n'
+        f'[attributes]\n"{quoted}" = "{quoted}"\n"k2" = {{ value = "{quoted}" }}\n'
+        f'[[events]]\nname = {{ value = "{quoted}" }}\ntime = "t"\n'
+        f'[events.properties]\n"{quoted}" = "{quoted}"\n'
+    )
+    out = convert(text, {HOSTILE: "  v  ", "t": "2024-01-31T10:00:00+00:00"})
+    assert isinstance(out, Item), out
+    assert out.attributes == ({"external_id": "v", HOSTILE: "v", "k2": HOSTILE},)
+    assert out.events == (
+        {
+            "external_id": "v",
+            "name": HOSTILE,
+            "time": "2024-01-31T10:00:00+00:00",
+            "properties": {HOSTILE: "v"},
+        },
+    )
+
+
+MAPPING = """
+[input]
+null_values = ["N/A"]
+[identity]
+external_id = "id"
+[attributes]
+plain = "a"
+number = { column = "n", type = "integer" }
+nulled = "z"
+unset = { column = "u", empty = "null" }
+fallback = { column = "f", type = "integer", default = 0 }
+literal = { value = 7 }
+[[purchases]]
+product_id = "sku"
+price = { column = "p", type = "float" }
+currency = { value = "EUR" }
+time = "t"
+quantity = { column = "q", type = "integer" }
+[purchases.properties]
+note = "note"
+"""
+
+
+def attributes(plain: str) -> dict[str, Any]:
+    """What MAPPING's attributes give when only ``plain`` varies (z is a null value, u and f
+    are empty)."""
+    return {
+        "external_id": "u",
+        "plain": plain,
+        "number": 12,
+        "unset": None,
+        "fallback": 0,
+        "literal": 7,
+    }
+
+
+def test_every_template_on_one_row() -> None:
+    row = {"id": "u", "a": " x ", "n": "12", "z": "N/A", "u": "", "f": " ", "sku": "S"}
+    row |= {"p": "1.5", "t": "2024-01-31T10:00:00+00:00", "q": "", "note": ""}
+    out = convert(MAPPING, row)
+    assert isinstance(out, Item), out
+    assert out.attributes == (attributes("x"),)
+    assert out.purchases == (
+        {
+            "external_id": "u",
+            "product_id": "S",
+            "price": 1.5,
+            "currency": "EUR",
+            "time": "2024-01-31T10:00:00+00:00",
+        },
+    )
+
+
+def test_an_empty_required_column_drops_the_object_even_with_a_bad_value_beside_it() -> None:
+    row = {"id": "u", "a": "x", "n": "1", "sku": "", "p": "not a number", "t": "2024-01-31"}
+    out = convert(MAPPING, row)
+    assert isinstance(out, Item), out
+    assert out.purchases == ()
+
+
+def test_a_bad_value_of_an_emitted_object_fails_the_row_naming_the_field() -> None:
+    row = {"id": "u", "sku": "S", "p": "cheap", "t": "2024-01-31T10:00:00+00:00"}
+    out = convert(MAPPING, row)
+    assert isinstance(out, RowFailure), out
+    assert out.error == "invalid_float"
+    assert "price" in out.message and "'cheap'" in out.message
+
+
+def test_typed_jsonl_values_take_the_field_reader() -> None:
+    row = {"id": "u", "a": 5, "n": 12, "z": None, "f": None}
+    out = convert(MAPPING, row)
+    assert isinstance(out, Item), out
+    assert out.attributes == (attributes("5"),)
