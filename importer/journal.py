@@ -45,9 +45,14 @@ def _failure_line(failure: RowFailure) -> dict[str, Any]:
 
 
 def _result_line(result: BatchResult) -> dict[str, Any]:
+    refs = [item.ref for item in result.batch.items]
+    sources = {ref.source for ref in refs}
     lines: dict[str, list[int]] = {}
-    for item in result.batch.items:
-        lines.setdefault(item.ref.source, []).append(item.ref.line)
+    if len(sources) == 1:  # the usual case, without a dict lookup per row
+        lines[sources.pop()] = [ref.line for ref in refs]
+    else:
+        for ref in refs:
+            lines.setdefault(ref.source, []).append(ref.line)
     return {
         "batch": result.batch.label,
         "status": result.status,

@@ -9,6 +9,7 @@ packer; users who do not repeat cost a few dict operations per request and never
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 from importer.models import Batch
 
@@ -16,16 +17,24 @@ from importer.models import Batch
 class UserOrder:
     def __init__(self) -> None:
         self._latest: dict[str, asyncio.Future[None]] = {}
+        # Claims some of whose users a later claim took over: their release must not drop
+        # those users' entries. Every other claim releases all its users at once, in C.
+        self._overtaken: set[asyncio.Future[None]] = set()
 
     def claim(self, batch: Batch) -> tuple[list[asyncio.Future[None]], asyncio.Future[None]]:
         """Call in packer order. Returns what to wait for, and this batch's own completion."""
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        earlier: list[asyncio.Future[None]] = []
         latest = self._latest
-        for user in batch.attribute_users:
+        users = batch.attribute_users
+        if latest.keys().isdisjoint(users):  # the usual case: no user of this batch in flight
+            latest.update(dict.fromkeys(users, mine))
+            return [], mine
+        earlier: list[asyncio.Future[None]] = []
+        for user in users:
             previous = latest.get(user)
             if previous is not None and previous not in earlier:
                 earlier.append(previous)
+                self._overtaken.add(previous)
             latest[user] = mine
         return earlier, mine
 
@@ -39,6 +48,10 @@ class UserOrder:
         if not mine.done():
             mine.set_result(None)
         latest = self._latest
+        if mine not in self._overtaken:
+            deque(map(latest.pop, batch.attribute_users), maxlen=0)
+            return
+        self._overtaken.discard(mine)
         for user in batch.attribute_users:
             if latest.get(user) is mine:
                 del latest[user]

@@ -110,7 +110,8 @@ class CsvParser:
         for cells in reader:
             end = base + reader.line_num
             if end == start and len(cells) == width and not (issues and issues[0].line <= end):
-                yield SourceRow(RowRef(name, start), dict(zip(header, cells, strict=True)))
+                # The width was just checked; any keyword to zip (strict=) costs 150 ns per row.
+                yield SourceRow(RowRef(name, start), dict(zip(header, cells)))  # noqa: B905
             else:
                 item = self._odd_record(cells, start, end)
                 if item is not None:
