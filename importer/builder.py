@@ -1,4 +1,4 @@
-"""Mapped fields as plans, and the builders of a row's objects made from them.
+"""Mapped fields as plans, and the generated code that builds a row's objects from them.
 
 A field's plan is a flat tuple; importer.fieldcode turns a list of plans into one generated
 function, so the common case — a text cell — is trimmed, tested against ``null_values`` and
@@ -9,12 +9,23 @@ missing keys, dotted paths, ``map``) goes to the field's own reader, and a liter
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from importer.checks import Checks, FieldValues, object_checks, properties_check
-from importer.fieldcode import NO_COLUMN, Build, Fill, Plan, make_build, make_fill
+from importer.fieldcode import (
+    NO_COLUMN,
+    Build,
+    Columns,
+    Fill,
+    Plan,
+    Read,
+    make_build,
+    make_fill,
+    make_read,
+)
 from importer.fields import ColumnReader, FieldReader, LiteralReader
 from importer.fieldspec import CompiledField
-from importer.mapping import ObjectSpec
+from importer.mapping import Mapping, ObjectSpec
 from importer.values import OMIT
 
 _NO_NULLS: frozenset[str] = frozenset()
@@ -46,25 +57,47 @@ def values_of(item: CompiledField) -> FieldValues:
     return FieldValues(item.key, "json")  # an unknown reader: anything
 
 
-def filler(items: Iterable[CompiledField]) -> Fill:
-    """``fill(obj, record)`` for these fields (see importer.fieldcode)."""
-    return make_fill(tuple(plan(item) for item in items))
+@dataclass(frozen=True, slots=True)
+class RowCode:
+    """A mapping's generated functions for one shape of record (see importer.fieldcode):
+    the identifier's reader, the attributes filler, and each event's / purchase's builder
+    with the checks its values need."""
+
+    identity: Read | None
+    attributes: Fill
+    events: tuple[tuple[Build, Checks], ...]
+    purchases: tuple[tuple[Build, Checks], ...]
 
 
-class ObjectBuilder:
-    """An event or purchase spec as a generated builder and the checks its values need."""
+def row_code(mapping: Mapping, columns: Columns | None = None) -> RowCode:
+    """The code over record dicts, or with ``columns`` over a CSV row's cells (NotPlain when
+    some field is not a literal or a plain column of that header)."""
+    identity = mapping.identity
+    if identity is None:
+        read = None
+    elif columns is None:
+        read = direct(identity.field.read)
+    else:
+        read = make_read(plan(identity.field), columns)
+    return RowCode(
+        identity=read,
+        attributes=make_fill(_plans(mapping.attributes), columns),
+        events=tuple(_builder(spec, columns) for spec in mapping.events),
+        purchases=tuple(_builder(spec, columns) for spec in mapping.purchases),
+    )
 
-    __slots__ = ("build", "checks")
 
-    def __init__(self, spec: ObjectSpec) -> None:
-        # build(record, base): the object for this row, or None when a required column is
-        # empty (then a value of it that could not be converted does not matter).
-        self.build: Build = make_build(
-            tuple(plan(item) for item in spec.required),
-            tuple(plan(item) for item in spec.optional),
-            tuple(plan(item) for item in spec.properties),
-        )
-        fields = (*spec.required, *spec.optional)
-        checks = object_checks(spec.array, (values_of(item) for item in fields))
-        extra = properties_check(spec.array, (values_of(p) for p in spec.properties))
-        self.checks: Checks = (*checks, extra) if extra is not None else checks
+def _plans(items: Iterable[CompiledField]) -> tuple[Plan, ...]:
+    return tuple(plan(item) for item in items)
+
+
+def _builder(spec: ObjectSpec, columns: Columns | None) -> tuple[Build, Checks]:
+    """build(data, base): the object for this row, or None when a required column is empty
+    (then a value of it that could not be converted does not matter); and its checks."""
+    build = make_build(
+        _plans(spec.required), _plans(spec.optional), _plans(spec.properties), columns
+    )
+    fields = (*spec.required, *spec.optional)
+    checks = object_checks(spec.array, (values_of(item) for item in fields))
+    extra = properties_check(spec.array, (values_of(p) for p in spec.properties))
+    return build, ((*checks, extra) if extra is not None else checks)

@@ -17,12 +17,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from importer.builder import ObjectBuilder, direct, filler, values_of
+from importer.builder import RowCode, row_code, values_of
 from importer.checks import Checks, first_violation, identity_check, object_checks
 from importer.errors import RecordError
-from importer.fields import FieldReader
+from importer.fieldcode import NotPlain
 from importer.mapping import IDENTIFIERS, Mapping
-from importer.models import ARRAYS, BrazeObject, Item, RowFailure, RowSkipped, SourceRow
+from importer.models import (
+    ARRAYS,
+    BrazeObject,
+    CsvRecord,
+    Item,
+    Record,
+    RowFailure,
+    RowSkipped,
+    SourceRow,
+    record_dict,
+)
 from importer.validate import Violation, check_object
 from importer.values import OMIT, show
 
@@ -39,7 +49,6 @@ class Converter:
         identity = mapping.identity
         self._raw = identity is None
         self._id_key = identity.key if identity else ""
-        self._id_read: FieldReader | None = direct(identity.field.read) if identity else None
         self._id_column = identity.field.column if identity else None
         self._alias_label = identity.alias_label if identity else None
         self._only_existing = identity.update_existing_only if identity else None
@@ -53,21 +62,40 @@ class Converter:
         # An identifier of this many characters passes its check without a call.
         self._id_text = (id_check.shortest, id_check.longest) if id_check else (1, 0)
         self._attributes = bool(mapping.attributes)
-        self._fill_attributes = filler(mapping.attributes)
         self._attribute_checks = object_checks(
             "attributes", (values_of(item) for item in mapping.attributes)
         )
-        self._events = tuple(ObjectBuilder(spec) for spec in mapping.events)
-        self._purchases = tuple(ObjectBuilder(spec) for spec in mapping.purchases)
+        self._dict_code = row_code(mapping)
+        # The code over a CSV file's cells, for the header it was made for (None: the mapping
+        # needs record dicts, e.g. for a ``map``).
+        self._header: tuple[str, ...] | None = None
+        self._cells_code: RowCode | None = None
+
+    def _code_for(self, record: Record) -> tuple[RowCode, Any]:
+        """The code for this record, and what to pass it (a dict, or a CSV row's cells)."""
+        if not isinstance(record, CsvRecord):
+            return self._dict_code, record
+        csv_record = record
+        if csv_record.header is not self._header:
+            self._header = csv_record.header
+            columns = {name: n for n, name in enumerate(self._header) if name}
+            try:
+                self._cells_code = row_code(self.mapping, columns)
+            except NotPlain:
+                self._cells_code = None
+        if self._cells_code is None:
+            return self._dict_code, csv_record.as_dict()
+        return self._cells_code, csv_record.cells
 
     def convert(self, row: SourceRow) -> Outcome:
         if self._raw:
             return _convert_unmapped(row)
         record = row.record
+        code, data = self._code_for(record)
         violation: Violation | None = None
         blamed = ""
         try:
-            ident = self._id_read(record) if self._id_read is not None else OMIT
+            ident = code.identity(data) if code.identity is not None else OMIT
             if ident is OMIT or ident is None:
                 where = f"identity.{self._id_key}"
                 message = f"{where}: the identifier (column {self._id_column!r}) is empty"
@@ -75,27 +103,27 @@ class Converter:
             base = self._base(ident)
             attributes: tuple[BrazeObject, ...] = ()
             if self._attributes:
-                obj = self._fill_attributes(base.copy(), record)
+                obj = code.attributes(base.copy(), data)
                 if len(obj) > len(base):
                     attributes = (obj,)
                     if self._attribute_checks:
                         violation = first_violation(obj, self._attribute_checks)
                         blamed = "attributes"
             events: tuple[BrazeObject, ...] = ()
-            for spec in self._events:
-                built = spec.build(record, base)
+            for build, checks in code.events:
+                built = build(data, base)
                 if built is not None:
                     events += (built,)
-                    if violation is None and spec.checks:
-                        violation = first_violation(built, spec.checks)
+                    if violation is None and checks:
+                        violation = first_violation(built, checks)
                         blamed = "event"
             purchases: tuple[BrazeObject, ...] = ()
-            for spec in self._purchases:
-                built = spec.build(record, base)
+            for build, checks in code.purchases:
+                built = build(data, base)
                 if built is not None:
                     purchases += (built,)
-                    if violation is None and spec.checks:
-                        violation = first_violation(built, spec.checks)
+                    if violation is None and checks:
+                        violation = first_violation(built, checks)
                         blamed = "purchase"
         except RecordError as exc:
             return RowFailure(row.ref, "convert", exc.code, exc.message, record)
@@ -158,19 +186,19 @@ def _invalid(
 
 
 def _convert_unmapped(row: SourceRow) -> Outcome:
-    record = row.record
+    record = record_dict(row.record)
     if record and record.keys() <= _FRAGMENT_KEYS:
-        return _fragment(row)
-    return _flat(row)
+        return _fragment(row, record)
+    return _flat(row, record)
 
 
-def _fragment(row: SourceRow) -> Outcome:
+def _fragment(row: SourceRow, record: dict[str, Any]) -> Outcome:
     arrays: dict[str, tuple[BrazeObject, ...]] = {}
     for name in ARRAYS:
-        objects = row.record.get(name, [])
+        objects = record.get(name, [])
         if type(objects) is not list or any(type(obj) is not dict for obj in objects):
             message = f"{name} must be an array of objects, got {show(objects)}"
-            return RowFailure(row.ref, "convert", "invalid_fragment", message, row.record)
+            return RowFailure(row.ref, "convert", "invalid_fragment", message, record)
         arrays[name] = tuple(objects)
     first = next((objs[0] for objs in arrays.values() if objs), None)
     if first is None:
@@ -179,8 +207,7 @@ def _fragment(row: SourceRow) -> Outcome:
     return _checked(row, user, arrays["attributes"], arrays["events"], arrays["purchases"])
 
 
-def _flat(row: SourceRow) -> Outcome:
-    record = row.record
+def _flat(row: SourceRow, record: dict[str, Any]) -> Outcome:
     key = next((k for k in _FLAT_IDENTIFIERS if record.get(k) not in (None, "")), None)
     if key is None:
         message = f"the object has none of the identifier keys {', '.join(_FLAT_IDENTIFIERS)}"

@@ -16,7 +16,7 @@ import orjson
 
 from importer.client import REDACTED
 from importer.errors import ConfigError
-from importer.models import ARRAYS, RowFailure
+from importer.models import ARRAYS, CsvRecord, RowFailure
 from importer.sender import BatchResult
 from importer.state_lock import FileLock, Holder, open_private
 
@@ -29,7 +29,9 @@ def default_run_dir(base: Path = Path("braze-runs")) -> Path:
 
 def _failure_line(failure: RowFailure) -> dict[str, Any]:
     record = failure.record
-    if isinstance(record, str) and len(record) > _RECORD_TEXT_LIMIT:
+    if isinstance(record, CsvRecord):
+        record = record.as_dict()
+    elif isinstance(record, str) and len(record) > _RECORD_TEXT_LIMIT:
         record = record[:_RECORD_TEXT_LIMIT] + "…"
     return {
         "source": failure.ref.source,

@@ -28,11 +28,46 @@ class RowRef(NamedTuple):
     line: int
 
 
+class CsvRecord:
+    """A CSV record as read: the file's header (one tuple shared by all its rows) and the row's
+    cells. Cheaper to make and to keep than a dict per row; ``as_dict()`` is the record as
+    failures.jsonl shows it (column name -> cell text)."""
+
+    __slots__ = ("cells", "header")
+
+    def __init__(self, header: tuple[str, ...], cells: list[str]) -> None:
+        self.header = header
+        self.cells = cells
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(zip(self.header, self.cells, strict=True))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CsvRecord):
+            other = other.as_dict()
+        return self.as_dict() == other
+
+    __hash__ = None  # type: ignore[assignment]  # like the dict it stands for
+
+    def __repr__(self) -> str:
+        return f"CsvRecord({self.as_dict()!r})"
+
+
+# A record: CSV rows read from a file are CsvRecords; JSONL lines and the records of failures
+# being retried are dicts.
+Record = dict[str, Any] | CsvRecord
+
+
+def record_dict(record: Record) -> dict[str, Any]:
+    """The record as a dict (a CsvRecord's column name -> cell text)."""
+    return record.as_dict() if isinstance(record, CsvRecord) else record
+
+
 class SourceRow(NamedTuple):
-    """One record as read. CSV: header name -> cell text. JSONL: the parsed object."""
+    """One record as read: a CsvRecord (CSV) or the parsed object (JSONL)."""
 
     ref: RowRef
-    record: dict[str, Any]
+    record: Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +98,7 @@ class Item(NamedTuple):
     """The Braze objects one source row produced; they always travel in one request."""
 
     ref: RowRef
-    record: dict[str, Any]
+    record: Record
     user: str  # stable identity key, e.g. "external_id:42"; drives per-user ordering
     attributes: tuple[BrazeObject, ...] = ()
     events: tuple[BrazeObject, ...] = ()

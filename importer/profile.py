@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from importer.models import SourceRow
+from importer.models import SourceRow, record_dict
 from importer.profile_types import Guess, guess_type
 from importer.reader import Source
 
@@ -92,7 +92,7 @@ def _sample(source: Source, limit: int) -> tuple[list[dict[str, Any]], int]:
     failed = 0
     for item in source.rows():
         if isinstance(item, SourceRow):
-            records.append(item.record)
+            records.append(record_dict(item.record))
             if len(records) >= limit:
                 break
         else:

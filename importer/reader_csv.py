@@ -28,7 +28,7 @@ from itertools import chain
 from typing import TYPE_CHECKING
 
 from importer.errors import InputError
-from importer.models import RowFailure, RowRef, SourceRow
+from importer.models import CsvRecord, RowFailure, RowRef, SourceRow
 from importer.reader_lines import (
     CHECK_SIZE,
     RECORD_TEXT_CHARS,
@@ -110,8 +110,7 @@ class CsvParser:
         for cells in reader:
             end = base + reader.line_num
             if end == start and len(cells) == width and not (issues and issues[0].line <= end):
-                # The width was just checked; any keyword to zip (strict=) costs 150 ns per row.
-                yield SourceRow(RowRef(name, start), dict(zip(header, cells)))  # noqa: B905
+                yield SourceRow(RowRef(name, start), CsvRecord(header, cells))
             else:
                 item = self._odd_record(cells, start, end)
                 if item is not None:
@@ -143,7 +142,7 @@ class CsvParser:
                 return read_failure(
                     self.name, start, "cell_too_large", message, self._text(start, end)
                 )
-        return SourceRow(RowRef(self.name, start), dict(zip(self.header, cells, strict=True)))
+        return SourceRow(RowRef(self.name, start), CsvRecord(self.header, cells))
 
     def _on_csv_error(self, exc: csv.Error) -> RowFailure | None:
         assert self._reader is not None

@@ -16,7 +16,7 @@ from typing import Any
 from importer.converter import Converter
 from importer.errors import ConfigError
 from importer.mapping import Mapping, default_mapping
-from importer.models import ARRAYS, Item, RowFailure, RowRef, RowSkipped, SourceRow
+from importer.models import ARRAYS, Item, RowFailure, RowRef, RowSkipped, SourceRow, record_dict
 from importer.resume import read_jsonl
 
 
@@ -98,7 +98,7 @@ class RetryConverter:
             mapping = self._mapping
         else:
             is_csv = self._formats.get(row.ref.source, "csv") == "csv"
-            key = tuple(row.record) if is_csv else None
+            key = tuple(record_dict(row.record)) if is_csv else None
             mapping = None
         converter = self._converters.get(key)
         if converter is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from importer.converter import Converter
 from importer.mapping import compile_mapping
-from importer.models import Item, RowFailure, RowRef, SourceRow
+from importer.models import CsvRecord, Item, RowFailure, RowRef, SourceRow
 from importer.tomlkeys import MappingDoc
 
 REF = RowRef("x.csv", 2)
@@ -117,3 +117,31 @@ def test_typed_jsonl_values_take_the_field_reader() -> None:
     out = convert(MAPPING, row)
     assert isinstance(out, Item), out
     assert out.attributes == (attributes("5"),)
+
+
+CSV_ROWS = [
+    {"id": " u ", "a": " x ", "n": "12", "z": "N/A", "u": "", "f": " ", "sku": "S", "p": "1.5"},
+    {"id": "u", "a": "", "n": "x", "z": "", "u": "v", "f": "3", "sku": "", "p": "cheap"},
+    {"id": "", "a": "a", "n": "1", "z": "z", "u": "", "f": "", "sku": "S", "p": "2"},
+    {"id": "u", "a": "a", "n": "1", "z": "z", "u": "", "f": "", "sku": "S", "p": "bad"},
+]
+MAPPED = MAPPING.replace('plain = "a"', 'plain = { column = "a", map = { x = "ex" } }')
+
+
+def test_csv_cells_and_record_dicts_give_the_same_outcome() -> None:
+    """CSV rows are read by position (or, for a mapping with ``map``, as dicts): both shapes
+    must agree with the dict path field for field, failures included."""
+    for text in (MAPPING, MAPPED):
+        converter = Converter(compile_mapping(MappingDoc("m.toml", text), tomllib.loads(text)))
+        for values in CSV_ROWS:
+            full = {"t": "2024-01-31T10:00:00+00:00", "q": "", "note": "n", **values}
+            header = tuple(full)
+            from_dict = converter.convert(SourceRow(REF, full))
+            from_cells = converter.convert(SourceRow(REF, CsvRecord(header, list(full.values()))))
+            assert type(from_cells) is type(from_dict)
+            if isinstance(from_dict, Item):
+                assert from_cells[2:] == from_dict[2:]  # user and objects
+            else:
+                assert from_cells.error == from_dict.error  # type: ignore[union-attr]
+                assert from_cells.message == from_dict.message  # type: ignore[union-attr]
+            assert from_cells.record == full  # type: ignore[union-attr]

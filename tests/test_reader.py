@@ -314,7 +314,7 @@ def test_stdin_is_read_as_binary_in_a_subprocess(tmp_path: Path) -> None:
         "from importer.config import ReadOptions\n"
         "from importer.reader import open_source, fingerprint\n"
         "with open_source('-', ReadOptions(format='csv', encoding='cp1252')) as s:\n"
-        "    found = [[i.ref.line, i.record] for i in s.rows()]\n"
+        "    found = [[i.ref.line, i.record.as_dict()] for i in s.rows()]\n"
         "    print(json.dumps([s.size, fingerprint('-'), found]))\n"
     )
     data = gzip.compress(b"\xef\xbb\xbfid,name\r\n1," + "Zoë".encode("cp1252") + b"\r\n")
