@@ -63,9 +63,12 @@ class DeltaStage:
 
     def answered(self, result: BatchResult) -> None:
         """Record what Braze took; forget what it did not (tried again next run)."""
-        confirmed = list(result.delivered)
+        if not (result.delivered or result.failures):
+            return  # e.g. a request split in two: its halves answer for its rows
+        items = result.batch.items()
+        confirmed = [items[row] for row in result.delivered]
         released = []
-        by_ref = {item.ref: item for item in result.batch.items}
+        by_ref = {item.ref: item for item in items}
         for failure in result.failures:
             item = by_ref.get(failure.ref)
             if item is None:
@@ -77,7 +80,7 @@ class DeltaStage:
             if refused is not None:
                 released.append(refused)
         if confirmed:
-            order = {item.ref: n for n, item in enumerate(result.batch.items)}
+            order = {item.ref: n for n, item in enumerate(items)}
             self.state.confirm(sorted(confirmed, key=lambda i: order[i.ref]))
         if released:
             self.state.release(released)

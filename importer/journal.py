@@ -47,7 +47,7 @@ def _failure_line(failure: RowFailure) -> dict[str, Any]:
 
 
 def _result_line(result: BatchResult) -> dict[str, Any]:
-    refs = [item.ref for item in result.batch.items]
+    refs = result.batch.refs
     sources = {ref.source for ref in refs}
     lines: dict[str, list[int]] = {}
     if len(sources) == 1:  # the usual case, without a dict lookup per row

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+import orjson
+
 BrazeObject = dict[str, Any]
 ArrayName = Literal["attributes", "events", "purchases"]
 ARRAYS: tuple[ArrayName, ...] = ("attributes", "events", "purchases")
@@ -114,28 +116,57 @@ class Item(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """One request: its items, the body serialised once, and who owns each object.
+    """One request: its rows, the body serialised once, and who owns each object.
 
-    ``owners[array][i]`` is the index in ``items`` of the item that produced object ``i`` of that
-    array in the body; Braze's ``errors[]`` entries (``input_array``, ``index``) map back by it.
-    ``merged[i]`` lists the further items whose attributes were merged into attributes object
-    ``i`` (same user, later rows win key by key).
+    Once packed, a row's Braze objects live only in ``body``: keeping every row's dicts until
+    Braze answers (40+ requests in flight at full rate) cost ~9% more CPU per row, the allocator
+    and the caches working through memory touched 50 ms earlier. ``items()`` rebuilds the
+    rows' Items from the body when a failure, a split or ``--state`` needs their objects.
+
+    ``owners[array][i]`` is the index of the row that produced object ``i`` of that array in
+    the body; Braze's ``errors[]`` entries (``input_array``, ``index``) map back by it.
+    ``merged[i]`` lists the further rows whose attributes were merged into attributes object
+    ``i`` (same user, later rows win key by key); ``own_attributes`` keeps, for every row of
+    such a merge, its own attributes objects.
     """
 
     number: int
-    items: tuple[Item, ...]
+    refs: tuple[RowRef, ...]
+    records: tuple[Record, ...]
+    users: tuple[str, ...]
     body: bytes
     owners: dict[str, tuple[int, ...]]
     part: str = ""  # "", or ".1", ".2.1", ... after splits
     merged: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    own_attributes: dict[int, tuple[BrazeObject, ...]] = field(default_factory=dict)
     attribute_users: frozenset[str] = frozenset()  # users whose attributes this request sets
 
     @property
     def label(self) -> str:
         return f"{self.number}{self.part}"
 
+    @property
+    def rows(self) -> int:
+        return len(self.refs)
+
     def count(self, array: str) -> int:
         return len(self.owners.get(array, ()))
+
+    def items(self) -> tuple[Item, ...]:
+        """Every row as the Item the packer was given (objects decoded from the body)."""
+        arrays = orjson.loads(self.body)
+        objects: list[tuple[list[BrazeObject], ...]] = [([], [], []) for _ in self.refs]
+        for n, array in enumerate(ARRAYS):
+            for obj, owner in zip(arrays.get(array, ()), self.owners.get(array, ()), strict=True):
+                objects[owner][n].append(obj)
+        for row, own in self.own_attributes.items():
+            objects[row][0][:] = own
+        return tuple(
+            Item(ref, record, user, tuple(attributes), tuple(events), tuple(purchases))
+            for ref, record, user, (attributes, events, purchases) in zip(
+                self.refs, self.records, self.users, objects, strict=True
+            )
+        )
 
 
 @dataclass(slots=True)

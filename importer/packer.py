@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import orjson
 
 from importer.config import BatchLimits
 from importer.models import ARRAYS, Batch, BrazeObject, Item, RowFailure
 
+_REF, _RECORD, _USER = itemgetter(0), itemgetter(1), itemgetter(2)  # Item's first fields
 # {"attributes":[...],"events":[...],"purchases":[...]} around the fragments.
 _ENVELOPE_BYTES = len(b'{"attributes":[],"events":[],"purchases":[]}')
 
@@ -31,6 +33,7 @@ class _Open:
     size: int = _ENVELOPE_BYTES
     attribute_of_user: dict[str, int] = field(default_factory=dict)  # user -> attributes index
     merged: dict[int, list[int]] = field(default_factory=dict)  # attributes index -> more owners
+    own_attributes: dict[int, tuple[BrazeObject, ...]] = field(default_factory=dict)
 
 
 _Fragments = Sequence[bytes]
@@ -112,13 +115,17 @@ def _close(batch: _Open, number: int, part: str = "") -> Batch:
     owners: dict[str, tuple[int, ...]] = {
         a: tuple(own) for a, own in zip(ARRAYS, batch.owners, strict=True) if own
     }
+    items = batch.items
     return Batch(
         number=number,
-        items=tuple(batch.items),
+        refs=tuple(map(_REF, items)),
+        records=tuple(map(_RECORD, items)),
+        users=tuple(map(_USER, items)),
         body=body,
         owners=owners,
         part=part,
         merged={index: tuple(more) for index, more in batch.merged.items()},
+        own_attributes=batch.own_attributes,
         attribute_users=frozenset(batch.attribute_of_user),
     )
 
@@ -130,6 +137,10 @@ def _merge_attributes(batch: _Open, index: int, item: Item) -> None:
     for owner in owners:
         merged.update(batch.items[owner].attributes[0])
     merged.update(item.attributes[0])
+    # The body holds only the merged object: keep each row's own (importer.models.Batch.items).
+    first = owners[0]
+    batch.own_attributes.setdefault(first, batch.items[first].attributes)
+    batch.own_attributes[len(batch.items) - 1] = item.attributes
     old = batch.fragments[0][index]
     new = orjson.dumps(merged)
     batch.fragments[0][index] = new
@@ -208,8 +219,9 @@ def pack(
 
 def split(batch: Batch) -> tuple[Batch, Batch]:
     """Halve a batch (by rows) into two new requests; used after 413 or a refused 400."""
-    middle = len(batch.items) // 2
-    halves = (batch.items[:middle], batch.items[middle:])
+    items = batch.items()
+    middle = len(items) // 2
+    halves = (items[:middle], items[middle:])
     out = []
     for suffix, items in zip((".1", ".2"), halves, strict=True):
         half = _Open()

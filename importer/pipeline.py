@@ -144,9 +144,9 @@ class Engine:
 
     def dry_result(self, batch: Batch) -> None:
         if self.delta is not None:
-            self.delta.unsent(batch.items)
+            self.delta.unsent(batch.items())
         self.stats.requests += 1
-        self.stats.delivered += len(batch.items)
+        self.stats.delivered += batch.rows
         for array in ARRAYS:
             self.stats.objects_sent[array] += batch.count(array)
 

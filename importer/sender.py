@@ -32,7 +32,7 @@ class BatchResult:
     status: int | None  # last HTTP status; None when no answer ever came
     attempts: int
     latency_s: float
-    delivered: tuple[Item, ...] = ()
+    delivered: tuple[int, ...] = ()  # rows of ``batch`` (indices) Braze took
     failures: tuple[RowFailure, ...] = ()
     errors: int = 0  # entries in Braze's errors[]
     ambiguous: bool = False  # an attempt may have been applied before it was retried
@@ -97,21 +97,23 @@ def _contributors(batch: Batch, array: str, index: int) -> list[tuple[int, int]]
 
 def map_object_errors(
     batch: Batch, errors: tuple[ObjectError, ...], attempts: int
-) -> tuple[tuple[Item, ...], tuple[RowFailure, ...]]:
-    """Split a 2xx answer's rows into delivered and failed; a failure lists only refused objects."""
+) -> tuple[tuple[int, ...], tuple[RowFailure, ...]]:
+    """Split a 2xx answer's rows into delivered (indices) and failed; a failure lists only the
+    refused objects."""
     refused: dict[int, dict[str, dict[int, str]]] = {}
     for err in errors:
         for item_index, position in _contributors(batch, err.array, err.index):
             slots = refused.setdefault(item_index, {}).setdefault(err.array, {})
             slots[position] = err.type
     if not refused:
-        return batch.items, ()
-    delivered: list[Item] = []
+        return tuple(range(batch.rows)), ()
+    items = batch.items()
+    delivered: list[int] = []
     failed: list[RowFailure] = []
-    for item_index, item in enumerate(batch.items):
+    for item_index, item in enumerate(items):
         by_array = refused.get(item_index)
         if by_array is None:
-            delivered.append(item)
+            delivered.append(item_index)
             continue
         objects = {a: [getattr(item, a)[p] for p in sorted(ps)] for a, ps in by_array.items()}
         reasons = "; ".join(f"{a}[{p}]: {t}" for a, ps in by_array.items() for p, t in ps.items())
@@ -196,7 +198,7 @@ class Sender:
         if tries.ambiguous and self._policy.on_ambiguous == "fail":
             message = f"Braze may or may not have applied this request: {tries.last_error}"
             failures = tuple(
-                _failure(item, "ambiguous", message, tries.total) for item in batch.items
+                _failure(item, "ambiguous", message, tries.total) for item in batch.items()
             )
             self._report(batch, None, tries, failures=failures)
             return True
@@ -215,7 +217,7 @@ class Sender:
             )
         message = f"gave up after {tries.total} attempts: {tries.last_error}"
         failures = tuple(
-            _failure(item, "retries_exhausted", message, tries.total) for item in batch.items
+            _failure(item, "retries_exhausted", message, tries.total) for item in batch.items()
         )
         self._report(batch, None, tries, failures=failures)
         return True
@@ -245,13 +247,13 @@ class Sender:
             if not refused_rows:
                 self._report(batch, answer, tries, failures=failures, errors=len(outcome.errors))
                 return
-        if len(batch.items) > 1:
+        if batch.rows > 1:
             self._report(batch, answer, tries, split=True)
             first, second = split(batch)
             await self.send(first)
             await self.send(second)
             return
-        item = batch.items[0]
+        item = batch.items()[0]
         code = "refused" if isinstance(outcome, Refused) else "request_too_large"
         failure = _failure(item, code, outcome.message, tries.total)
         self._report(batch, answer, tries, failures=(failure,))
@@ -262,7 +264,7 @@ class Sender:
         answer: Answer | None,
         tries: _Attempts,
         *,
-        delivered: tuple[Item, ...] = (),
+        delivered: tuple[int, ...] = (),
         failures: tuple[RowFailure, ...] = (),
         errors: int = 0,
         split: bool = False,

@@ -17,7 +17,7 @@ STEPS = st.lists(st.one_of(USERS, st.integers(min_value=0, max_value=20)), max_s
 
 
 def batch(users: frozenset[str]) -> Batch:
-    return Batch(number=0, items=(), body=b"", owners={}, attribute_users=users)
+    return Batch(0, refs=(), records=(), users=(), body=b"", owners={}, attribute_users=users)
 
 
 @settings(max_examples=300, deadline=None)

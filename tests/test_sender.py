@@ -74,7 +74,7 @@ def _send(
 
 def _lines(results: list[BatchResult], attr: str) -> list[int]:
     if attr == "delivered":
-        return sorted(i.ref.line for r in results for i in r.delivered)
+        return sorted(r.batch.refs[row].line for r in results for row in r.delivered)
     return sorted(f.ref.line for r in results for f in r.failures)
 
 
