@@ -8,6 +8,7 @@ the file, line, column and key (``attributes.points.colum: unknown key 'colum' â
 from __future__ import annotations
 
 import datetime as dt
+import math
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -248,6 +249,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _finite(value: Any) -> bool:
+    if type(value) is float:
+        return math.isfinite(value)
+    if type(value) is list:
+        return all(_finite(item) for item in value)
+    if type(value) is dict:
+        return all(_finite(item) for item in value.values())
+    return True
+
+
 def _convert_literal(
     doc: MappingDoc, where: KeyPath, value: Any, convert: ValueConverter | None
 ) -> Any:
@@ -255,6 +266,8 @@ def _convert_literal(
     plain = _plain(value)
     if type(plain) in (list, dict) and json_depth(plain) > MAX_DEPTH:
         doc.fail(where, f"the literal is nested deeper than {MAX_DEPTH} levels")
+    if not _finite(plain):  # TOML has nan and inf; JSON does not (they would go out as null)
+        doc.fail(where, "the literal holds nan or inf, which JSON cannot carry")
     if convert is None:
         return plain
     try:

@@ -381,6 +381,16 @@ def test_literals_and_defaults_are_converted_once_at_load_time(tmp_path: Path) -
     }
 
 
+@pytest.mark.parametrize("literal", ["nan", "-inf", "[1.5, inf]", "{ a = { b = nan } }"])
+def test_a_literal_json_cannot_carry_is_refused_where_it_is(tmp_path: Path, literal: str) -> None:
+    """orjson would send nan and inf as null; with --state the sent value would then differ
+    from the remembered one, and the row would go out again every night."""
+    text = IDENTITY + f"[attributes]\nx = {{ value = {literal} }}\n"
+    error = error_of(tmp_path, text)
+    assert "nan or inf" in str(error)
+    assert (error.line, error.key) == (text.count("\n"), "attributes.x.value")
+
+
 # --- the header --------------------------------------------------------------------------------
 
 
