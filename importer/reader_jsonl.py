@@ -21,6 +21,7 @@ from importer.reader_lines import ByteLines, LineIssue, read_failure
 MAX_DEPTH = 64
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
 
 JsonlItem = SourceRow | RowFailure
 
@@ -34,6 +35,20 @@ def _checked_int(text: str) -> int:
     if not INT64_MIN <= value <= INT64_MAX:
         raise _BadNumber(f"integer {text[:40]} is outside signed 64 bits")
     return value
+
+
+def integer_out_of_range(text: str) -> str | None:
+    """Why ``text`` (JSON that orjson accepted) holds an integer outside signed 64 bits, or
+    None. orjson reads such integers as floats, silently; only a run of 19+ digits can be one."""
+    if not _LONG_DIGITS_TEXT.search(text):
+        return None
+    try:
+        json.loads(text, parse_int=_checked_int)
+    except _BadNumber as exc:
+        return str(exc)
+    except ValueError:
+        pass  # orjson accepted the text; json being stricter changes nothing
+    return None
 
 
 def _no_constant(text: str) -> Any:
@@ -96,12 +111,9 @@ class JsonlParser:
             message = f"line {number}: nested deeper than {MAX_DEPTH} levels"
             return self._fail(number, "too_deep", message, raw)
         if _LONG_DIGITS.search(data):
-            try:
-                json.loads(data.decode(self._encoding, "replace"), parse_int=_checked_int)
-            except _BadNumber as exc:
-                return self._fail(number, "bad_number", f"line {number}: {exc}", raw)
-            except ValueError:
-                pass  # orjson accepted the line; json being stricter changes nothing
+            problem = integer_out_of_range(data.decode(self._encoding, "replace"))
+            if problem is not None:
+                return self._fail(number, "bad_number", f"line {number}: {problem}", raw)
         return SourceRow(RowRef(self.name, number), value)
 
     def _json_failure(self, number: int, data: bytes, raw: bytes, detail: str) -> RowFailure:

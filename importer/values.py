@@ -17,7 +17,7 @@ from typing import Any, Final
 import orjson
 
 from importer.errors import RecordError
-from importer.reader_jsonl import MAX_DEPTH, json_depth
+from importer.reader_jsonl import MAX_DEPTH, integer_out_of_range, json_depth
 
 ValueConverter = Callable[[Any], Any]
 
@@ -170,6 +170,9 @@ def to_json(value: Any) -> Any:
     # orjson reads 1024 levels but writes only 254: refuse what the packer could not send.
     if value.count("[") + value.count("{") > MAX_DEPTH and json_depth(parsed) > MAX_DEPTH:
         raise RecordError("too_deep", f"{show(value)} is nested deeper than {MAX_DEPTH} levels")
+    problem = integer_out_of_range(value)
+    if problem is not None:
+        raise RecordError("bad_number", f"{show(value)}: {problem}")
     return parsed
 
 

@@ -205,6 +205,10 @@ def test_json_parses_text_and_passes_parsed_values() -> None:
     assert attrs(fields, {"J": {"already": True}}) == {"j": {"already": True}}
     out = failure(fields, {"J": "{not json"})
     assert out.error == "invalid_json" and "'{not json' is not valid JSON" in out.message
+    # orjson would read it as the float 1e+20; the JSONL reader refuses such lines too.
+    assert attrs(fields, {"J": "[9223372036854775807]"}) == {"j": [9223372036854775807]}
+    out = failure(fields, {"J": '{"n": 99999999999999999999}'})
+    assert out.error == "bad_number" and "outside signed 64 bits" in out.message
 
 
 # --- options -----------------------------------------------------------------------------------
