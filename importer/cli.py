@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from importer.cli_tools import exit_for, init_mapping, sandbox, state
-from importer.config import ImportConfig, ReadOptions, RetryPolicy, resolve_endpoint
+from importer.config import (
+    DEFAULT_CONCURRENCY,
+    ImportConfig,
+    ReadOptions,
+    RetryPolicy,
+    resolve_endpoint,
+)
 from importer.errors import ConfigError
 from importer.progress import make_reporter, summary_text
 
@@ -99,9 +105,9 @@ _api_key_option = click.option(
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    default=100,
+    default=DEFAULT_CONCURRENCY,
     show_default=True,
-    help="Requests in flight at most.",
+    help="Requests in flight at most (workers are added while answers lag).",
 )
 @click.option(
     "--batch-mode",

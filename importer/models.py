@@ -184,6 +184,7 @@ class ImportStats:
     retries: int = 0
     rate_limited: int = 0
     ambiguous: int = 0
+    max_in_flight: int = 0  # most requests awaiting an answer at once (this attempt)
     bytes_read: int = 0
     bytes_total: int | None = None
     elapsed_s: float = 0.0
@@ -212,6 +213,7 @@ class ImportStats:
             "retries": self.retries,
             "rate_limited": self.rate_limited,
             "ambiguous": self.ambiguous,
+            "max_in_flight": self.max_in_flight,
             "elapsed_s": elapsed,
             "rows_per_s": round(self.rows_read / elapsed, 1) if elapsed > 0 else 0.0,
             "requests_per_s": round(self.requests / elapsed, 1) if elapsed > 0 else 0.0,

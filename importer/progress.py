@@ -136,7 +136,8 @@ def summary_text(stats: ImportStats, run_dir: Path, exit_code: int) -> str:
         f"objects sent: {sent['attributes']:,} attributes, {sent['events']:,} events, "
         f"{sent['purchases']:,} purchases in {stats.requests:,} requests "
         f"({stats.retries:,} retries, {stats.ambiguous:,} ambiguous)",
-        f"rate: {stats.requests / max(stats.elapsed_s, 1e-9):,.0f} requests/s achieved, "
+        f"rate: {stats.requests / max(stats.elapsed_s, 1e-9):,.0f} requests/s achieved "
+        f"(at most {stats.max_in_flight:,} in flight), "
         f"{stats.rate_limited:,} answered 429, {stats.rate_limit_wait_s:,.1f} s waiting on the "
         "rate limit",
         f"run directory: {run_dir}",

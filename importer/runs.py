@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from importer.config import ImportConfig, ReadOptions, RetryPolicy
+from importer.config import DEFAULT_CONCURRENCY, ImportConfig, ReadOptions, RetryPolicy
 from importer.converter import Converter
 from importer.errors import ConfigError, ImporterError
 from importer.journal import Journal, default_run_dir
@@ -233,7 +233,7 @@ def _config_from(
         read=ReadOptions(**settings.get("read", {})),
         run_dir=run_dir,
         rate_per_minute=settings.get("rate_per_minute", 50_000),
-        concurrency=settings.get("concurrency", 100),
+        concurrency=settings.get("concurrency", DEFAULT_CONCURRENCY),
         batch_mode=settings.get("batch_mode", "combined"),
         dry_run=bool(settings.get("dry_run")),
         retry=RetryPolicy(on_ambiguous=settings.get("on_ambiguous", "retry")),

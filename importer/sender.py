@@ -57,6 +57,8 @@ class SendCounters:
     rate_limited: int = 0
     requests: int = 0
     ambiguous: int = 0
+    in_flight: int = 0  # requests sent and not yet answered
+    max_in_flight: int = 0
 
 
 def backoff_s(policy: RetryPolicy, failures: int, rng: random.Random) -> float:
@@ -169,7 +171,10 @@ class Sender:
 
     async def _attempt(self, batch: Batch, tries: _Attempts) -> tuple[Answer, Outcome] | None:
         """One POST. Returns the answer and its meaning, or None when it is worth retrying."""
-        self.counters.requests += 1
+        counters = self.counters
+        counters.requests += 1
+        counters.in_flight += 1
+        counters.max_in_flight = max(counters.max_in_flight, counters.in_flight)
         answer: Answer | None = None
         try:
             answer = await self._client.post(batch.body)
@@ -191,6 +196,8 @@ class Sender:
             tries.last_error = str(exc)
             tries.only_unreachable &= isinstance(exc, Unreachable)
             tries.ambiguous |= exc.ambiguous
+        finally:
+            counters.in_flight -= 1
         return None
 
     async def _give_up(self, batch: Batch, tries: _Attempts) -> bool:

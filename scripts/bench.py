@@ -98,6 +98,7 @@ def run_once(
         "rate_limited": summary["rate_limited"],
         "rate_limit_wait_s": summary["rate_limit_wait_s"],
         "unsent": summary.get("unsent", 0),
+        "max_in_flight": summary["max_in_flight"],
     }
 
 
@@ -148,17 +149,18 @@ def throughput(args: argparse.Namespace) -> None:
 def ceiling(args: argparse.Namespace) -> None:
     """Default rate against a sandbox that answers after 50 ms and enforces Braze's limits."""
     source = _data(args.rows)
-    limits = ["--limit-per-minute", "50000", "--limit-per-3s", "3000", "--latency-ms", "50"]
+    latency = f"{args.latency_ms:g}"
+    limits = ["--limit-per-minute", "50000", "--limit-per-3s", "3000", "--latency-ms", latency]
     with sandbox_process("--batch-mode", "legacy", *limits) as url:
         r = run_once([source] * 8, url, "legacy", stop_after_s=args.seconds)
     print(
-        f"default --rate 50000, legacy mode, sandbox: 50 ms answers, 50,000/min + 3,000/3 s; "
-        f"stopped after {args.seconds:.0f} s"
+        f"default --rate 50000, legacy mode, sandbox: {latency} ms answers, 50,000/min + "
+        f"3,000/3 s; stopped after {args.seconds:.0f} s"
     )
     print(
         f"achieved {r['requests_per_s']:,.1f} requests/s = {r['requests_per_s'] / 833.33:.1%} "
-        f"of 833.3; {r['rate_limited']} answered 429; {r['rows_per_s']:,.0f} rows/s; "
-        f"CPU {r['cpu_s_per_1000_objects'] * 1000:.1f} µs/object"
+        f"of 833.3; {r['rate_limited']} answered 429; at most {r['max_in_flight']} in flight; "
+        f"{r['rows_per_s']:,.0f} rows/s; CPU {r['cpu_s_per_1000_objects'] * 1000:.1f} µs/object"
     )
 
 
@@ -243,6 +245,7 @@ def main() -> int:
     parser.add_argument("--modes", default="legacy,combined")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="ceiling: the sandbox's")
     args = parser.parse_args()
     scenarios = {
         "throughput": throughput,

@@ -168,3 +168,13 @@ def test_the_rate_limit_is_respected(tmp_path: Path) -> None:
     summary = _summary(report)
     assert summary["requests"] == 120 and summary["rate_limited"] == 0
     assert summary["elapsed_s"] >= 119 * 0.01
+
+
+def test_workers_are_added_while_answers_lag_up_to_the_concurrency_cap(tmp_path: Path) -> None:
+    """16 workers to start; slow answers (100 ms) add more until --concurrency is in flight."""
+    with sandbox_in_thread(SandboxSettings(latency_ms=100)) as sandbox:
+        report = _run(tmp_path, sandbox, _good_rows(6_000), concurrency=48)
+    summary = _summary(report)
+    assert report.exit_code == 0 and summary["delivered"] == 6_000
+    assert summary["requests"] > 100
+    assert summary["max_in_flight"] == 48
