@@ -21,16 +21,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from importer.models import BrazeObject
-from importer.validate import (
+from importer.field_rules import (
     ATTRIBUTE_FIELDS,
     MAX_EXTERNAL_ID_BYTES,
     MAX_IMAGE_URL_CHARS,
     MAX_STRING_CHARS,
     Checker,
     Violation,
-    checker_for,
 )
+from importer.models import BrazeObject
+from importer.validate import checker_for
 from importer.values import OMIT
 
 # The shapes of value a mapped field produces: any text, a 64-bit int, a finite float, a bool,

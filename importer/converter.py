@@ -20,6 +20,7 @@ from typing import Any
 from importer.builder import RowCode, row_code, values_of
 from importer.checks import Checks, first_violation, identity_check, object_checks
 from importer.errors import RecordError
+from importer.field_rules import Violation
 from importer.fieldcode import NotPlain
 from importer.mapping import IDENTIFIERS, Mapping
 from importer.models import (
@@ -33,7 +34,7 @@ from importer.models import (
     SourceRow,
     record_dict,
 )
-from importer.validate import Violation, check_object
+from importer.validate import check_object
 from importer.values import OMIT, show
 
 Outcome = Item | RowFailure | RowSkipped

@@ -34,11 +34,12 @@ from importer.checks import (
 )
 from importer.converter import Converter
 from importer.errors import RecordError
+from importer.field_rules import ATTRIBUTE_FIELDS
 from importer.mapping import compile_mapping
 from importer.models import ARRAYS, Item, RowFailure, RowRef, SourceRow
 from importer.timefields import date_converter, time_converter
 from importer.tomlkeys import MappingDoc
-from importer.validate import ATTRIBUTE_FIELDS, EVENT_FIELDS, PURCHASE_FIELDS, check_object
+from importer.validate import EVENT_FIELDS, PURCHASE_FIELDS, check_object
 
 REF = RowRef("t.csv", 2)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
