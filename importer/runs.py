@@ -1,25 +1,29 @@
 """The three ways to start an attempt: ``run_import``, ``resume_import``, ``retry_import``.
 
 Each prepares everything that can fail before a byte is sent (exit 2), writes the manifest,
-runs the engine and writes the summary. ``run.json`` holds what a resume needs to redo the
-same run: settings (never the key), sources with size and fingerprint, the mapping's digest.
+runs the engine and writes the summary. ``run.json`` (``importer.manifest``) holds what a
+resume needs to redo the same run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
-import os
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from importer.config import DEFAULT_CONCURRENCY, ImportConfig, ReadOptions, RetryPolicy
+from importer.config import ImportConfig, ReadOptions
 from importer.converter import Converter
-from importer.errors import ConfigError, ImporterError
+from importer.errors import ImporterError
 from importer.journal import Journal, default_run_dir
+from importer.manifest import (
+    check_mapping,
+    config_from,
+    settings_of,
+    source_entry,
+    unchanged_source,
+)
 from importer.mapping import Mapping, default_mapping, load_mapping
 from importer.pipeline import (
     Engine,
@@ -32,7 +36,7 @@ from importer.pipeline import (
     loop_runner,
     run_engine,
 )
-from importer.reader import Source, fingerprint, open_source, open_stream
+from importer.reader import Source, open_source, open_stream
 from importer.resume import read_manifest, read_outcomes
 from importer.retry import FailureSource, RetryConverter, parent_failures
 from importer.state import DeliveryState
@@ -63,48 +67,6 @@ def _converters(sources: Sequence[Source], mapping: Mapping | None) -> list[RowC
             mapping.check_header(source.header, source.name)
         converters.append(Converter(mapping))
     return converters
-
-
-def _digest(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as exc:
-        raise ConfigError(f"cannot read mapping {path}: {exc.strerror}") from None
-
-
-def _settings(config: ImportConfig) -> dict[str, Any]:
-    return {
-        "endpoint": config.endpoint,
-        "mapping": str(config.mapping_path.resolve()) if config.mapping_path else None,
-        "mapping_digest": _digest(config.mapping_path),
-        "read": {
-            "format": config.read.format,
-            "encoding": config.read.encoding,
-            "delimiter": config.read.delimiter,
-            "max_cell_bytes": config.read.max_cell_bytes,
-        },
-        "rate_per_minute": config.rate_per_minute,
-        "concurrency": config.concurrency,
-        "batch_mode": config.batch_mode,
-        "dry_run": config.dry_run,
-        "on_ambiguous": config.retry.on_ambiguous,
-        "state": str(config.state_path.resolve()) if config.state_path else None,
-        "max_failed_ratio": config.max_failed_ratio,
-    }
-
-
-def _source_entry(source: RowSource) -> dict[str, Any]:
-    path = getattr(source, "path", None) or source.name
-    absolute = None if source.name == "-" else str(Path(path).resolve())
-    return {
-        "name": source.name,
-        "path": absolute,
-        "format": getattr(source, "format", None),
-        "size": source.size,
-        "fingerprint": fingerprint(absolute) if absolute else None,
-    }
 
 
 def _close_all(sources: Sequence[RowSource]) -> None:
@@ -182,8 +144,8 @@ def _start(
     run_dir = config.run_dir or default_run_dir()
     manifest = {
         "command": list(config.command),
-        "settings": _settings(config),
-        "sources": [_source_entry(s) for s in sources],
+        "settings": settings_of(config),
+        "sources": [source_entry(s) for s in sources],
         "status": "running",
         "started_at": utc_now(),
         **extra,
@@ -220,65 +182,13 @@ def run_import(
         _close_all(sources)
 
 
-def _config_from(
-    manifest: dict[str, Any], api_key: str, run_dir: Path, **overrides: Any
-) -> ImportConfig:
-    settings = manifest["settings"]
-    mapping = settings.get("mapping")
-    config = ImportConfig(
-        sources=tuple(s["name"] for s in manifest.get("sources", [])),
-        endpoint=settings["endpoint"],
-        api_key=api_key,
-        mapping_path=Path(mapping) if mapping else None,
-        read=ReadOptions(**settings.get("read", {})),
-        run_dir=run_dir,
-        rate_per_minute=settings.get("rate_per_minute", 50_000),
-        concurrency=settings.get("concurrency", DEFAULT_CONCURRENCY),
-        batch_mode=settings.get("batch_mode", "combined"),
-        dry_run=bool(settings.get("dry_run")),
-        retry=RetryPolicy(on_ambiguous=settings.get("on_ambiguous", "retry")),
-        command=tuple(manifest.get("command", ())),
-        state_path=Path(settings["state"]) if settings.get("state") else None,
-        max_failed_ratio=settings.get("max_failed_ratio"),
-    )
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
-
-
-def _unchanged(entry: dict[str, Any]) -> Path:
-    """The source's path, after checking it is the file the run started with."""
-    name, path = entry.get("name"), entry.get("path")
-    if not path:
-        raise ConfigError(f"source {name!r} was read from stdin and cannot be resumed")
-    try:
-        size = os.stat(path).st_size
-    except OSError as exc:
-        raise ConfigError(f"source {name} ({path}) is gone: {exc.strerror}") from None
-    if size != entry.get("size") or fingerprint(path) != entry.get("fingerprint"):
-        raise ConfigError(
-            f"source {name} changed since the run started (size {entry.get('size')} -> {size} "
-            "or different content); resume refuses to guess which rows were sent"
-        )
-    return Path(path)
-
-
-def _check_mapping(config: ImportConfig, manifest: dict[str, Any]) -> Mapping | None:
-    if config.mapping_path is None:
-        return None
-    if _digest(config.mapping_path) != manifest["settings"].get("mapping_digest"):
-        raise ConfigError(
-            f"mapping {config.mapping_path} changed since the run started; resume it with the "
-            "mapping it started with, or use `braze-import retry --mapping` for corrected rows"
-        )
-    return load_mapping(config.mapping_path)
-
-
 def _reopen(
     manifest: dict[str, Any], config: ImportConfig, mapping: Mapping | None
 ) -> tuple[list[RowSource], list[RowConverter]]:
     if manifest.get("kind") == "retry":
         entry = manifest["sources"][0]
         parent = manifest["retry_of"]
-        source = FailureSource(_unchanged(entry), parent.get("only", ()))
+        source = FailureSource(unchanged_source(entry), parent.get("only", ()))
         parent_manifest = read_manifest(Path(parent["run_dir"]))
         formats = {s["name"]: s.get("format") for s in parent_manifest.get("sources", [])}
         return [source], [RetryConverter(source, mapping, formats)]
@@ -286,7 +196,7 @@ def _reopen(
     sources: list[Source] = []
     try:
         for entry in manifest.get("sources", []):
-            path = _unchanged(entry)
+            path = unchanged_source(entry)
             stream = path.open("rb")
             sources.append(
                 open_stream(entry["name"], stream, options, size=entry["size"], owns_stream=True)
@@ -309,7 +219,7 @@ def resume_import(
 ) -> RunReport:
     """Continue an interrupted or aborted run: send every record without a final outcome."""
     manifest = read_manifest(run_dir)
-    config = _config_from(
+    config = config_from(
         manifest,
         api_key,
         run_dir,
@@ -317,7 +227,7 @@ def resume_import(
         concurrency=concurrency,
         max_failed_ratio=max_failed_ratio,
     )
-    mapping = _check_mapping(config, manifest)
+    mapping = check_mapping(config, manifest)
     sources, converters = _reopen(manifest, config, mapping)
     try:
         with contextlib.ExitStack() as stack:
@@ -346,7 +256,7 @@ def retry_import(
     """Re-send the records of ``parent``'s failures.jsonl as a new run."""
     parent_manifest = read_manifest(parent)
     source = FailureSource(parent_failures(parent), only)
-    config = _config_from(
+    config = config_from(
         parent_manifest | {"sources": [{"name": source.name}], "command": list(command)},
         api_key,
         run_dir or default_run_dir(),
