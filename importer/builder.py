@@ -23,7 +23,7 @@ from importer.fieldcode import (
     make_fill,
     make_read,
 )
-from importer.fields import ColumnReader, FieldReader, LiteralReader
+from importer.fields import ColumnReader, LiteralReader
 from importer.fieldspec import CompiledField
 from importer.mapping import Mapping, ObjectSpec
 from importer.values import OMIT
@@ -39,11 +39,6 @@ def plan(item: CompiledField) -> Plan:
         nulls = read.nulls - {""}
         return (item.key, read.column, nulls, read.parse, read.on_empty, read.read, read.label)
     return (item.key, NO_COLUMN, _NO_NULLS, None, OMIT, read, "")
-
-
-def direct(read: FieldReader) -> FieldReader:
-    """The closure inside a ColumnReader (one call per row less), or the reader itself."""
-    return read.read if isinstance(read, ColumnReader) else read
 
 
 def values_of(item: CompiledField) -> FieldValues:
@@ -73,14 +68,8 @@ def row_code(mapping: Mapping, columns: Columns | None = None) -> RowCode:
     """The code over record dicts, or with ``columns`` over a CSV row's cells (NotPlain when
     some field is not a literal or a plain column of that header)."""
     identity = mapping.identity
-    if identity is None:
-        read = None
-    elif columns is None:
-        read = direct(identity.field.read)
-    else:
-        read = make_read(plan(identity.field), columns)
     return RowCode(
-        identity=read,
+        identity=None if identity is None else make_read(plan(identity.field), columns),
         attributes=make_fill(_plans(mapping.attributes), columns),
         events=tuple(_builder(spec, columns) for spec in mapping.events),
         purchases=tuple(_builder(spec, columns) for spec in mapping.purchases),
