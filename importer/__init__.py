@@ -51,7 +51,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # The entry points pull in aiohttp; import them on first use so `--help` stays fast.
     if name in ("run_import", "resume_import", "retry_import"):
-        from importer import runs
+        from importer.runner import entry as runs
 
         return getattr(runs, name)
     raise AttributeError(name)

@@ -13,7 +13,7 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
 def run() -> None:
     signal.signal(signal.SIGINT, _interrupted)
     signal.signal(signal.SIGTERM, _interrupted)
-    from importer.cli import entry  # after the handlers: importing takes a moment
+    from importer.cli.main import entry  # after the handlers: importing takes a moment
 
     entry()
 

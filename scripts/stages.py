@@ -19,11 +19,11 @@ from itertools import islice
 from pathlib import Path
 
 from importer.config import BatchLimits, ReadOptions
-from importer.converter import Converter
-from importer.mapping import load_mapping
+from importer.convert.converter import Converter
+from importer.mapping.load import load_mapping
 from importer.models import Batch, Item, RowFailure, SourceRow
-from importer.packer import pack
-from importer.reader import open_source
+from importer.read.source import open_source
+from importer.send.packer import pack
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_FLIGHT = 45
@@ -37,7 +37,7 @@ def main() -> None:
     converter = Converter(load_mapping(ROOT / "scripts" / "bench-mapping.toml"))
     limits = BatchLimits.for_mode("legacy")
     gc.freeze()
-    gc.set_threshold(100_000, 50, 100)  # as importer.runs does for a run
+    gc.set_threshold(100_000, 50, 100)  # as importer.runner.entry does for a run
 
     def rows() -> Iterator[SourceRow | RowFailure]:
         with open_source(source, ReadOptions()) as opened:

@@ -1,4 +1,4 @@
-"""Compiled checks (importer.checks) refuse exactly what validate.check_object refuses.
+"""Compiled checks (importer.convert.checks) refuse exactly what validate.check_object refuses.
 
 The converter checks a mapped object only where its fields' values can break a rule. Held to
 check_object two ways: each rule's claims (the shapes and text lengths it always accepts) over
@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from importer.checks import (
+from importer.convert.checks import (
     BOOL,
     DATE,
     FLOAT,
@@ -32,14 +32,14 @@ from importer.checks import (
     properties_check,
     rule_for,
 )
-from importer.converter import Converter
+from importer.convert.converter import Converter
 from importer.errors import RecordError
-from importer.field_rules import ATTRIBUTE_FIELDS
-from importer.mapping import compile_mapping
+from importer.mapping.document import MappingDoc
+from importer.mapping.load import compile_mapping
+from importer.mapping.times import date_converter, time_converter
 from importer.models import ARRAYS, Item, RowFailure, RowRef, SourceRow
-from importer.timefields import date_converter, time_converter
-from importer.tomlkeys import MappingDoc
-from importer.validate import EVENT_FIELDS, PURCHASE_FIELDS, check_object
+from importer.rules.fields import ATTRIBUTE_FIELDS
+from importer.rules.objects import EVENT_FIELDS, PURCHASE_FIELDS, check_object
 
 REF = RowRef("t.csv", 2)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

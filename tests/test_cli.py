@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import pytest
 
-from importer.cli import main
+from importer.cli.main import main
 from importer.sandbox import Sandbox, SandboxSettings, sandbox_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,8 @@ import time
 import orjson
 import pytest
 
-from importer.client import (
+from importer.errors import AbortError, RateLimited, TransientError
+from importer.send.client import (
     Accepted,
     Answer,
     ObjectError,
@@ -16,7 +17,6 @@ from importer.client import (
     classify,
     rate_limit_wait,
 )
-from importer.errors import AbortError, RateLimited, TransientError
 
 
 def _answer(status: int, body: object, **headers: str) -> Answer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from importer.cli import redact_argv
+from importer.cli.main import redact_argv
 from importer.config import BatchLimits, resolve_endpoint
 from importer.errors import ConfigError
 

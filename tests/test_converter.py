@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer.converter import Converter
-from importer.mapping import compile_mapping, default_mapping, load_mapping
+from importer.convert.converter import Converter
+from importer.mapping.document import MappingDoc
+from importer.mapping.load import compile_mapping, default_mapping, load_mapping
 from importer.models import Item, RowFailure, RowRef, RowSkipped, SourceRow
-from importer.tomlkeys import MappingDoc
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 REF = RowRef("crm.csv", 7)

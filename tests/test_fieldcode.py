@@ -1,4 +1,4 @@
-"""importer.fieldcode: the generated per-row code takes nothing from the mapping as code, and
+"""importer.convert.codegen: the generated per-row code takes nothing from the mapping as code, and
 gives what the mapping says for every template (literal, plain text, parsed, null values,
 on_empty, required fields, properties, non-column readers)."""
 
@@ -7,10 +7,10 @@ from __future__ import annotations
 import tomllib
 from typing import Any
 
-from importer.converter import Converter
-from importer.mapping import compile_mapping
+from importer.convert.converter import Converter
+from importer.mapping.document import MappingDoc
+from importer.mapping.load import compile_mapping
 from importer.models import CsvRecord, Item, RowFailure, RowRef, SourceRow
-from importer.tomlkeys import MappingDoc
 
 REF = RowRef("x.csv", 2)
 HOSTILE = '"); import os; os._exit(9) #\n{x}\\'

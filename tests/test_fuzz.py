@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from importer.config import ReadOptions
-from importer.converter import Converter
+from importer.convert.converter import Converter
 from importer.errors import ConfigError
-from importer.mapping import compile_mapping, default_mapping
+from importer.mapping.document import MappingDoc
+from importer.mapping.load import compile_mapping, default_mapping
 from importer.models import ARRAYS, Item, RowFailure, RowSkipped, SourceRow
-from importer.reader import open_stream
-from importer.tomlkeys import MappingDoc
-from importer.validate import check_object
+from importer.read.source import open_stream
+from importer.rules.objects import check_object
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 COLUMNS = ("external_id", "name", "n", "f", "b", "t", "d", "arr", "prefs", "qty", "cur", "note")

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer.limiter import Pacer
-from importer.ratecontrol import Budget, parse_budget
 from importer.sandbox.ratelimit import RateLimiter
 from importer.sandbox.settings import SandboxSettings
+from importer.send.pacer import Pacer
+from importer.send.rate_control import Budget, parse_budget
 
 
 class FakeClock:

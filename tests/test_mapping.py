@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from importer.errors import MappingError
-from importer.mapping import InputSettings, Mapping, default_mapping, load_mapping
-from importer.tomlkeys import MappingDoc, dotted
+from importer.mapping.document import MappingDoc, dotted
+from importer.mapping.load import InputSettings, Mapping, default_mapping, load_mapping
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CRM_HEADER = [

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.models import Batch
-from importer.ordering import UserOrder
+from importer.send.user_order import UserOrder
 
 USERS = st.frozensets(st.sampled_from("abcdefgh"), max_size=5)
 # Each step: claim a batch with these users, or release the n-th claim still in flight.

@@ -6,11 +6,11 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer.client import ObjectError
 from importer.config import BatchLimits
 from importer.models import ARRAYS, Batch, Item, RowFailure, RowRef
-from importer.packer import pack, split
-from importer.sender import map_object_errors
+from importer.send.client import ObjectError
+from importer.send.packer import pack, split
+from importer.send.sender import map_object_errors
 
 
 def _obj(user: str, n: int, pad: int) -> dict[str, object]:

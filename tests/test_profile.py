@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from importer.config import ReadOptions
-from importer.profile import profile_source
-from importer.profile_types import guess_type
-from importer.reader import open_source
+from importer.mapping.column_types import guess_type
+from importer.mapping.draft import profile_source
+from importer.read.source import open_source
 
 
 def draft(path: Path, data: bytes, sample_rows: int = 1000, **options: Any) -> str:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from importer.config import ReadOptions
 from importer.errors import InputError
 from importer.models import RowFailure, RowRef, SourceRow
-from importer.reader import Source, fingerprint, open_source, open_stream
+from importer.read.source import Source, fingerprint, open_source, open_stream
 
 Item = SourceRow | RowFailure
 ROOT = Path(__file__).resolve().parent.parent
@@ -312,7 +312,7 @@ def test_stdin_is_read_as_binary_in_a_subprocess(tmp_path: Path) -> None:
     script = (
         "import json, sys\n"
         "from importer.config import ReadOptions\n"
-        "from importer.reader import open_source, fingerprint\n"
+        "from importer.read.source import open_source, fingerprint\n"
         "with open_source('-', ReadOptions(format='csv', encoding='cp1252')) as s:\n"
         "    found = [[i.ref.line, i.record.as_dict()] for i in s.rows()]\n"
         "    print(json.dumps([s.size, fingerprint('-'), found]))\n"

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from importer.models import Item, RowRef
-from importer.retry import narrow
+from importer.rundir.failures import narrow
 from importer.sandbox import Sandbox, SandboxSettings, sandbox_in_thread
 
 KEY = "sandbox-key"

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from importer.client import BrazeClient
 from importer.errors import AbortError
 from importer.sandbox import Sandbox, SandboxSettings, sandbox_in_thread
+from importer.send.client import BrazeClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = "fixtures/hostile/ragged.csv"  # rows delivered and rows failed: every log has content

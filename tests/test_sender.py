@@ -8,14 +8,14 @@ import socket
 
 import pytest
 
-from importer.client import BrazeClient
 from importer.config import BatchLimits, RetryPolicy
 from importer.errors import AbortError
-from importer.limiter import Pacer
 from importer.models import Batch, Item, RowRef
-from importer.packer import pack
 from importer.sandbox import SandboxSettings, sandbox_in_thread
-from importer.sender import BatchResult, Sender
+from importer.send.client import BrazeClient
+from importer.send.pacer import Pacer
+from importer.send.packer import pack
+from importer.send.sender import BatchResult, Sender
 
 FAST_RETRY = RetryPolicy(attempts=4, base_s=0.001, cap_s=0.01, request_timeout_s=5.0)
 KEY = "sandbox-key"

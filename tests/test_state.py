@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import importer.state_record
+import importer.state.record
 from importer.errors import ConfigError, FatalError
 from importer.models import BrazeObject, Item, RowRef
-from importer.state import DeliveryState, Filtered, StateLocked, inspect_state
+from importer.state.delivery import DeliveryState, Filtered, StateLocked, inspect_state
 
 
 def item(
@@ -272,7 +272,7 @@ def test_the_lock_is_released_on_close(path: Path) -> None:
 
 def test_the_lock_dies_with_a_killed_process(path: Path) -> None:
     holder = (
-        "import sys; from pathlib import Path; from importer.state import DeliveryState\n"
+        "import sys; from pathlib import Path; from importer.state.delivery import DeliveryState\n"
         f"state = DeliveryState.open(Path({str(path)!r}), run_label='killed')\n"
         "print('locked', flush=True); sys.stdin.read()\n"
     )
@@ -332,7 +332,7 @@ def test_a_failed_confirm_writes_nothing(
     def broken(*args: object) -> int:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(importer.state_record, "add_delivered", broken)
+    monkeypatch.setattr(importer.state.record, "add_delivered", broken)
     filtered = state.filter(item(2, attributes={"a": 1}, events=[event()]))
     assert filtered.item is not None
     with pytest.raises(FatalError, match="recording deliveries failed: disk I/O error"):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.errors import RecordError
-from importer.values import (
+from importer.mapping.values import (
     boolean_converter,
     boolean_text_parser,
     float_text,

@@ -1,0 +1,92 @@
+"""Mapped fields as plans, and the generated code that builds a row's objects from them.
+
+A field's plan is a flat tuple; importer.convert.codegen turns a list of plans into one generated
+function, so the common case — a text cell — is trimmed, tested against ``null_values`` and
+parsed inline, with no call and no case analysis per field; everything else (typed JSONL values,
+missing keys, dotted paths, ``map``) goes to the field's own reader, and a literal is its value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from importer.convert.checks import Checks, FieldValues, object_checks, properties_check
+from importer.convert.codegen import (
+    NO_COLUMN,
+    Build,
+    Columns,
+    Fill,
+    Plan,
+    Read,
+    make_build,
+    make_fill,
+    make_read,
+)
+from importer.mapping.field_spec import CompiledField
+from importer.mapping.load import Mapping, ObjectSpec
+from importer.mapping.readers import ColumnReader, LiteralReader
+from importer.mapping.values import OMIT
+
+_NO_NULLS: frozenset[str] = frozenset()
+
+
+def plan(item: CompiledField) -> Plan:
+    read = item.read
+    if isinstance(read, LiteralReader):
+        return (item.key, NO_COLUMN, _NO_NULLS, None, read.value, None, "")
+    if isinstance(read, ColumnReader) and not read.remapped:
+        nulls = read.nulls - {""}
+        return (item.key, read.column, nulls, read.parse, read.on_empty, read.read, read.label)
+    return (item.key, NO_COLUMN, _NO_NULLS, None, OMIT, read, "")
+
+
+def values_of(item: CompiledField) -> FieldValues:
+    """What the field can produce, for importer.convert.checks."""
+    read = item.read
+    if isinstance(read, LiteralReader):
+        return FieldValues(item.key, "literal", (read.value,))
+    if isinstance(read, ColumnReader):
+        fixed = () if read.on_empty is OMIT else (read.on_empty,)
+        return FieldValues(item.key, item.kind, fixed)
+    return FieldValues(item.key, "json")  # an unknown reader: anything
+
+
+@dataclass(frozen=True, slots=True)
+class RowCode:
+    """A mapping's generated functions for one shape of record (see importer.convert.codegen):
+    the identifier's reader, the attributes filler, and each event's / purchase's builder
+    with the checks its values need."""
+
+    identity: Read | None
+    attributes: Fill
+    events: tuple[tuple[Build, Checks], ...]
+    purchases: tuple[tuple[Build, Checks], ...]
+
+
+def row_code(mapping: Mapping, columns: Columns | None = None) -> RowCode:
+    """The code over record dicts, or with ``columns`` over a CSV row's cells (NotPlain when
+    some field is not a literal or a plain column of that header)."""
+    identity = mapping.identity
+    return RowCode(
+        identity=None if identity is None else make_read(plan(identity.field), columns),
+        attributes=make_fill(_plans(mapping.attributes), columns),
+        events=tuple(_builder(spec, columns) for spec in mapping.events),
+        purchases=tuple(_builder(spec, columns) for spec in mapping.purchases),
+    )
+
+
+def _plans(items: Iterable[CompiledField]) -> tuple[Plan, ...]:
+    return tuple(plan(item) for item in items)
+
+
+def _builder(spec: ObjectSpec, columns: Columns | None) -> tuple[Build, Checks]:
+    """build(data, base): the object for this row, or None when a required column is empty
+    (then a value of it that could not be converted does not matter); and its checks."""
+    build = make_build(
+        _plans(spec.required), _plans(spec.optional), _plans(spec.properties), columns
+    )
+    fields = (*spec.required, *spec.optional)
+    checks = object_checks(spec.array, (values_of(item) for item in fields))
+    extra = properties_check(spec.array, (values_of(p) for p in spec.properties))
+    return build, ((*checks, extra) if extra is not None else checks)

@@ -1,0 +1,233 @@
+"""SourceRow -> Item | RowFailure | RowSkipped, using a compiled Mapping.
+
+Per row: read the identifier (empty: ``missing_identifier``), build the attributes object and
+each event / purchase whose required columns are all non-empty (``importer.convert.builder``),
+then check the objects against Braze's rules — with the checks compiled for the mapping
+(``importer.convert.checks``: only where a field's values can break a rule; the same first
+violation ``check_object`` reports). A value that fails conversion fails the whole record (stage ``convert``); a broken
+Braze rule fails it at stage ``validate``, with the objects built. A row with an identifier and
+nothing to send is skipped (``no_data``).
+
+Without a mapping, a JSONL line is either a Braze-shaped fragment (``{"attributes": [...],
+"events": [...], "purchases": [...]}``, objects sent as they are) or a flat object carrying an
+identifier key, which becomes one attributes object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from importer.convert.builder import RowCode, row_code, values_of
+from importer.convert.checks import Checks, first_violation, identity_check, object_checks
+from importer.convert.codegen import NotPlain
+from importer.errors import RecordError
+from importer.mapping.load import IDENTIFIERS, Mapping
+from importer.mapping.values import OMIT, show
+from importer.models import (
+    ARRAYS,
+    BrazeObject,
+    CsvRecord,
+    Item,
+    Record,
+    RowFailure,
+    RowSkipped,
+    SourceRow,
+    record_dict,
+)
+from importer.rules.fields import Violation
+from importer.rules.objects import check_object
+
+Outcome = Item | RowFailure | RowSkipped
+_FRAGMENT_KEYS = frozenset(ARRAYS)
+_FLAT_IDENTIFIERS = ("external_id", "braze_id", "user_alias", "email", "phone")
+
+
+class Converter:
+    """Turns each SourceRow into an Item (or a failure, or a skip). Never raises for a row."""
+
+    def __init__(self, mapping: Mapping) -> None:
+        self.mapping = mapping
+        identity = mapping.identity
+        self._raw = identity is None
+        self._id_key = identity.key if identity else ""
+        self._id_column = identity.field.column if identity else None
+        self._alias_label = identity.alias_label if identity else None
+        self._only_existing = identity.update_existing_only if identity else None
+        self._user_prefix = (
+            f"user_alias:{self._alias_label}:"
+            if self._alias_label is not None
+            else f"{self._id_key}:"
+        )
+        id_check = identity_check(self._id_key) if identity else None
+        self._id_checks: Checks = (id_check,) if id_check else ()
+        # An identifier of this many characters passes its check without a call.
+        self._id_text = (id_check.shortest, id_check.longest) if id_check else (1, 0)
+        self._attributes = bool(mapping.attributes)
+        self._attribute_checks = object_checks(
+            "attributes", (values_of(item) for item in mapping.attributes)
+        )
+        self._dict_code = row_code(mapping)
+        # The code over a CSV file's cells, for the header it was made for (None: the mapping
+        # needs record dicts, e.g. for a ``map``).
+        self._header: tuple[str, ...] | None = None
+        self._cells_code: RowCode | None = None
+
+    def _code_for(self, record: Record) -> tuple[RowCode, Any]:
+        """The code for this record, and what to pass it (a dict, or a CSV row's cells)."""
+        if not isinstance(record, CsvRecord):
+            return self._dict_code, record
+        csv_record = record
+        if csv_record.header is not self._header:
+            self._header = csv_record.header
+            columns = {name: n for n, name in enumerate(self._header) if name}
+            try:
+                self._cells_code = row_code(self.mapping, columns)
+            except NotPlain:
+                self._cells_code = None
+        if self._cells_code is None:
+            return self._dict_code, csv_record.as_dict()
+        return self._cells_code, csv_record.cells
+
+    def convert(self, row: SourceRow) -> Outcome:
+        if self._raw:
+            return _convert_unmapped(row)
+        record = row.record
+        code, data = self._code_for(record)
+        violation: Violation | None = None
+        blamed = ""
+        try:
+            ident = code.identity(data) if code.identity is not None else OMIT
+            if ident is OMIT or ident is None:
+                where = f"identity.{self._id_key}"
+                message = f"{where}: the identifier (column {self._id_column!r}) is empty"
+                return RowFailure(row.ref, "convert", "missing_identifier", message, record)
+            base = self._base(ident)
+            attributes: tuple[BrazeObject, ...] = ()
+            if self._attributes:
+                obj = code.attributes(base.copy(), data)
+                if len(obj) > len(base):
+                    attributes = (obj,)
+                    if self._attribute_checks:
+                        violation = first_violation(obj, self._attribute_checks)
+                        blamed = "attributes"
+            events: tuple[BrazeObject, ...] = ()
+            for build, checks in code.events:
+                built = build(data, base)
+                if built is not None:
+                    events += (built,)
+                    if violation is None and checks:
+                        violation = first_violation(built, checks)
+                        blamed = "event"
+            purchases: tuple[BrazeObject, ...] = ()
+            for build, checks in code.purchases:
+                built = build(data, base)
+                if built is not None:
+                    purchases += (built,)
+                    if violation is None and checks:
+                        violation = first_violation(built, checks)
+                        blamed = "purchase"
+        except RecordError as exc:
+            return RowFailure(row.ref, "convert", exc.code, exc.message, record)
+        if not (attributes or events or purchases):
+            return RowSkipped(row.ref, "no_data")
+        shortest, longest = self._id_text
+        if not (ident.__class__ is str and shortest <= len(ident) <= longest):
+            # The identifier leads every object: if it breaks a rule, the first object fails.
+            found = first_violation(base, self._id_checks)
+            if found is not None:
+                violation = found
+                blamed = "attributes" if attributes else "event" if events else "purchase"
+        if violation is not None:
+            return _invalid(row, blamed, violation, attributes, events, purchases)
+        return Item(row.ref, record, f"{self._user_prefix}{ident}", attributes, events, purchases)
+
+    def _base(self, ident: Any) -> BrazeObject:
+        """The keys every object of this row carries."""
+        base: BrazeObject
+        if self._alias_label is not None:
+            base = {"user_alias": {"alias_name": ident, "alias_label": self._alias_label}}
+        else:
+            base = {self._id_key: ident}
+        if self._only_existing is not None:
+            base["_update_existing_only"] = self._only_existing
+        return base
+
+
+def _checked(
+    row: SourceRow,
+    user: str,
+    attributes: tuple[BrazeObject, ...],
+    events: tuple[BrazeObject, ...],
+    purchases: tuple[BrazeObject, ...],
+) -> Outcome:
+    """The Item, unless some object breaks a Braze rule (then the record fails, objects kept)."""
+    for obj in attributes:
+        if (violation := check_object("attributes", obj)) is not None:
+            return _invalid(row, "attributes", violation, attributes, events, purchases)
+    for obj in events:
+        if (violation := check_object("events", obj)) is not None:
+            return _invalid(row, "event", violation, attributes, events, purchases)
+    for obj in purchases:
+        if (violation := check_object("purchases", obj)) is not None:
+            return _invalid(row, "purchase", violation, attributes, events, purchases)
+    return Item(row.ref, row.record, user, attributes, events, purchases)
+
+
+def _invalid(
+    row: SourceRow, what: str, violation: Violation, *built: tuple[BrazeObject, ...]
+) -> RowFailure:
+    objects: dict[str, list[BrazeObject]] = {
+        name: list(objs) for name, objs in zip(ARRAYS, built, strict=True) if objs
+    }
+    message = f"{what}: {violation.message}"
+    return RowFailure(row.ref, "validate", violation.code, message, row.record, objects=objects)
+
+
+# --- without a mapping: JSONL lines taken as they are -------------------------------------------
+
+
+def _convert_unmapped(row: SourceRow) -> Outcome:
+    record = record_dict(row.record)
+    if record and record.keys() <= _FRAGMENT_KEYS:
+        return _fragment(row, record)
+    return _flat(row, record)
+
+
+def _fragment(row: SourceRow, record: dict[str, Any]) -> Outcome:
+    arrays: dict[str, tuple[BrazeObject, ...]] = {}
+    for name in ARRAYS:
+        objects = record.get(name, [])
+        if type(objects) is not list or any(type(obj) is not dict for obj in objects):
+            message = f"{name} must be an array of objects, got {show(objects)}"
+            return RowFailure(row.ref, "convert", "invalid_fragment", message, record)
+        arrays[name] = tuple(objects)
+    first = next((objs[0] for objs in arrays.values() if objs), None)
+    if first is None:
+        return RowSkipped(row.ref, "no_data")
+    user = _user_of(first) or f"row:{row.ref.source}:{row.ref.line}"
+    return _checked(row, user, arrays["attributes"], arrays["events"], arrays["purchases"])
+
+
+def _flat(row: SourceRow, record: dict[str, Any]) -> Outcome:
+    key = next((k for k in _FLAT_IDENTIFIERS if record.get(k) not in (None, "")), None)
+    if key is None:
+        message = f"the object has none of the identifier keys {', '.join(_FLAT_IDENTIFIERS)}"
+        return RowFailure(row.ref, "convert", "missing_identifier", message, record)
+    obj = dict(record)
+    if key in IDENTIFIERS and type(obj[key]) is int:  # {"external_id": 42}: Braze wants text
+        obj[key] = str(obj[key])
+    if not obj.keys() - {key, "_update_existing_only"}:
+        return RowSkipped(row.ref, "no_data")
+    return _checked(row, _user_of(obj) or key, (obj,), (), ())
+
+
+def _user_of(obj: BrazeObject) -> str | None:
+    """The user key of a Braze object: its identifier as ``kind:value``."""
+    for key in _FLAT_IDENTIFIERS:
+        value = obj.get(key)
+        if value is None or value == "":
+            continue
+        if key == "user_alias" and type(value) is dict:
+            return f"user_alias:{value.get('alias_label')}:{value.get('alias_name')}"
+        return f"{key}:{value}"
+    return None

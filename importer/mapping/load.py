@@ -1,0 +1,335 @@
+"""The mapping file (TOML) -> a compiled ``Mapping``: identity, attributes, events, purchases.
+
+Every problem is a ``MappingError`` naming the file, line, column and key, raised before anything
+is read or sent: TOML syntax (tomllib's position), unknown keys (with "did you mean"), wrong value
+types, unknown types or time zones, bad strptime formats, no or two identities, and — once the
+header is known — columns missing from it (``Mapping.check_header``).
+
+A bare string names a column (JSONL: a key; ``a.b`` walks into nested objects); a literal is
+``{ value = ... }``. Without ``--mapping``, ``default_mapping`` builds one from the CSV header, or
+(JSONL) a mapping with ``identity`` None: each line is then taken as Braze objects as it is.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import tomllib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from importer.errors import MappingError
+from importer.mapping.document import KeyPath, MappingDoc, did_you_mean
+from importer.mapping.field_spec import (
+    IDENTITY_OPTIONS,
+    CompiledField,
+    check_keys,
+    compile_field,
+    expect,
+)
+from importer.mapping.readers import OMIT, field_reader
+from importer.models import ArrayName
+from importer.read.source import MAX_CELL_BYTES_LIMIT
+
+IDENTIFIERS = ("external_id", "braze_id", "email", "phone")  # also the default-mapping priority
+_TOP_KEYS = ("input", "identity", "attributes", "events", "purchases")
+_INPUT_KEYS = ("format", "encoding", "delimiter", "null_values", "max_cell_bytes")
+_IDENTITY_KEYS = (*IDENTIFIERS, "user_alias", "update_existing_only")
+# Keys of one event / purchase -> their type when none is given (None: string).
+_OBJECT_KEYS: dict[str, dict[str, str | None]] = {
+    "events": {"name": None, "time": "time", "app_id": None},
+    "purchases": {
+        **{"product_id": None, "currency": None, "price": "float", "quantity": "integer"},
+        **{"time": "time", "app_id": None},
+    },
+}
+_REQUIRED = {"events": ("name", "time"), "purchases": ("product_id", "currency", "price", "time")}
+_RESERVED_PROPERTIES = {
+    "events": ("time", "event_name"),
+    "purchases": ("time", "product_id", "quantity", "event_name", "price", "currency"),
+}
+_NOT_ATTRIBUTES = ("external_id", "braze_id", "user_alias", "_update_existing_only")
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+@dataclass(frozen=True, slots=True)
+class InputSettings:
+    """The ``[input]`` table; None means "not given" (the CLI or the reader decides)."""
+
+    format: Literal["csv", "jsonl"] | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    null_values: tuple[str, ...] | None = None
+    max_cell_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    key: str  # external_id | braze_id | email | phone | user_alias
+    field: CompiledField  # the identifier (for user_alias: the alias name)
+    alias_label: str | None = None
+    update_existing_only: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectSpec:
+    """One ``[[events]]`` or ``[[purchases]]`` entry."""
+
+    array: ArrayName
+    where: KeyPath
+    required: tuple[CompiledField, ...]  # all non-empty, or this row has no such object
+    optional: tuple[CompiledField, ...]
+    properties: tuple[CompiledField, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    path: str | None
+    input: InputSettings
+    identity: Identity | None  # None: JSONL without a mapping, objects taken as they are
+    attributes: tuple[CompiledField, ...] = ()
+    events: tuple[ObjectSpec, ...] = ()
+    purchases: tuple[ObjectSpec, ...] = ()
+    text: str = field(default="", repr=False)  # the TOML, to place header errors
+
+    def fields(self) -> Iterator[CompiledField]:
+        if self.identity is not None:
+            yield self.identity.field
+        yield from self.attributes
+        for spec in (*self.events, *self.purchases):
+            yield from (*spec.required, *spec.optional, *spec.properties)
+
+    def columns(self) -> frozenset[str]:
+        """Every column the mapping reads; a dotted ``a.b`` also contributes ``a`` (JSONL)."""
+        names = {item.column for item in self.fields() if item.column is not None}
+        return frozenset(names | {name.split(".", 1)[0] for name in names})
+
+    def check_header(self, header: Sequence[str], source: str) -> None:
+        """Raise MappingError if a column the mapping reads is not in ``header``."""
+        if not header:
+            return  # an empty file: no header to check, and no rows to read either
+        present = set(header)
+        missing: dict[str, CompiledField] = {}
+        for item in self.fields():
+            if item.column is not None and item.column not in present:
+                missing.setdefault(item.column, item)
+        if not missing:
+            return
+        column, item = next(iter(missing.items()))
+        others = [repr(name) for name in missing][1:]
+        also = f"; also missing: {', '.join(others)}" if others else ""
+        doc = MappingDoc(self.path or source, self.text)
+        doc.fail(
+            item.where,
+            f"column {column!r} is not in the header of {source}{did_you_mean(column, present)}"
+            f"{also}; the header has: {', '.join(header) or '(nothing)'}",
+        )
+
+
+def load_mapping(path: Path) -> Mapping:
+    """Read and compile a mapping file. The one seam where OSError, UnicodeDecodeError,
+    tomllib.TOMLDecodeError and RecursionError (absurd nesting) become MappingError."""
+    name = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MappingError(
+            f"cannot read the mapping file: {exc.strerror or exc}", path=name
+        ) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise MappingError("the mapping file is not UTF-8 text", path=name, line=line) from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = _TOML_POSITION.search(message)
+        line, column = (int(found[1]), int(found[2])) if found else (0, 0)
+        reason = _TOML_POSITION.sub("", message)
+        raise MappingError(f"invalid TOML: {reason}", path=name, line=line, column=column) from None
+    except RecursionError:
+        raise MappingError("invalid TOML: arrays or tables nested too deeply", path=name) from None
+    return compile_mapping(MappingDoc(name, text), document)
+
+
+def compile_mapping(doc: MappingDoc, document: dict[str, Any]) -> Mapping:
+    check_keys(doc, (), document, _TOP_KEYS)
+    settings = _input(doc, document.get("input", {}))
+    nulls = frozenset(("", *(settings.null_values or ())))
+    identity = _identity(doc, document.get("identity"), nulls)
+    attributes = _attributes(doc, document.get("attributes", {}), identity.key, nulls)
+    events = _objects(doc, "events", document.get("events", []), nulls)
+    purchases = _objects(doc, "purchases", document.get("purchases", []), nulls)
+    if not (attributes or events or purchases):
+        doc.fail((), "the mapping sends nothing: add [attributes], [[events]] or [[purchases]]")
+    return Mapping(doc.path, settings, identity, attributes, events, purchases, doc.text)
+
+
+def _table(doc: MappingDoc, where: KeyPath, value: Any) -> dict[str, Any]:
+    return dict(expect(doc, where, value, dict))
+
+
+def _input(doc: MappingDoc, value: Any) -> InputSettings:
+    table = _table(doc, ("input",), value)
+    check_keys(doc, ("input",), table, _INPUT_KEYS)
+    fmt = table.get("format")
+    if fmt is not None and fmt not in ("csv", "jsonl"):
+        doc.fail(("input", "format"), f'expected "csv" or "jsonl", got {fmt!r}')
+    encoding = table.get("encoding")
+    if encoding is not None:
+        try:
+            codecs.lookup(expect(doc, ("input", "encoding"), encoding, str))
+        except LookupError:
+            doc.fail(("input", "encoding"), f"unknown encoding {encoding!r}")
+    delimiter = table.get("delimiter")
+    if delimiter is not None and (type(delimiter) is not str or len(delimiter) != 1):
+        doc.fail(("input", "delimiter"), f"expected one character, got {delimiter!r}")
+    nulls = table.get("null_values")
+    if nulls is not None:
+        expect(doc, ("input", "null_values"), nulls, list, "an array of strings")
+        for index, item in enumerate(nulls):
+            expect(doc, ("input", "null_values", index), item, str)
+    size = table.get("max_cell_bytes")
+    where: KeyPath = ("input", "max_cell_bytes")
+    if size is not None and not 1 <= expect(doc, where, size, int) <= MAX_CELL_BYTES_LIMIT:
+        limit = f"{MAX_CELL_BYTES_LIMIT} (1 GiB)"
+        doc.fail(where, f"expected a positive number of bytes up to {limit}, got {size}")
+    return InputSettings(fmt, encoding, delimiter, tuple(nulls) if nulls else None, size)
+
+
+def _identity(doc: MappingDoc, value: Any, nulls: frozenset[str]) -> Identity:
+    choices = "external_id, braze_id, email, phone or user_alias"
+    if value is None:
+        doc.fail(("identity",), f"missing [identity]: name exactly one of {choices}")
+    table = _table(doc, ("identity",), value)
+    check_keys(doc, ("identity",), table, _IDENTITY_KEYS)
+    given = [key for key in (*IDENTIFIERS, "user_alias") if key in table]
+    if not given:
+        doc.fail(("identity",), f"no identifier: name exactly one of {choices}")
+    if len(given) > 1:
+        doc.fail(
+            ("identity", given[1]), f"two identifiers, {given[0]!r} and {given[1]!r}: keep one"
+        )
+    key, label = given[0], None
+    where: KeyPath = ("identity", key)
+    spec = table[key]
+    if key == "user_alias":
+        alias = _table(doc, where, spec)
+        check_keys(doc, where, alias, ("name", "label"))
+        for part in ("name", "label"):
+            if part not in alias:
+                doc.fail(
+                    where, f'missing {part!r}: user_alias = {{ name = "Column", label = "text" }}'
+                )
+        label = expect(doc, (*where, "label"), alias["label"], str, "a literal label")
+        if not label.strip():
+            doc.fail((*where, "label"), "the alias label is empty")
+        where, spec = (*where, "name"), alias["name"]
+    ident = compile_field(doc, where, spec, nulls=nulls, allowed=IDENTITY_OPTIONS)
+    only = table.get("update_existing_only")
+    if only is not None:
+        expect(doc, ("identity", "update_existing_only"), only, bool)
+    return Identity(key, ident, label, only)
+
+
+def _attributes(
+    doc: MappingDoc, value: Any, identity_key: str, nulls: frozenset[str]
+) -> tuple[CompiledField, ...]:
+    table = _table(doc, ("attributes",), value)
+    compiled = []
+    for name, spec in table.items():
+        if name in _NOT_ATTRIBUTES or name == identity_key:
+            doc.fail(("attributes", name), f"{name!r} is set by [identity], not as an attribute")
+        compiled.append(compile_field(doc, ("attributes", name), spec, nulls=nulls))
+    return tuple(compiled)
+
+
+def _objects(
+    doc: MappingDoc, array: ArrayName, value: Any, nulls: frozenset[str]
+) -> tuple[ObjectSpec, ...]:
+    if type(value) is dict:
+        doc.fail((array,), f"write [[{array}]] (an array of tables), not [{array}]")
+    entries = expect(doc, (array,), value, list, f"[[{array}]] tables")
+    keys = _OBJECT_KEYS[array]
+    specs = []
+    for index, entry in enumerate(entries):
+        where: KeyPath = (array, index)
+        table = _table(doc, where, entry)
+        check_keys(doc, where, table, (*keys, "properties"))
+        for key in _REQUIRED[array]:
+            if key not in table:
+                needed = ", ".join(_REQUIRED[array])
+                doc.fail(where, f"missing {key!r} (each of {array} needs {needed})")
+        compiled = {
+            key: compile_field(
+                doc,
+                (*where, key),
+                spec,
+                nulls=nulls,
+                default_type=keys[key],
+                required=key in _REQUIRED[array],
+            )
+            for key, spec in table.items()
+            if key != "properties"
+        }
+        specs.append(
+            ObjectSpec(
+                array,
+                where,
+                tuple(compiled[key] for key in _REQUIRED[array]),
+                tuple(item for key, item in compiled.items() if key not in _REQUIRED[array]),
+                _properties(doc, array, (*where, "properties"), table.get("properties", {}), nulls),
+            )
+        )
+    return tuple(specs)
+
+
+def _properties(
+    doc: MappingDoc, array: ArrayName, where: KeyPath, value: Any, nulls: frozenset[str]
+) -> tuple[CompiledField, ...]:
+    table = _table(doc, where, value)
+    for name in table:
+        if not name or name.startswith("$") or name in _RESERVED_PROPERTIES[array]:
+            doc.fail((*where, name), f"{name!r} cannot be a property name (empty, $…, or reserved)")
+    return tuple(
+        compile_field(doc, (*where, name), spec, nulls=nulls) for name, spec in table.items()
+    )
+
+
+def default_mapping(header: Sequence[str] | None, source: str) -> Mapping:
+    """The mapping used without ``--mapping``.
+
+    CSV: the identifier is the first of external_id, braze_id, email, phone in the header; every
+    other (non-blank) column is a string attribute of the same name, empty cells omitted.
+    JSONL (``header`` None): each line is a Braze-shaped fragment or a flat object.
+    An empty CSV (no header at all) has no rows: it gets that same mapping, which never runs."""
+    if not header:
+        return Mapping(None, InputSettings(), None)
+    key = next((name for name in IDENTIFIERS if name in header), None)
+    if key is None:
+        raise MappingError(
+            f"no --mapping given, and the header of {source} has none of the identifier columns "
+            f"{', '.join(IDENTIFIERS)}; the header has: {', '.join(header) or '(nothing)'}",
+            path=source,
+            key="identity",
+        )
+
+    def plain(column: str, where: KeyPath) -> CompiledField:
+        reader = field_reader(
+            label=column,
+            column=column,
+            convert=None,
+            nulls=frozenset({""}),
+            remap=None,
+            on_empty=OMIT,
+        )
+        return CompiledField(column, where, column, reader)
+
+    attributes = tuple(
+        plain(name, ("attributes", name)) for name in header if name != key and name.strip()
+    )
+    return Mapping(None, InputSettings(), Identity(key, plain(key, ("identity", key))), attributes)

@@ -1,0 +1,287 @@
+"""CSV records from numbered physical lines: the header, then SourceRow | RowFailure per record.
+
+``csv.reader`` (strict) is fed decoded physical lines, so its ``line_num`` gives each record's
+first physical line cheaply. Lines that cannot make a good record (invalid bytes in the encoding,
+a NUL, a line past the memory cap) are noted while decoding; a record touching one fails with that
+line's code, and the run goes on.
+
+An unterminated quote. A record spanning several physical lines that turns out malformed — a quote
+error, end of file inside quotes, a cell growing past the csv field limit (``max_cell_bytes``
+characters) or the wrong number of fields — is blamed on the quote opened on its first line and
+never properly closed. That line fails with ``unterminated_quote`` and reading resumes at the very
+next physical line, so the rest of the file is not swallowed into one cell. The lines read
+meanwhile are kept (about ``max_cell_bytes`` of text at most, as the field limit stops a runaway
+cell) and parsed again. The price: a legitimate quoted multi-line cell longer than
+``max_cell_bytes`` characters is treated the same way (its inner lines are re-read as rows, and
+usually fail as ``ragged_row``). A record on one line that breaks the quoting rules fails with
+``bad_quoting``; one whose cell is too large (in bytes of the encoding) with ``cell_too_large``.
+
+Note: the csv module's field limit is process-wide; reading sets it to ``max_cell_bytes``.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import deque
+from collections.abc import Generator, Iterator
+from itertools import chain
+from typing import TYPE_CHECKING
+
+from importer.errors import InputError
+from importer.models import CsvRecord, RowFailure, RowRef, SourceRow
+from importer.read.lines import (
+    CHECK_SIZE,
+    RECORD_TEXT_CHARS,
+    ByteLines,
+    LineIssue,
+    decode_block,
+    read_failure,
+)
+
+if TYPE_CHECKING:
+    from _csv import Reader as _CsvReader
+
+DELIMITERS = (",", ";", "\t", "|")
+
+CsvItem = SourceRow | RowFailure
+_Parse = Generator[CsvItem, None, bool]
+
+
+def sniff_delimiter(line: str) -> str:
+    """The candidate found most often in the header line; "," when there is none."""
+    counts = [(line.count(d), -i, d) for i, d in enumerate(DELIMITERS)]
+    best = max(counts)
+    return best[2] if best[0] else ","
+
+
+class CsvParser:
+    """Reads the header at construction (InputError if unusable); ``records()`` does the rest."""
+
+    def __init__(
+        self,
+        name: str,
+        lines: ByteLines,
+        *,
+        encoding: str,
+        delimiter: str | None,
+        max_cell_bytes: int,
+    ) -> None:
+        self.name = name
+        self._lines = lines
+        self._blocks = lines.blocks()
+        self._encoding = encoding
+        self._max_cell = max_cell_bytes
+        self._window: deque[tuple[int, list[str]]] = deque()  # decoded blocks still needed
+        self._issues: deque[LineIssue] = deque()  # pending, in line order
+        self._start = 1  # first physical line of the record being parsed
+        self._base = 0  # physical line number before the reader's first line
+        self._reader: _CsvReader | None = None
+        self.delimiter = delimiter or ","
+        self.header: tuple[str, ...] = ()
+        csv.field_size_limit(max_cell_bytes)
+        self._read_header(delimiter)
+
+    def records(self) -> Iterator[CsvItem]:
+        """Every record after the header, then a ``truncated_input`` failure if reading broke."""
+        csv.field_size_limit(self._max_cell)
+        while self._reader is not None:
+            try:
+                if not (yield from self._parse()):
+                    break
+            except csv.Error as exc:
+                failure = self._on_csv_error(exc)
+                if failure is not None:
+                    yield failure
+        if self._lines.broken is not None:
+            message = (
+                f"{self._lines.broken}; reading stopped at line {self._start}: the rows before "
+                "it were read, nothing after it"
+            )
+            yield read_failure(self.name, self._start, "truncated_input", message, None)
+
+    def _parse(self) -> _Parse:
+        """The hot loop. Returns True when it must be called again with a new reader."""
+        reader = self._reader
+        assert reader is not None
+        base, start, issues = self._base, self._start, self._issues
+        header, name = self.header, self.name
+        # One-column files take the slow path, which skips whitespace-only lines as blank.
+        width = len(header) if len(header) > 1 else -1
+        for cells in reader:
+            end = base + reader.line_num
+            if end == start and len(cells) == width and not (issues and issues[0].line <= end):
+                yield SourceRow(RowRef(name, start), CsvRecord(header, cells))
+            else:
+                item = self._odd_record(cells, start, end)
+                if item is not None:
+                    yield item
+                if self._reader is not reader:  # resynchronised after an unterminated quote
+                    return True
+            start = self._start = end + 1
+        return False
+
+    def _odd_record(self, cells: list[str], start: int, end: int) -> CsvItem | None:
+        """Everything off the fast path: multi-line records, issues, blank and ragged lines."""
+        width = len(self.header)
+        if end > start and cells and len(cells) != width:
+            reason = f"the record it starts runs to line {end} and has {len(cells)} fields"
+            return self._unterminated(start, end, f"{reason}, not {width}")
+        issue, check_size = self._take_issues(start, end)
+        if issue is not None:
+            text = issue.text if issue.text is not None else self._text(start, end)
+            return read_failure(self.name, start, issue.code, issue.message, text)
+        if not cells or (len(cells) == 1 and not cells[0].strip()):
+            return None  # a blank line is no record
+        if len(cells) != width:
+            message = f"line {start}: {len(cells)} fields, the header has {width}"
+            return read_failure(self.name, start, "ragged_row", message, self._text(start, end))
+        if check_size or end > start:
+            column = self._oversized_column(cells)
+            if column is not None:
+                message = f"line {start}: cell {column!r} is larger than {self._max_cell} bytes"
+                return read_failure(
+                    self.name, start, "cell_too_large", message, self._text(start, end)
+                )
+        return SourceRow(RowRef(self.name, start), CsvRecord(self.header, cells))
+
+    def _on_csv_error(self, exc: csv.Error) -> RowFailure | None:
+        assert self._reader is not None
+        start, end = self._start, self._base + self._reader.line_num
+        detail = str(exc)
+        at_eof = "unexpected end of data" in detail
+        if at_eof and self._lines.broken is not None:
+            self._reader = None  # a record cut by the broken stream: truncated_input covers it
+            return None
+        if "field larger" in detail:
+            code, reason = "cell_too_large", f"a cell grows past {self._max_cell} bytes"
+        elif at_eof:
+            code, reason = "unterminated_quote", "the file ends inside it"
+        else:
+            code, reason = "bad_quoting", detail
+        if end > start:
+            return self._unterminated(start, end, f"{reason}, by line {end}")
+        issue, _ = self._take_issues(start, end)
+        self._start = end + 1
+        if issue is not None:
+            text = issue.text if issue.text is not None else self._text(start, end)
+            return read_failure(self.name, start, issue.code, issue.message, text)
+        if code == "unterminated_quote":
+            reason = f"a quote opened on this line is not closed: {reason}"
+        message = f"line {start}: {reason}"
+        return read_failure(self.name, start, code, message, self._text(start, end))
+
+    def _unterminated(self, start: int, end: int, reason: str) -> RowFailure:
+        """Fail line ``start`` and read again from the next line with a fresh reader."""
+        text = self._text(start, start)
+        while self._issues and self._issues[0].line <= start:
+            self._issues.popleft()  # settled by this failure; later ones wait for the re-read
+        self._base, self._start = start, start + 1
+        self._reader = self._new_reader(start + 1)
+        message = (
+            f"line {start}: a quote opened on this line is not closed ({reason}); "
+            f"reading resumes at line {start + 1}"
+        )
+        return read_failure(self.name, start, "unterminated_quote", message, text)
+
+    def _take_issues(self, start: int, end: int) -> tuple[LineIssue | None, bool]:
+        """Pop the issues up to ``end``: the first that fails the record, and any size check."""
+        found: LineIssue | None = None
+        check_size = False
+        issues = self._issues
+        while issues and issues[0].line <= end:
+            issue = issues.popleft()
+            if issue.line < start:
+                continue
+            if issue.code == CHECK_SIZE:
+                check_size = True
+            elif found is None:
+                found = issue
+        return found, check_size
+
+    def _oversized_column(self, cells: list[str]) -> str | None:
+        limit = self._max_cell
+        for column, cell in zip(self.header, cells, strict=True):
+            if len(cell) * 4 > limit and len(cell.encode(self._encoding, "replace")) > limit:
+                return column
+        return None
+
+    # -- lines: decoded blocks kept in a window from the current record's first line on --
+
+    def _read_header(self, delimiter: str | None) -> None:
+        text = self._next_block()
+        while text is not None and not any(line.strip() for line in text):
+            self._start = self._window[-1][0] + len(text)  # only blank lines so far
+            text = self._next_block()
+        if text is None:
+            return  # an empty file: no header, no rows
+        first = self._window[-1][0]
+        line = first + next(i for i, line in enumerate(text) if line.strip())
+        self.delimiter = delimiter or sniff_delimiter(text[line - first])
+        self._base, self._start = line - 1, line
+        self._reader = self._new_reader(line)
+        try:
+            cells = next(self._reader)
+        except csv.Error as exc:
+            raise InputError(f"{self.name}: cannot read the header (line {line}): {exc}") from None
+        end = self._base + self._reader.line_num
+        while self._issues and self._issues[0].line <= end:
+            issue = self._issues.popleft()
+            if issue.code == CHECK_SIZE:
+                continue
+            hint = "; pass the file's encoding (e.g. --encoding cp1252)" * (
+                issue.code == "bad_encoding"
+            )
+            raise InputError(f"{self.name}: the header is unusable: {issue.message}{hint}")
+        self.header = tuple(cell.strip() for cell in cells)
+        self._start = end + 1
+        # Unnamed columns (Excel's trailing separators) are never read: they may repeat.
+        header = self.header
+        duplicates = sorted({name for name in header if name and header.count(name) > 1})
+        if duplicates:
+            names = ", ".join(repr(name) for name in duplicates)
+            raise InputError(f"{self.name}: duplicate column names in the header: {names}")
+
+    def _new_reader(self, line: int) -> _CsvReader:
+        return csv.reader(self._lines_from(line), delimiter=self.delimiter, strict=True)
+
+    def _lines_from(self, line: int) -> Iterator[str]:
+        """Physical lines from ``line`` on: those still in the window, then new blocks.
+
+        Chained in C: the csv reader takes a line without resuming a Python generator; one
+        resumes only per block (to decode it)."""
+        kept = [
+            text[max(0, line - first) :]
+            for first, text in list(self._window)
+            if first + len(text) > line
+        ]
+        return chain(*kept, chain.from_iterable(self._new_blocks()))
+
+    def _new_blocks(self) -> Iterator[list[str]]:
+        while (text := self._next_block()) is not None:
+            yield text
+
+    def _next_block(self) -> list[str] | None:
+        block = next(self._blocks, None)
+        if block is None:
+            return None
+        text, issues = decode_block(block, self._encoding, self._max_cell)
+        self._issues.extend(issues)
+        window = self._window
+        while window and window[0][0] + len(window[0][1]) <= self._start:
+            window.popleft()
+        window.append((block.first_line, text))
+        return text
+
+    def _text(self, first: int, last: int) -> str:
+        """The raw text of physical lines ``first``..``last`` (for a failure's record)."""
+        parts: list[str] = []
+        size = 0
+        for block_first, text in self._window:
+            if block_first + len(text) <= first or block_first > last:
+                continue
+            for line in text[max(0, first - block_first) : last - block_first + 1]:
+                parts.append(line)
+                size += len(line)
+                if size > RECORD_TEXT_CHARS:
+                    return "".join(parts)
+        return "".join(parts)

@@ -1,0 +1,287 @@
+"""Braze's rules for the fields every object shares (identifiers) and for the standard user
+attributes (§4 of the Braze facts): the limits, and one small checker per field.
+
+``importer.rules.objects`` adds the rules of events and purchases and checks whole objects.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from datetime import date
+from typing import Any, NamedTuple, TypeGuard
+
+from importer.models import BrazeObject
+
+
+class Violation(NamedTuple):
+    code: str  # stable, snake_case: e.g. string_too_long, reserved_property, invalid_quantity
+    message: str  # one line naming the field and the rule
+
+
+# A field checker returns None when the value is fine, else the violation.
+Checker = Callable[[str, Any], Violation | None]
+
+MAX_EXTERNAL_ID_BYTES = 987
+MAX_ALIAS_PART_BYTES = 236
+MAX_STRING_CHARS = 255
+MAX_IMAGE_URL_CHARS = 1024
+# Braze says "100 KB" / "50 KB"; the decimal reading is the smaller one, so it is the safe one.
+MAX_EVENT_PROPERTIES_BYTES = 100_000
+MAX_PURCHASE_PROPERTIES_BYTES = 50_000
+MAX_QUANTITY = 100
+
+PRIMARY_IDENTIFIERS = ("external_id", "user_alias", "braze_id")
+RESERVED_EVENT_PROPERTIES = frozenset({"time", "event_name"})
+RESERVED_PURCHASE_PROPERTIES = frozenset(
+    {"time", "product_id", "quantity", "event_name", "price", "currency"}
+)
+GENDERS = frozenset({"M", "F", "O", "N", "P"})
+SUBSCRIPTION_STATES = frozenset({"opted_in", "subscribed", "unsubscribed"})
+
+# ISO 4217 list one (active alphabetic codes), plus codes in transition (ANG, CUC, SLL, ZWL)
+# because historical purchases may still carry them.
+_CURRENCY_CODES = """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN
+    BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP
+    ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK
+    JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK
+    MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN
+    PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB
+    TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XAG
+    XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR ZMW ZWG ZWL
+    """
+CURRENCIES = frozenset(_CURRENCY_CODES.split())
+
+# Deliberately simple: one @, no spaces, a dotted domain whose last label has 2+ characters.
+_EMAIL = re.compile(r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]{2,}")
+# Loose: digits with the usual separators, optional leading +, at least 3 digits in all.
+_PHONE = re.compile(r"\+?[0-9(][0-9 ()./-]*")
+
+
+def short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def utf8_len_over(text: str, limit: int) -> bool:
+    # A character is at most 4 bytes in UTF-8: short strings need no encoding at all.
+    return len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+# --- identifiers -------------------------------------------------------------------------------
+
+
+def check_identifiers(array: str, obj: BrazeObject) -> Violation | None:
+    if "external_id" in obj and "user_alias" not in obj and "braze_id" not in obj:
+        return None  # the common case, decided without building a list
+    primaries = [key for key in PRIMARY_IDENTIFIERS if key in obj]
+    if not primaries:
+        if "email" in obj or "phone" in obj:
+            if obj.get("email") is None and obj.get("phone") is None:
+                return Violation("missing_identifier", "email/phone is null and no other id")
+            return None
+        if array == "attributes" and obj.get("push_token_import") is True:
+            return None
+        return Violation(
+            "missing_identifier",
+            "'external_id', 'braze_id', 'user_alias', 'email' or 'phone' is required",
+        )
+    if "external_id" in obj and "user_alias" in obj:
+        return Violation("external_id_with_alias", "external_id and user_alias together")
+    if len(primaries) > 1:
+        return Violation(
+            "multiple_identifiers", f"more than one primary id: {', '.join(primaries)}"
+        )
+    return None
+
+
+def _external_id(field: str, value: Any) -> Violation | None:
+    if type(value) is not str or not value:
+        return Violation("invalid_external_id", f"{field} must be a non-empty string")
+    if utf8_len_over(value, MAX_EXTERNAL_ID_BYTES):
+        return Violation("external_id_too_long", f"{field} exceeds {MAX_EXTERNAL_ID_BYTES} bytes")
+    return None
+
+
+def _braze_id(field: str, value: Any) -> Violation | None:
+    if type(value) is not str or not value:
+        return Violation("invalid_braze_id", f"{field} must be a non-empty string")
+    return None
+
+
+def _user_alias(field: str, value: Any) -> Violation | None:
+    if type(value) is not dict:
+        return Violation("invalid_user_alias", f"{field} must be an object")
+    for part in ("alias_name", "alias_label"):
+        text = value.get(part)
+        if type(text) is not str or not text:
+            return Violation("invalid_user_alias", f"{field}.{part} must be a non-empty string")
+        if utf8_len_over(text, MAX_ALIAS_PART_BYTES):
+            return Violation(
+                "invalid_user_alias", f"{field}.{part} exceeds {MAX_ALIAS_PART_BYTES} bytes"
+            )
+    return None
+
+
+def _email(field: str, value: Any) -> Violation | None:
+    if value is None:  # unsets the attribute; identifier presence was checked before
+        return None
+    if type(value) is not str or _EMAIL.fullmatch(value) is None:
+        return Violation("invalid_email", f"{field} is not a valid email: {short(value)}")
+    return None
+
+
+def _phone(field: str, value: Any) -> Violation | None:
+    if value is None:
+        return None
+    if type(value) is not str or _PHONE.fullmatch(value) is None or len(value) > 40:
+        return Violation("invalid_phone", f"{field} is not a valid phone number: {short(value)}")
+    if sum(ch.isdigit() for ch in value) < 3:
+        return Violation("invalid_phone", f"{field} has fewer than 3 digits")
+    return None
+
+
+# --- standard attribute fields -----------------------------------------------------------------
+
+
+def _flag(field: str, value: Any) -> Violation | None:
+    if type(value) is not bool:
+        return Violation(f"invalid_{field.lstrip('_')}", f"{field} must be true or false")
+    return None
+
+
+def _optional_string(field: str, value: Any) -> Violation | None:
+    if value is not None and type(value) is not str:
+        return Violation("invalid_type", f"{field} must be a string or null")
+    return None
+
+
+def _image_url(field: str, value: Any) -> Violation | None:
+    if value is not None and (type(value) is not str or len(value) > MAX_IMAGE_URL_CHARS):
+        return Violation("invalid_image_url", f"{field} must be a string of at most 1024 chars")
+    return None
+
+
+def _gender(field: str, value: Any) -> Violation | None:
+    if value is not None and (type(value) is not str or value not in GENDERS):
+        return Violation("invalid_gender", f"{field} must be M, F, O, N, P or null")
+    return None
+
+
+def _subscription(field: str, value: Any) -> Violation | None:
+    if type(value) is not str or value not in SUBSCRIPTION_STATES:
+        return Violation(
+            "invalid_subscription_state",
+            f"{field} must be opted_in, subscribed or unsubscribed, not {short(value)}",
+        )
+    return None
+
+
+def _dob(field: str, value: Any) -> Violation | None:
+    if value is None:
+        return None
+    # The dash positions rule out the other forms fromisoformat takes (20200101, 2020-W01-1).
+    if type(value) is str and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        try:
+            date.fromisoformat(value)
+            return None
+        except ValueError:
+            pass
+    return Violation("invalid_date", f"{field} must be a real date YYYY-MM-DD: {short(value)}")
+
+
+def _country(field: str, value: Any) -> Violation | None:
+    if value is None:
+        return None
+    if type(value) is not str or len(value) != 2 or not (value.isascii() and value.isalpha()):
+        return Violation("invalid_country", f"{field} must be a 2-letter code: {short(value)}")
+    return None
+
+
+def _location(field: str, value: Any) -> Violation | None:
+    if value is None:
+        return None
+    if type(value) is dict:
+        lon, lat = value.get("longitude"), value.get("latitude")
+        if is_number(lon) and is_number(lat) and -180 <= lon <= 180 and -90 <= lat <= 90:
+            return None
+    return Violation("invalid_location", f"{field} must be {{longitude, latitude}} numbers")
+
+
+def _push_tokens(field: str, value: Any) -> Violation | None:
+    if type(value) is not list:
+        return Violation("invalid_push_tokens", f"{field} must be an array of objects")
+    for token in value:
+        if type(token) is not dict or type(token.get("token")) is not str:
+            return Violation("invalid_push_tokens", f"{field}: each needs a string token")
+        device = token.get("device_id")
+        if device is not None and (
+            type(device) is not str or not 8 <= len(device.encode("utf-8", "replace")) <= 255
+        ):
+            return Violation("invalid_device_id", f"{field}: device_id must be 8-255 bytes")
+    return None
+
+
+def _subscription_groups(field: str, value: Any) -> Violation | None:
+    if type(value) is not list:
+        return Violation("invalid_subscription_groups", f"{field} must be an array")
+    for group in value:
+        if (
+            type(group) is not dict
+            or type(group.get("subscription_group_id")) is not str
+            or group.get("subscription_state") not in ("subscribed", "unsubscribed")
+        ):
+            return Violation(
+                "invalid_subscription_groups",
+                f"{field}: each needs subscription_group_id and subscription_state",
+            )
+    return None
+
+
+def _ignore(field: str, value: Any) -> Violation | None:
+    return None
+
+
+def is_number(value: Any) -> TypeGuard[int | float]:
+    kind = type(value)
+    return kind is int or (kind is float and math.isfinite(value))
+
+
+COMMON_FIELDS: dict[str, Checker] = {
+    "external_id": _external_id,
+    "braze_id": _braze_id,
+    "user_alias": _user_alias,
+    "email": _email,
+    "phone": _phone,
+    "_update_existing_only": _flag,
+    "app_id": _optional_string,
+}
+
+ATTRIBUTE_FIELDS: dict[str, Checker] = {
+    **COMMON_FIELDS,
+    "push_token_import": _flag,
+    "_merge_objects": _flag,
+    "first_name": _optional_string,
+    "last_name": _optional_string,
+    "home_city": _optional_string,
+    "language": _optional_string,
+    "time_zone": _optional_string,
+    "date_of_first_session": _optional_string,
+    "date_of_last_session": _optional_string,
+    "marked_email_as_spam_at": _optional_string,
+    "image_url": _image_url,
+    "gender": _gender,
+    "email_subscribe": _subscription,
+    "push_subscribe": _subscription,
+    "dob": _dob,
+    "country": _country,
+    "current_location": _location,
+    "push_tokens": _push_tokens,
+    "subscription_groups": _subscription_groups,
+    "email_open_tracking_disabled": _flag,
+    "email_click_tracking_disabled": _flag,
+    "facebook": _ignore,
+    "twitter": _ignore,
+}

@@ -1,0 +1,114 @@
+"""``run.json``: what a run records of itself, and the checks a resume makes against it.
+
+The manifest holds what a resume needs to redo the same run: the settings (never the API key),
+each source with its size and fingerprint, and the mapping's digest. A resume refuses a source
+or a mapping that changed since (exit 2): it cannot know which of their rows were sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from importer.config import DEFAULT_CONCURRENCY, ImportConfig, ReadOptions, RetryPolicy
+from importer.errors import ConfigError
+from importer.mapping.load import Mapping, load_mapping
+from importer.read.source import fingerprint
+from importer.runner.engine import RowSource
+
+
+def mapping_digest(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ConfigError(f"cannot read mapping {path}: {exc.strerror}") from None
+
+
+def settings_of(config: ImportConfig) -> dict[str, Any]:
+    return {
+        "endpoint": config.endpoint,
+        "mapping": str(config.mapping_path.resolve()) if config.mapping_path else None,
+        "mapping_digest": mapping_digest(config.mapping_path),
+        "read": {
+            "format": config.read.format,
+            "encoding": config.read.encoding,
+            "delimiter": config.read.delimiter,
+            "max_cell_bytes": config.read.max_cell_bytes,
+        },
+        "rate_per_minute": config.rate_per_minute,
+        "concurrency": config.concurrency,
+        "batch_mode": config.batch_mode,
+        "dry_run": config.dry_run,
+        "on_ambiguous": config.retry.on_ambiguous,
+        "state": str(config.state_path.resolve()) if config.state_path else None,
+        "max_failed_ratio": config.max_failed_ratio,
+    }
+
+
+def source_entry(source: RowSource) -> dict[str, Any]:
+    path = getattr(source, "path", None) or source.name
+    absolute = None if source.name == "-" else str(Path(path).resolve())
+    return {
+        "name": source.name,
+        "path": absolute,
+        "format": getattr(source, "format", None),
+        "size": source.size,
+        "fingerprint": fingerprint(absolute) if absolute else None,
+    }
+
+
+def config_from(
+    manifest: dict[str, Any], api_key: str, run_dir: Path, **overrides: Any
+) -> ImportConfig:
+    settings = manifest["settings"]
+    mapping = settings.get("mapping")
+    config = ImportConfig(
+        sources=tuple(s["name"] for s in manifest.get("sources", [])),
+        endpoint=settings["endpoint"],
+        api_key=api_key,
+        mapping_path=Path(mapping) if mapping else None,
+        read=ReadOptions(**settings.get("read", {})),
+        run_dir=run_dir,
+        rate_per_minute=settings.get("rate_per_minute", 50_000),
+        concurrency=settings.get("concurrency", DEFAULT_CONCURRENCY),
+        batch_mode=settings.get("batch_mode", "combined"),
+        dry_run=bool(settings.get("dry_run")),
+        retry=RetryPolicy(on_ambiguous=settings.get("on_ambiguous", "retry")),
+        command=tuple(manifest.get("command", ())),
+        state_path=Path(settings["state"]) if settings.get("state") else None,
+        max_failed_ratio=settings.get("max_failed_ratio"),
+    )
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def unchanged_source(entry: dict[str, Any]) -> Path:
+    """The source's path, after checking it is the file the run started with."""
+    name, path = entry.get("name"), entry.get("path")
+    if not path:
+        raise ConfigError(f"source {name!r} was read from stdin and cannot be resumed")
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise ConfigError(f"source {name} ({path}) is gone: {exc.strerror}") from None
+    if size != entry.get("size") or fingerprint(path) != entry.get("fingerprint"):
+        raise ConfigError(
+            f"source {name} changed since the run started (size {entry.get('size')} -> {size} "
+            "or different content); resume refuses to guess which rows were sent"
+        )
+    return Path(path)
+
+
+def check_mapping(config: ImportConfig, manifest: dict[str, Any]) -> Mapping | None:
+    if config.mapping_path is None:
+        return None
+    if mapping_digest(config.mapping_path) != manifest["settings"].get("mapping_digest"):
+        raise ConfigError(
+            f"mapping {config.mapping_path} changed since the run started; resume it with the "
+            "mapping it started with, or use `braze-import retry --mapping` for corrected rows"
+        )
+    return load_mapping(config.mapping_path)

@@ -1,0 +1,197 @@
+"""The delivery state (``--state FILE``): send only what changed, never an event twice.
+
+A SQLite file remembers, per user, a digest of each attribute value Braze confirmed and the
+fingerprint of each event and purchase it confirmed. ``filter_many`` drops what was already
+delivered; ``confirm`` records what Braze accepted (nothing else, so refused objects are tried
+again next time). One run at a time: ``open`` takes a lock that dies with the process.
+
+    with DeliveryState.open(Path("nightly.state"), run_label="nightly") as state:
+        for filtered in state.filter_many(items):      # before packing
+            ...
+        state.confirm(delivered_items)                  # after Braze answered 2xx for them
+        state.release(refused_items)                    # optional: frees in-flight bookkeeping
+        state.record_run("nightly", summary)
+
+What is digested and why is in ``state_digest``; the in-run rules in ``state_filter``; the file
+layout in ``state_store``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from importer.errors import ConfigError, FatalError
+from importer.filelock import FileLock, Holder, StateLocked
+from importer.models import Item
+from importer.state.changes import Delta, Filtered, prepare, stored_keys, users_of
+from importer.state.digest import identity_of
+from importer.state.record import flush_deferred, record_deliveries
+from importer.state.store import (
+    connect,
+    describe,
+    end_run,
+    fetch_delivered,
+    fetch_users,
+    load_names,
+    start_run,
+    transaction,
+)
+
+__all__ = ["DeliveryState", "Filtered", "StateLocked", "inspect_state"]
+
+_DEFERRED_FLUSH = 10_000  # whole digests of unchanged users held in memory before writing
+
+
+class DeliveryState:
+    """An open state file, locked for this run. Not thread-safe: use it from one thread."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock: FileLock, run_id: int) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = lock
+        self._run_id = run_id
+        self._delta = Delta(load_names(conn))
+
+    @classmethod
+    def open(cls, path: Path, *, run_label: str) -> DeliveryState:
+        """Open or create ``path`` (mode 0600) and lock it; ``StateLocked`` when a run holds it."""
+        path = Path(path)
+        if not path.parent.is_dir():
+            raise ConfigError(f"state file {path}: directory {path.parent} does not exist")
+        holder = Holder.this_process(run_label)
+        lock = FileLock(Path(f"{path}.lock"), guarded=path, what="state file")
+        try:
+            lock.acquire(holder)
+        except OSError as exc:
+            raise ConfigError(f"state file {path}: cannot lock {lock.path}: {exc}") from None
+        try:
+            conn = connect(path)
+            try:
+                run_id = start_run(conn, holder)
+                return cls(path, conn, lock, run_id)
+            except BaseException:
+                conn.close()
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            lock.release()
+            raise ConfigError(f"state file {path} cannot be used: {exc}") from None
+        except BaseException:
+            lock.release()
+            raise
+
+    def close(self) -> None:
+        """Store what is pending, close the file and release the lock. Idempotent."""
+        if not self._lock.held:
+            return
+        try:
+            if self._delta.deferred:
+                with transaction(self._conn):
+                    flush_deferred(self._conn, self._delta)
+        except sqlite3.Error:
+            pass  # the deferred digests only speed up the next run; losing them is harmless
+        finally:
+            self._conn.close()
+            self._lock.release()
+
+    def __enter__(self) -> DeliveryState:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- filtering --------------------------------------------------------------------------
+
+    def filter(self, item: Item) -> Filtered:
+        """What is left of one item; ``filter_many`` does the same for a batch, much faster."""
+        return self.filter_many((item,))[0]
+
+    def filter_many(self, items: Sequence[Item]) -> list[Filtered]:
+        """Drop attributes equal to the last delivered value and events already delivered.
+
+        Two queries per 500 users (users, then fingerprints), not one per row. Items must come
+        in input order: a later row is compared with what an earlier one put in flight.
+        """
+        prepared = [prepare(item) for item in items]
+        users = users_of(prepared)
+        with self._failing_as("reading"):
+            if len(self._delta.deferred) >= _DEFERRED_FLUSH:
+                with transaction(self._conn):
+                    flush_deferred(self._conn, self._delta)
+            rows = fetch_users(self._conn, users) if users else {}
+            wanted = stored_keys(prepared, rows) if rows else {}
+            known = (
+                {wanted[key] for key in fetch_delivered(self._conn, wanted)} if wanted else set()
+            )
+        decide = self._delta.decide
+        return [decide(item, p, rows, known) for item, p in zip(items, prepared, strict=True)]
+
+    # --- recording --------------------------------------------------------------------------
+
+    def confirm(self, items: Iterable[Item]) -> None:
+        """Record what Braze confirmed, in one transaction (durable when this returns).
+
+        Pass only delivered objects (filtered items as sent, or the originals: both record the
+        same), in the order they were filtered — a user's later value must be confirmed last.
+        """
+        with self._failing_as("recording deliveries"):
+            record_deliveries(self._conn, self._delta, items)
+
+    def release(self, items: Iterable[Item]) -> None:
+        """Forget items that were filtered but will not be confirmed (refused, failed, dry run).
+
+        Optional: without it their values stay in flight for the rest of the run, so an
+        identical later row is left out too; they are still sent again next run.
+        """
+        delta = self._delta
+        for item in items:
+            for obj in item.attributes:
+                identity = identity_of(obj)
+                if identity is not None:
+                    delta.settle(item.ref, identity[1], identity[0], obj)
+            _, events, purchases = prepare(item)
+            delta.occurrences.difference_update(o for o in (*events, *purchases) if o is not None)
+
+    # --- runs and inspection ----------------------------------------------------------------
+
+    def record_run(self, label: str, summary: dict[str, Any]) -> None:
+        """Close this run's row: its label, end time and summary counts."""
+        with self._failing_as("recording the run"):
+            end_run(self._conn, self._run_id, label, summary)
+
+    def inspect(self) -> dict[str, Any]:
+        """Users, attribute values (and how many unset), events, purchases, sizes, last runs."""
+        with self._failing_as("inspecting"):
+            return describe(self._conn, self.path)
+
+    @contextmanager
+    def _failing_as(self, action: str) -> Iterator[None]:
+        """The one seam where SQLite's exceptions become ours: the run cannot go on."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise FatalError(f"state file {self.path}: {action} failed: {exc}") from None
+
+
+def inspect_state(path: Path) -> dict[str, Any]:
+    """``DeliveryState.inspect`` without taking the lock: works while a run holds the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"state file {path} does not exist")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return describe(conn, path)
+        finally:
+            conn.close()
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(f"state file {path} cannot be read: {exc}") from None
