@@ -4,10 +4,12 @@ import signal
 import sys
 from types import FrameType
 
+from importer.errors import Interrupted  # cheap: the package is imported already
+
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:
     # A signal while the program is still starting: leave quietly, nothing was sent.
-    sys.exit(130)
+    sys.exit(Interrupted.exit_code)
 
 
 def run() -> None:

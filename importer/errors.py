@@ -7,19 +7,26 @@ behaviour, and each class carries the process exit code the CLI uses for it::
     ├── FatalError                   abort the run                           (exit_code 3)
     │   ├── ConfigError              bad option, endpoint or key; nothing sent (exit_code 2)
     │   │   ├── MappingError         bad mapping file: file, line, column, key (exit_code 2)
-    │   │   └── InputError           unreadable source / bad header, before sending (exit_code 2)
+    │   │   ├── InputError           unreadable source / bad header, before sending (exit_code 2)
+    │   │   └── Locked               state file or run directory held by a running job (exit_code 2)
     │   ├── AbortError               401/403, endpoint unreachable after retries (exit_code 3)
-    │   └── Interrupted              SIGINT/SIGTERM asked the run to stop     (exit_code 130)
+    │   ├── Interrupted              SIGINT/SIGTERM stopped the run; logs complete (exit_code 130)
+    │   └── InternalError            a bug: an exception nobody expected      (exit_code 3)
     ├── RetryableError               transient: the sender tries again with backoff
     │   ├── RateLimited              429: every worker waits ``wait_s`` before trying again
     │   └── TransientError           5xx, timeout, dropped connection
     │       └── Unreachable          could not connect at all (nothing was sent)
     └── RecordError                  one record fails; it is logged and the run goes on
-                                     (``stage`` and ``code`` go to failures.jsonl)
+                                     (``stage`` and ``code`` go to failures.jsonl; a run that
+                                     ends with failed records exits with its exit_code 1)
+
+A run that delivered or skipped every record exits ``EXIT_OK``. Every other exit code of the
+program is the ``exit_code`` of a class above; ``EXIT_MEANINGS`` says what each one means.
 
 Foreign exceptions (aiohttp, asyncio timeouts, csv, json, tomllib, UnicodeDecodeError) are
-translated into this tree at one seam per stage: ``client.translate_transport_errors`` for the
-network, the reader for files, ``mapping.load_mapping`` for the mapping file.
+translated into this tree at one seam per stage: ``importer.send.client.translate_transport_errors``
+for the network, ``importer.read`` for files, ``importer.mapping.load_mapping`` for the mapping
+file. Whatever else escapes reaches the CLI as an ``InternalError``.
 """
 
 from __future__ import annotations
@@ -65,6 +72,11 @@ class InputError(ConfigError):
     """A source cannot be used at all (missing, unreadable header, duplicate columns)."""
 
 
+class Locked(ConfigError):
+    """Another live process holds the state file or the run directory; the message names it.
+    Nothing was sent."""
+
+
 class AbortError(FatalError):
     """Braze refused us for good (401/403) or could not be reached after retries."""
 
@@ -73,6 +85,14 @@ class Interrupted(FatalError):
     """A signal asked the run to stop; logs are complete up to this point."""
 
     exit_code: ClassVar[int] = 130
+
+
+class InternalError(FatalError):
+    """An exception the importer did not expect: a bug. Wraps it for a one-line message."""
+
+    @classmethod
+    def wrapping(cls, exc: BaseException) -> InternalError:
+        return cls(f"{type(exc).__name__}: {exc}")
 
 
 class RetryableError(ImporterError):
@@ -99,6 +119,8 @@ class TransientError(RetryableError):
 class RecordError(ImporterError):
     """One record cannot be imported. It goes to failures.jsonl; the run continues."""
 
+    exit_code: ClassVar[int] = 1
+
     def __init__(self, code: str, message: str, *, stage: str = "convert") -> None:
         super().__init__(message)
         self.code = code
@@ -108,3 +130,16 @@ class RecordError(ImporterError):
 
 class Unreachable(TransientError):
     """The endpoint refused or never accepted a connection; nothing was sent."""
+
+
+EXIT_OK = 0
+
+EXIT_MEANINGS: dict[int, str] = {
+    EXIT_OK: "every record was delivered or skipped by rule",
+    RecordError.exit_code: "the run finished but some records failed: see failures.jsonl",
+    ConfigError.exit_code: "usage, mapping or input error; nothing was sent",
+    AbortError.exit_code: (
+        "aborted: Braze refused the key or could not be reached; logs are complete to this point"
+    ),
+    Interrupted.exit_code: "interrupted by a signal; logs are complete to this point",
+}

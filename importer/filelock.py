@@ -20,17 +20,9 @@ from typing import Any
 
 import orjson
 
-from importer.errors import ConfigError
+from importer.errors import Locked
 
 _HOLDER_BYTES_MAX = 4096
-
-
-class StateLocked(ConfigError):
-    """Another live process holds the lock (exit 2); the message names it."""
-
-    def __init__(self, message: str, *, holder: Holder | None) -> None:
-        super().__init__(message)
-        self.holder = holder
 
 
 def utc_now() -> str:
@@ -82,7 +74,7 @@ class FileLock:
         return self._fd is not None
 
     def acquire(self, holder: Holder) -> None:
-        """Take the lock or raise ``StateLocked`` naming the holder; OSError passes through."""
+        """Take the lock or raise ``Locked`` naming the holder; OSError passes through."""
         fd = open_private(self.path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -90,10 +82,9 @@ class FileLock:
             other = _read_holder(fd)
             os.close(fd)
             who = other.describe() if other else "another process"
-            raise StateLocked(
+            raise Locked(
                 f"{self.what} {self.guarded} is in use by {who}; "
-                "wait for it to finish or stop it first",
-                holder=other,
+                "wait for it to finish or stop it first"
             ) from None
         except OSError:
             os.close(fd)

@@ -12,8 +12,9 @@ sender    -> BatchResult (one per request answered)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 import orjson
 
@@ -112,6 +113,36 @@ class Item(NamedTuple):
 
     def objects(self) -> dict[str, list[BrazeObject]]:
         return {name: list(getattr(self, name)) for name in ARRAYS if getattr(self, name)}
+
+    def narrowed(self, refused: dict[str, list[int]]) -> Item | None:
+        """The same row with only the objects at the refused positions (None: none left)."""
+        kept = {
+            a: tuple(o for i, o in enumerate(getattr(self, a)) if i in refused.get(a, ()))
+            for a in ARRAYS
+        }
+        if not any(kept.values()):
+            return None
+        return Item(self.ref, self.record, self.user, **kept)
+
+
+class RowSource(Protocol):
+    """What a run reads: a file (``importer.read.Source``) or a parent run's failures
+    (``importer.rundir.FailureSource``)."""
+
+    name: str
+    size: int | None
+
+    @property
+    def bytes_read(self) -> int: ...
+    def rows(self) -> Iterator[SourceRow | RowFailure]: ...
+    def close(self) -> None: ...
+
+
+class RowConverter(Protocol):
+    """What turns a source's rows into Braze objects: ``importer.convert.Converter``, or the
+    retry's converter of failed records."""
+
+    def convert(self, row: SourceRow) -> Item | RowFailure | RowSkipped: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,8 +38,8 @@ from importer.mapping.document import MappingDoc
 from importer.mapping.load import compile_mapping
 from importer.mapping.times import date_converter, time_converter
 from importer.models import ARRAYS, Item, RowFailure, RowRef, SourceRow
-from importer.rules.fields import ATTRIBUTE_FIELDS
 from importer.rules.objects import EVENT_FIELDS, PURCHASE_FIELDS, check_object
+from importer.rules.user_fields import ATTRIBUTE_FIELDS
 
 REF = RowRef("t.csv", 2)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,8 +11,8 @@ from importer.errors import AbortError, RateLimited, TransientError
 from importer.send.client import (
     Accepted,
     Answer,
-    ObjectError,
     Refused,
+    RefusedObject,
     TooLarge,
     classify,
     rate_limit_wait,
@@ -33,7 +33,7 @@ def test_2xx_is_accepted_with_object_errors_mapped() -> None:
         ],
     }
     assert classify(_answer(201, body)) == Accepted(
-        (ObjectError("purchases", 1, "'quantity' is not valid"),)
+        (RefusedObject("purchases", 1, "'quantity' is not valid"),)
     )
     assert classify(_answer(200, {"message": "success"})) == Accepted(())
 
@@ -63,7 +63,7 @@ def test_other_400_is_refused_with_its_errors() -> None:
     }
     outcome = classify(_answer(400, body))
     assert isinstance(outcome, Refused)
-    assert outcome.errors == (ObjectError("events", 0, "bad"),)
+    assert outcome.errors == (RefusedObject("events", 0, "bad"),)
     assert isinstance(classify(_answer(400, b"not json")), Refused)
 
 

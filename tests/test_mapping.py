@@ -8,7 +8,7 @@ import pytest
 
 from importer.errors import MappingError
 from importer.mapping.document import MappingDoc, dotted
-from importer.mapping.load import InputSettings, Mapping, default_mapping, load_mapping
+from importer.mapping.load import CompiledMapping, InputSettings, default_mapping, load_mapping
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CRM_HEADER = [
@@ -18,7 +18,7 @@ CRM_HEADER = [
 IDENTITY = '[identity]\nexternal_id = "Id"\n'
 
 
-def load(tmp_path: Path, text: str) -> Mapping:
+def load(tmp_path: Path, text: str) -> CompiledMapping:
     path = tmp_path / "map.toml"
     path.write_text(text, encoding="utf-8")
     return load_mapping(path)

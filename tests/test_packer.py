@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from importer.config import BatchLimits
 from importer.models import ARRAYS, Batch, Item, RowFailure, RowRef
-from importer.send.client import ObjectError
+from importer.send.client import RefusedObject
 from importer.send.packer import pack, split
 from importer.send.sender import map_object_errors
 
@@ -150,7 +150,7 @@ def test_rows_of_one_user_in_one_request_share_one_attributes_object() -> None:
     assert batch.owners["events"] == (2,)
     assert batch.attribute_users == {"external_id:a", "external_id:b"}
     # A refusal of the merged object fails both rows that made it, each with its own object.
-    _, failures = map_object_errors(batch, (ObjectError("attributes", 0, "bad"),), attempts=1)
+    _, failures = map_object_errors(batch, (RefusedObject("attributes", 0, "bad"),), attempts=1)
     assert sorted(f.ref.line for f in failures) == [2, 4]
     by_line = {f.ref.line: f for f in failures}
     assert by_line[4].objects == {"attributes": [{"external_id": "a", "x": 2}]}

@@ -12,8 +12,8 @@ import pytest
 
 from importer.config import ImportConfig, RetryPolicy
 from importer.errors import ConfigError, MappingError
-from importer.runner.engine import RunReport
 from importer.runner.entry import run_import
+from importer.runner.report import RunReport
 from importer.sandbox import Sandbox, SandboxSettings, sandbox_in_thread
 
 KEY = "sandbox-key"

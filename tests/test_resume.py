@@ -16,7 +16,6 @@ import orjson
 import pytest
 
 from importer.models import Item, RowRef
-from importer.rundir.failures import narrow
 from importer.sandbox import Sandbox, SandboxSettings, sandbox_in_thread
 
 KEY = "sandbox-key"
@@ -359,10 +358,10 @@ def test_on_ambiguous_fail_records_instead_of_resending_and_retry_only_picks_the
 
 def test_narrow_keeps_only_refused_objects() -> None:
     item = Item(RowRef("f", 2), {}, "u", attributes=({"a": 1},), events=({"n": 1}, {"n": 2}))
-    narrowed = narrow(item, {"events": [1]})
+    narrowed = item.narrowed({"events": [1]})
     assert narrowed is not None
     assert narrowed.attributes == () and narrowed.events == ({"n": 2},)
-    assert narrow(item, {}) is None
+    assert item.narrowed({}) is None
 
 
 @pytest.mark.parametrize("mode", ["run", "resume"])

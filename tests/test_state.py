@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import importer.state.record
-from importer.errors import ConfigError, FatalError
+from importer.errors import ConfigError, FatalError, Locked
 from importer.models import BrazeObject, Item, RowRef
-from importer.state.delivery import DeliveryState, Filtered, StateLocked, inspect_state
+from importer.state.delivery import DeliveryState, Filtered, inspect_state
 
 
 def item(
@@ -255,7 +255,7 @@ def test_filter_many_decides_like_filter_one_at_a_time(tmp_path: Path) -> None:
 def test_a_second_open_is_refused_naming_the_running_one(path: Path) -> None:
     with (
         DeliveryState.open(path, run_label="nightly-0501"),
-        pytest.raises(StateLocked) as refused,
+        pytest.raises(Locked) as refused,
     ):
         DeliveryState.open(path, run_label="nightly-0502")
     message = str(refused.value)
@@ -281,7 +281,7 @@ def test_the_lock_dies_with_a_killed_process(path: Path) -> None:
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "locked\n"
-        with pytest.raises(StateLocked, match=f"'killed' \\(pid {proc.pid} "):
+        with pytest.raises(Locked, match=f"'killed' \\(pid {proc.pid} "):
             DeliveryState.open(path, run_label="waiting")
     finally:
         proc.kill()  # SIGKILL: no close(), no atexit

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer.rules.fields import CURRENCIES, Violation
 from importer.rules.objects import check_object
+from importer.rules.user_fields import CURRENCIES, Violation
 
 ID = {"external_id": "u1"}
 TIME = "2024-03-01T10:00:00+01:00"

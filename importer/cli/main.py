@@ -20,10 +20,10 @@ from importer.config import (
     RetryPolicy,
     resolve_endpoint,
 )
-from importer.errors import ConfigError
+from importer.errors import ConfigError, Interrupted
 
 if TYPE_CHECKING:
-    from importer.runner.engine import Reporter, RunReport
+    from importer.runner.report import Reporter, RunReport
 
 SECRET_FLAGS = ("--api-key",)
 
@@ -53,7 +53,7 @@ def entry() -> None:
         main.main(prog_name="braze-import", standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(Interrupted.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -208,7 +208,7 @@ def _drive(
         report = start(reporter)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(Interrupted.exit_code)
     except Exception as exc:
         exit_for(exc, verbose)
     finally:

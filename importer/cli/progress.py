@@ -14,6 +14,7 @@ from typing import Any, TextIO
 import click
 from tqdm import tqdm
 
+from importer.errors import EXIT_MEANINGS
 from importer.models import ImportStats
 
 LOG_EVERY_S = 10.0
@@ -114,15 +115,6 @@ def make_reporter(quiet: bool) -> BarReporter | LogReporter | QuietReporter:
     if quiet:
         return QuietReporter()
     return BarReporter() if sys.stderr.isatty() else LogReporter()
-
-
-EXIT_MEANINGS = {
-    0: "every record was delivered or skipped by rule",
-    1: "the run finished but some records failed: see failures.jsonl",
-    2: "usage, mapping or input error; nothing was sent",
-    3: "aborted: Braze refused the key or could not be reached; logs are complete to this point",
-    130: "interrupted by a signal; logs are complete to this point",
-}
 
 
 def summary_text(stats: ImportStats, run_dir: Path, exit_code: int) -> str:

@@ -13,7 +13,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from importer.config import ReadOptions
-from importer.errors import ImporterError
+from importer.errors import ImporterError, InternalError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,8 +25,9 @@ def exit_for(exc: BaseException, verbose: bool) -> NoReturn:
         sys.exit(exc.exit_code)
     if verbose:
         traceback.print_exception(exc)
-    click.echo(f"internal error: {type(exc).__name__}: {exc} (--verbose shows details)", err=True)
-    sys.exit(3)
+    internal = InternalError.wrapping(exc)
+    click.echo(f"internal error: {internal} (--verbose shows details)", err=True)
+    sys.exit(internal.exit_code)
 
 
 @click.command("init-mapping")
@@ -34,17 +35,17 @@ def exit_for(exc: BaseException, verbose: bool) -> NoReturn:
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Override detection.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Source encoding.")
 @click.option(
-    "--sample", type=click.IntRange(min=1), default=1000, show_default=True, help="Rows to profile."
+    "--sample", type=click.IntRange(min=1), default=1000, show_default=True, help="Rows to sample."
 )
 def init_mapping(source: str, fmt: str | None, encoding: str, sample: int) -> None:
-    """Profile SOURCE and print a commented mapping TOML to start from."""
-    from importer.mapping.draft import profile_source
+    """Sample SOURCE and print a commented mapping TOML to start from."""
+    from importer.mapping.draft import draft_mapping
     from importer.read.source import open_source
 
     try:
         options = ReadOptions(format=fmt, encoding=encoding)  # type: ignore[arg-type]
         with open_source(source, options) as opened:
-            click.echo(profile_source(opened, sample_rows=sample), nl=False)
+            click.echo(draft_mapping(opened, sample_rows=sample), nl=False)
     except Exception as exc:
         exit_for(exc, verbose=False)
 

@@ -16,22 +16,22 @@ from importer.convert.codegen import (
     NO_COLUMN,
     Build,
     Columns,
+    FieldPlan,
     Fill,
-    Plan,
     Read,
     make_build,
     make_fill,
     make_read,
 )
 from importer.mapping.field_spec import CompiledField
-from importer.mapping.load import Mapping, ObjectSpec
+from importer.mapping.load import CompiledMapping, ObjectSpec
 from importer.mapping.readers import ColumnReader, LiteralReader
 from importer.mapping.values import OMIT
 
 _NO_NULLS: frozenset[str] = frozenset()
 
 
-def plan(item: CompiledField) -> Plan:
+def field_plan(item: CompiledField) -> FieldPlan:
     read = item.read
     if isinstance(read, LiteralReader):
         return (item.key, NO_COLUMN, _NO_NULLS, None, read.value, None, "")
@@ -64,20 +64,20 @@ class RowCode:
     purchases: tuple[tuple[Build, Checks], ...]
 
 
-def row_code(mapping: Mapping, columns: Columns | None = None) -> RowCode:
+def row_code(mapping: CompiledMapping, columns: Columns | None = None) -> RowCode:
     """The code over record dicts, or with ``columns`` over a CSV row's cells (NotPlain when
     some field is not a literal or a plain column of that header)."""
     identity = mapping.identity
     return RowCode(
-        identity=None if identity is None else make_read(plan(identity.field), columns),
+        identity=None if identity is None else make_read(field_plan(identity.field), columns),
         attributes=make_fill(_plans(mapping.attributes), columns),
         events=tuple(_builder(spec, columns) for spec in mapping.events),
         purchases=tuple(_builder(spec, columns) for spec in mapping.purchases),
     )
 
 
-def _plans(items: Iterable[CompiledField]) -> tuple[Plan, ...]:
-    return tuple(plan(item) for item in items)
+def _plans(items: Iterable[CompiledField]) -> tuple[FieldPlan, ...]:
+    return tuple(field_plan(item) for item in items)
 
 
 def _builder(spec: ObjectSpec, columns: Columns | None) -> tuple[Build, Checks]:

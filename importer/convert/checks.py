@@ -23,7 +23,8 @@ from typing import Any, NamedTuple
 
 from importer.mapping.values import OMIT
 from importer.models import BrazeObject
-from importer.rules.fields import (
+from importer.rules.objects import checker_for
+from importer.rules.user_fields import (
     ATTRIBUTE_FIELDS,
     MAX_EXTERNAL_ID_BYTES,
     MAX_IMAGE_URL_CHARS,
@@ -31,7 +32,6 @@ from importer.rules.fields import (
     Checker,
     Violation,
 )
-from importer.rules.objects import checker_for
 
 # The shapes of value a mapped field produces: any text, a 64-bit int, a finite float, a bool,
 # null, an ISO 8601 time with offset (importer.mapping.times), a YYYY-MM-DD date.

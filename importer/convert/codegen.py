@@ -32,7 +32,7 @@ NO_COLUMN: Any = object()
 # code trims it, tests it for emptiness and ``nulls`` and applies ``parse`` (None: the text
 # itself); ``read`` handles every other value (None: a literal). ``nulls`` holds the
 # ``null_values`` besides "", usually none: a fresh cell is then never hashed.
-Plan = tuple[str, Any, frozenset[str], Any, Any, FieldReader | None, str]
+FieldPlan = tuple[str, Any, frozenset[str], Any, Any, FieldReader | None, str]
 Columns = Mapping[str, int]  # column name -> position in a CSV row
 Data = Any  # a record dict, or a CSV row's cells (list[str]) for code made with Columns
 Fill = Callable[[BrazeObject, Data], BrazeObject]
@@ -76,7 +76,7 @@ class _Source:
 
     # -- the templates ---------------------------------------------------------------------
 
-    def optional(self, depth: int, obj: str, plan: Plan) -> None:
+    def optional(self, depth: int, obj: str, plan: FieldPlan) -> None:
         """Set ``obj[key]`` when the field has a value; a bad value raises RecordError."""
         key, column, nulls, parse, on_empty, read, label = plan
         k = self.value(key)
@@ -113,7 +113,7 @@ class _Source:
             self.add(depth + 1, "if value is not OMIT:")
             self.add(depth + 2, f"{obj}[{k}] = value")
 
-    def required(self, depth: int, plan: Plan) -> None:
+    def required(self, depth: int, plan: FieldPlan) -> None:
         """Set ``obj[key]``, or return None when the field has no value; a conversion error is
         kept in ``error`` (it matters only if the object is built after all)."""
         key, column, _nulls, _parse, on_empty, read, _label = plan
@@ -133,7 +133,7 @@ class _Source:
         self.add(depth + 2, "return None")
         self.add(depth + 1, f"obj[{k}] = value")
 
-    def value_of(self, depth: int, plan: Plan) -> None:
+    def value_of(self, depth: int, plan: FieldPlan) -> None:
         """Put the field's value (OMIT or None when it has none) in ``value``."""
         _key, column, nulls, parse, on_empty, read, label = plan
         if column is NO_COLUMN:
@@ -185,7 +185,7 @@ class _Source:
         )
 
 
-def make_fill(plans: tuple[Plan, ...], columns: Columns | None = None) -> Fill:
+def make_fill(plans: tuple[FieldPlan, ...], columns: Columns | None = None) -> Fill:
     """``fill(obj, data)``: set each field of ``plans`` that has a value; return ``obj``.
     A value that cannot be converted raises RecordError; NotPlain if ``columns`` cannot do."""
     source = _Source(columns)
@@ -197,9 +197,9 @@ def make_fill(plans: tuple[Plan, ...], columns: Columns | None = None) -> Fill:
 
 
 def make_build(
-    required: tuple[Plan, ...],
-    optional: tuple[Plan, ...],
-    properties: tuple[Plan, ...],
+    required: tuple[FieldPlan, ...],
+    optional: tuple[FieldPlan, ...],
+    properties: tuple[FieldPlan, ...],
     columns: Columns | None = None,
 ) -> Build:
     """``build(data, base)``: the object, or None when a required field has no value."""
@@ -223,7 +223,7 @@ def make_build(
     return build
 
 
-def make_read(plan: Plan, columns: Columns | None = None) -> Read:
+def make_read(plan: FieldPlan, columns: Columns | None = None) -> Read:
     """``read(data)``: the field's value, OMIT or None when it has none (the identifier)."""
     source = _Source(columns)
     source.value_of(1, plan)

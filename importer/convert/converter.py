@@ -1,12 +1,12 @@
-"""SourceRow -> Item | RowFailure | RowSkipped, using a compiled Mapping.
+"""SourceRow -> Item | RowFailure | RowSkipped, using a compiled CompiledMapping.
 
 Per row: read the identifier (empty: ``missing_identifier``), build the attributes object and
 each event / purchase whose required columns are all non-empty (``importer.convert.builder``),
 then check the objects against Braze's rules — with the checks compiled for the mapping
 (``importer.convert.checks``: only where a field's values can break a rule; the same first
-violation ``check_object`` reports). A value that fails conversion fails the whole record (stage ``convert``); a broken
-Braze rule fails it at stage ``validate``, with the objects built. A row with an identifier and
-nothing to send is skipped (``no_data``).
+violation ``check_object`` reports). A value that fails conversion fails the whole record (stage
+``convert``); a broken Braze rule fails it at stage ``validate``, with the objects built. A row
+with an identifier and nothing to send is skipped (``no_data``).
 
 Without a mapping, a JSONL line is either a Braze-shaped fragment (``{"attributes": [...],
 "events": [...], "purchases": [...]}``, objects sent as they are) or a flat object carrying an
@@ -21,7 +21,7 @@ from importer.convert.builder import RowCode, row_code, values_of
 from importer.convert.checks import Checks, first_violation, identity_check, object_checks
 from importer.convert.codegen import NotPlain
 from importer.errors import RecordError
-from importer.mapping.load import IDENTIFIERS, Mapping
+from importer.mapping.load import IDENTIFIERS, CompiledMapping
 from importer.mapping.values import OMIT, show
 from importer.models import (
     ARRAYS,
@@ -34,10 +34,10 @@ from importer.models import (
     SourceRow,
     record_dict,
 )
-from importer.rules.fields import Violation
 from importer.rules.objects import check_object
+from importer.rules.user_fields import Violation
 
-Outcome = Item | RowFailure | RowSkipped
+Conversion = Item | RowFailure | RowSkipped
 _FRAGMENT_KEYS = frozenset(ARRAYS)
 _FLAT_IDENTIFIERS = ("external_id", "braze_id", "user_alias", "email", "phone")
 
@@ -45,7 +45,7 @@ _FLAT_IDENTIFIERS = ("external_id", "braze_id", "user_alias", "email", "phone")
 class Converter:
     """Turns each SourceRow into an Item (or a failure, or a skip). Never raises for a row."""
 
-    def __init__(self, mapping: Mapping) -> None:
+    def __init__(self, mapping: CompiledMapping) -> None:
         self.mapping = mapping
         identity = mapping.identity
         self._raw = identity is None
@@ -88,7 +88,7 @@ class Converter:
             return self._dict_code, csv_record.as_dict()
         return self._cells_code, csv_record.cells
 
-    def convert(self, row: SourceRow) -> Outcome:
+    def convert(self, row: SourceRow) -> Conversion:
         if self._raw:
             return _convert_unmapped(row)
         record = row.record
@@ -159,7 +159,7 @@ def _checked(
     attributes: tuple[BrazeObject, ...],
     events: tuple[BrazeObject, ...],
     purchases: tuple[BrazeObject, ...],
-) -> Outcome:
+) -> Conversion:
     """The Item, unless some object breaks a Braze rule (then the record fails, objects kept)."""
     for obj in attributes:
         if (violation := check_object("attributes", obj)) is not None:
@@ -186,14 +186,14 @@ def _invalid(
 # --- without a mapping: JSONL lines taken as they are -------------------------------------------
 
 
-def _convert_unmapped(row: SourceRow) -> Outcome:
+def _convert_unmapped(row: SourceRow) -> Conversion:
     record = record_dict(row.record)
     if record and record.keys() <= _FRAGMENT_KEYS:
         return _fragment(row, record)
     return _flat(row, record)
 
 
-def _fragment(row: SourceRow, record: dict[str, Any]) -> Outcome:
+def _fragment(row: SourceRow, record: dict[str, Any]) -> Conversion:
     arrays: dict[str, tuple[BrazeObject, ...]] = {}
     for name in ARRAYS:
         objects = record.get(name, [])
@@ -208,7 +208,7 @@ def _fragment(row: SourceRow, record: dict[str, Any]) -> Outcome:
     return _checked(row, user, arrays["attributes"], arrays["events"], arrays["purchases"])
 
 
-def _flat(row: SourceRow, record: dict[str, Any]) -> Outcome:
+def _flat(row: SourceRow, record: dict[str, Any]) -> Conversion:
     key = next((k for k in _FLAT_IDENTIFIERS if record.get(k) not in (None, "")), None)
     if key is None:
         message = f"the object has none of the identifier keys {', '.join(_FLAT_IDENTIFIERS)}"

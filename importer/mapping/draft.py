@@ -1,4 +1,4 @@
-"""``init-mapping``: profile a sample of a source and draft a commented mapping TOML.
+"""``init-mapping``: sample a source, and draft a commented mapping TOML from what it holds.
 
 One type per column, settled on the sample (a value that breaks a type rules it out): leading
 zeros or a leading ``+`` keep text; ISO dates -> ``date``, ISO timestamps -> ``time``; a few common
@@ -50,7 +50,7 @@ COMMENT_COLUMN = 52
 
 
 @dataclass(frozen=True, slots=True)
-class Column:
+class ColumnSample:
     name: str
     total: int  # rows sampled
     filled: int  # rows where the column has a value
@@ -69,7 +69,7 @@ def normalise(name: str) -> str:
     return re.sub(r"[^0-9a-zäöüß]+", "_", name.strip().lower()).strip("_")
 
 
-def profile_source(source: Source, sample_rows: int = 1000) -> str:
+def draft_mapping(source: Source, sample_rows: int = 1000) -> str:
     """A commented mapping TOML for ``source``, drafted from its first ``sample_rows`` rows."""
     records, failed = _sample(source, sample_rows)
     if source.format == "jsonl" and records and all(_braze_shaped(r) for r in records):
@@ -78,7 +78,7 @@ def profile_source(source: Source, sample_rows: int = 1000) -> str:
     nulls = sorted(
         {v for r in records for v in r.values() if isinstance(v, str) and v in NULL_TOKENS}
     )
-    columns = [_profile(name, records, set(nulls)) for name in names]
+    columns = [_sample_column(name, records, set(nulls)) for name in names]
     identity, why = _identity(columns)
     lines = _header_lines(source, len(records), failed, nulls)
     lines += ["", "[identity]", _entry(identity[0], _str(identity[1].name), why), ""]
@@ -108,7 +108,7 @@ def _braze_shaped(record: dict[str, Any]) -> bool:
     return bool(record) and set(record) <= {"attributes", "events", "purchases"}
 
 
-def _profile(name: str, records: list[dict[str, Any]], nulls: set[str]) -> Column:
+def _sample_column(name: str, records: list[dict[str, Any]], nulls: set[str]) -> ColumnSample:
     values = []
     for record in records:
         value = record.get(name)
@@ -120,10 +120,10 @@ def _profile(name: str, records: list[dict[str, Any]], nulls: set[str]) -> Colum
             values.append(value)
     keys = [json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for v in values]
     unique = len(set(map(str, keys))) == len(keys)
-    return Column(name, len(records), len(values), unique, guess_type(values))
+    return ColumnSample(name, len(records), len(values), unique, guess_type(values))
 
 
-def _identity(columns: list[Column]) -> tuple[tuple[str, Column], str]:
+def _identity(columns: list[ColumnSample]) -> tuple[tuple[str, ColumnSample], str]:
     """(identifier kind, column) and why it was chosen."""
     by_key = {c.key: c for c in reversed(columns)}
     for kind in ("external_id", "braze_id"):
@@ -141,13 +141,13 @@ def _identity(columns: list[Column]) -> tuple[tuple[str, Column], str]:
     if not candidates:
         return (
             "external_id",
-            Column("id", 0, 0, True, guess_type([])),
+            ColumnSample("id", 0, 0, True, guess_type([])),
         ), "GUESS: the sample shows no columns; name the identifier here"
     column = candidates[0]
     return ("external_id", column), f"GUESS: no identifier-like name, check it; {column.seen()}"
 
 
-def _attribute_lines(columns: list[Column], identity: Column) -> list[str]:
+def _attribute_lines(columns: list[ColumnSample], identity: ColumnSample) -> list[str]:
     lines: list[str] = []
     taken: set[str] = set()
     for column in columns:
@@ -173,7 +173,7 @@ def _attribute_lines(columns: list[Column], identity: Column) -> list[str]:
     return lines
 
 
-def _gender(column: Column, field: dict[str, Any], note: str) -> str:
+def _gender(column: ColumnSample, field: dict[str, Any], note: str) -> str:
     seen = column.guess.distinct
     if seen is None or set(seen) <= set("MFONPU"):
         return note
@@ -214,7 +214,7 @@ def _encoding_note(encoding: str) -> str:
     return "as given"
 
 
-def _example_event(columns: list[Column]) -> list[str]:
+def _example_event(columns: list[ColumnSample]) -> list[str]:
     kinds = [c.guess.type for c in columns]
     when = columns[kinds.index("time")] if "time" in kinds else None
     time_line = f"time = {_str(when.name)}" if when else 'time = "SomeTimeColumn"'

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from importer.errors import RecordError
-from importer.mapping import readers as fields
-from importer.mapping import times as timefields
-from importer.mapping import values
+from importer.mapping import readers, times, values
 from importer.mapping.document import KeyPath, MappingDoc, did_you_mean, dotted
 from importer.mapping.readers import FieldReader
 from importer.mapping.values import OMIT, ValueConverter
@@ -99,7 +97,7 @@ def compile_field(
         as_typed = (convert or values.to_string) if explicit else None  # untyped: as written
         literal = _convert_literal(doc, (*where, "value"), value, as_typed)
         return CompiledField(
-            key, where, None, fields.literal_reader(literal), kind if explicit else "literal"
+            key, where, None, readers.literal_reader(literal), kind if explicit else "literal"
         )
     column = expect(doc, (*where, "column"), options["column"], str, "a column name")
     if not column:
@@ -115,7 +113,7 @@ def compile_field(
     if "default" in options:
         default = options["default"]
         on_empty = _convert_literal(doc, (*where, "default"), default, convert or values.to_string)
-    reader = fields.field_reader(
+    reader = readers.field_reader(
         label=dotted(where),
         column=column,
         convert=convert,
@@ -182,10 +180,10 @@ def _converter(doc: MappingDoc, where: KeyPath, kind: str, options: dict[str, An
         return values.array_converter(separator), None
     fmt = _format(doc, (*where, "format"), options.get("format"))
     if kind == "date":
-        return timefields.date_converter(fmt), timefields.date_parser(fmt)
+        return times.date_converter(fmt), times.date_parser(fmt)
     if kind == "time":
         zone = _zone(doc, (*where, "timezone"), options.get("timezone"))
-        return timefields.time_converter(fmt, zone), timefields.time_parser(fmt, zone)
+        return times.time_converter(fmt, zone), times.time_parser(fmt, zone)
     return None, None  # string
 
 

@@ -1,9 +1,9 @@
-"""The mapping file (TOML) -> a compiled ``Mapping``: identity, attributes, events, purchases.
+"""The mapping file (TOML) -> a ``CompiledMapping``: identity, attributes, events, purchases.
 
 Every problem is a ``MappingError`` naming the file, line, column and key, raised before anything
 is read or sent: TOML syntax (tomllib's position), unknown keys (with "did you mean"), wrong value
 types, unknown types or time zones, bad strptime formats, no or two identities, and — once the
-header is known — columns missing from it (``Mapping.check_header``).
+header is known — columns missing from it (``CompiledMapping.check_header``).
 
 A bare string names a column (JSONL: a key; ``a.b`` walks into nested objects); a literal is
 ``{ value = ... }``. Without ``--mapping``, ``default_mapping`` builds one from the CSV header, or
@@ -85,7 +85,7 @@ class ObjectSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Mapping:
+class CompiledMapping:
     path: str | None
     input: InputSettings
     identity: Identity | None  # None: JSONL without a mapping, objects taken as they are
@@ -128,7 +128,7 @@ class Mapping:
         )
 
 
-def load_mapping(path: Path) -> Mapping:
+def load_mapping(path: Path) -> CompiledMapping:
     """Read and compile a mapping file. The one seam where OSError, UnicodeDecodeError,
     tomllib.TOMLDecodeError and RecursionError (absurd nesting) become MappingError."""
     name = str(path)
@@ -156,7 +156,7 @@ def load_mapping(path: Path) -> Mapping:
     return compile_mapping(MappingDoc(name, text), document)
 
 
-def compile_mapping(doc: MappingDoc, document: dict[str, Any]) -> Mapping:
+def compile_mapping(doc: MappingDoc, document: dict[str, Any]) -> CompiledMapping:
     check_keys(doc, (), document, _TOP_KEYS)
     settings = _input(doc, document.get("input", {}))
     nulls = frozenset(("", *(settings.null_values or ())))
@@ -166,7 +166,7 @@ def compile_mapping(doc: MappingDoc, document: dict[str, Any]) -> Mapping:
     purchases = _objects(doc, "purchases", document.get("purchases", []), nulls)
     if not (attributes or events or purchases):
         doc.fail((), "the mapping sends nothing: add [attributes], [[events]] or [[purchases]]")
-    return Mapping(doc.path, settings, identity, attributes, events, purchases, doc.text)
+    return CompiledMapping(doc.path, settings, identity, attributes, events, purchases, doc.text)
 
 
 def _table(doc: MappingDoc, where: KeyPath, value: Any) -> dict[str, Any]:
@@ -300,7 +300,7 @@ def _properties(
     )
 
 
-def default_mapping(header: Sequence[str] | None, source: str) -> Mapping:
+def default_mapping(header: Sequence[str] | None, source: str) -> CompiledMapping:
     """The mapping used without ``--mapping``.
 
     CSV: the identifier is the first of external_id, braze_id, email, phone in the header; every
@@ -308,7 +308,7 @@ def default_mapping(header: Sequence[str] | None, source: str) -> Mapping:
     JSONL (``header`` None): each line is a Braze-shaped fragment or a flat object.
     An empty CSV (no header at all) has no rows: it gets that same mapping, which never runs."""
     if not header:
-        return Mapping(None, InputSettings(), None)
+        return CompiledMapping(None, InputSettings(), None)
     key = next((name for name in IDENTIFIERS if name in header), None)
     if key is None:
         raise MappingError(
@@ -332,4 +332,6 @@ def default_mapping(header: Sequence[str] | None, source: str) -> Mapping:
     attributes = tuple(
         plain(name, ("attributes", name)) for name in header if name != key and name.strip()
     )
-    return Mapping(None, InputSettings(), Identity(key, plain(key, ("identity", key))), attributes)
+    return CompiledMapping(
+        None, InputSettings(), Identity(key, plain(key, ("identity", key))), attributes
+    )

@@ -2,8 +2,9 @@
 
 Per row it does: fetch the cell, trim it, treat ``null_values`` as empty, apply ``map``, convert
 (``importer.mapping.values``), and on empty return the precomputed ``default`` / ``null`` /
-``OMIT``. It is a ``ColumnReader`` (or a ``LiteralReader``): callable like any reader, and exposing its parts so
-the converter can run the common case — a text cell — inline, without a call per field.
+``OMIT``. It is a ``ColumnReader`` (or a ``LiteralReader``): callable like any reader, and
+exposing its parts so the converter can run the common case — a text cell — inline, without a
+call per field.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Braze's per-object rules (§4 of the Braze facts), checked before anything is sent: the rules
 of events and purchases here, those of identifiers and standard attributes in
-``importer.rules.fields``.
+``importer.rules.user_fields``.
 
 Used by the converter (failures at stage ``validate``) and by the sandbox (``errors[]``). For
 mapped rows the converter runs only the checkers a field's values can fail
-(``importer.convert.checks``, via ``checker_for``); ``check_object`` stays the full validator (JSONL fragments, the sandbox).
+(``importer.convert.checks``, via ``checker_for``); ``check_object`` stays the full validator
+(JSONL fragments, the sandbox).
 
 Hot path: every check is a small function looked up in a dict by field name, patterns are
 compiled once at import, and the first broken rule wins.
@@ -20,7 +21,7 @@ from typing import Any
 import orjson
 
 from importer.models import BrazeObject
-from importer.rules.fields import (
+from importer.rules.user_fields import (
     ATTRIBUTE_FIELDS,
     COMMON_FIELDS,
     CURRENCIES,

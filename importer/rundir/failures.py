@@ -15,8 +15,8 @@ from typing import Any
 
 from importer.convert.converter import Converter
 from importer.errors import ConfigError
-from importer.mapping.load import Mapping, default_mapping
-from importer.models import ARRAYS, Item, RowFailure, RowRef, RowSkipped, SourceRow, record_dict
+from importer.mapping.load import CompiledMapping, default_mapping
+from importer.models import Item, RowFailure, RowRef, RowSkipped, SourceRow, record_dict
 from importer.rundir.outcomes import read_jsonl
 
 
@@ -72,21 +72,12 @@ class FailureSource:
         pass
 
 
-def narrow(item: Item, refused: dict[str, list[int]]) -> Item | None:
-    """Keep only the objects at the refused positions."""
-    kept = {
-        a: tuple(o for i, o in enumerate(getattr(item, a)) if i in refused.get(a, ()))
-        for a in ARRAYS
-    }
-    if not any(kept.values()):
-        return None
-    return Item(item.ref, item.record, item.user, **kept)
-
-
 class RetryConverter:
     """Converts retried rows: with the mapping given, or per-record defaults (no mapping)."""
 
-    def __init__(self, source: FailureSource, mapping: Mapping | None, formats: dict[str, str]):
+    def __init__(
+        self, source: FailureSource, mapping: CompiledMapping | None, formats: dict[str, str]
+    ):
         self._source = source
         self._mapping = mapping
         self._formats = formats  # parent source name -> csv | jsonl
@@ -111,7 +102,7 @@ class RetryConverter:
         refused = self._source.refused.get(row.ref)
         if refused is None or not isinstance(out, Item):
             return out
-        narrowed = narrow(out, refused)
+        narrowed = out.narrowed(refused)
         return narrowed if narrowed is not None else RowSkipped(row.ref, "nothing_refused")
 
 

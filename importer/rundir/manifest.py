@@ -15,9 +15,9 @@ from typing import Any
 
 from importer.config import DEFAULT_CONCURRENCY, ImportConfig, ReadOptions, RetryPolicy
 from importer.errors import ConfigError
-from importer.mapping.load import Mapping, load_mapping
+from importer.mapping.load import CompiledMapping, load_mapping
+from importer.models import RowSource
 from importer.read.source import fingerprint
-from importer.runner.engine import RowSource
 
 
 def mapping_digest(path: Path | None) -> str | None:
@@ -103,7 +103,7 @@ def unchanged_source(entry: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def check_mapping(config: ImportConfig, manifest: dict[str, Any]) -> Mapping | None:
+def check_mapping(config: ImportConfig, manifest: dict[str, Any]) -> CompiledMapping | None:
     if config.mapping_path is None:
         return None
     if mapping_digest(config.mapping_path) != manifest["settings"].get("mapping_digest"):

@@ -37,7 +37,7 @@ class LineSet:
 
 
 @dataclass(slots=True)
-class Outcomes:
+class RecordedOutcomes:
     """Final outcomes recorded so far, per source name."""
 
     delivered: dict[str, LineSet] = field(default_factory=dict)
@@ -79,8 +79,8 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield data
 
 
-def read_outcomes(run_dir: Path) -> Outcomes:
-    found = Outcomes()
+def read_outcomes(run_dir: Path) -> RecordedOutcomes:
+    found = RecordedOutcomes()
     for failure in read_jsonl(run_dir / "failures.jsonl"):
         source, line = failure.get("source"), failure.get("line")
         if isinstance(source, str) and isinstance(line, int):
@@ -90,7 +90,7 @@ def read_outcomes(run_dir: Path) -> Outcomes:
     return found
 
 
-def _count_result(found: Outcomes, result: dict[str, Any]) -> None:
+def _count_result(found: RecordedOutcomes, result: dict[str, Any]) -> None:
     attempts = result.get("attempts")
     if isinstance(attempts, int):
         found.requests += attempts

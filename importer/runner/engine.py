@@ -12,14 +12,22 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
 
 from importer.config import ImportConfig
-from importer.errors import AbortError, FatalError
-from importer.models import ARRAYS, Batch, ImportStats, Item, RowFailure, RowSkipped, SourceRow
+from importer.errors import EXIT_OK, AbortError, FatalError, Interrupted, RecordError
+from importer.models import (
+    ARRAYS,
+    Batch,
+    ImportStats,
+    Item,
+    RowConverter,
+    RowFailure,
+    RowSkipped,
+    RowSource,
+)
 from importer.rundir.journal import Journal
-from importer.rundir.outcomes import Outcomes
+from importer.rundir.outcomes import RecordedOutcomes
+from importer.runner.report import Reporter
 from importer.runner.signals import StopSignals
 from importer.send.client import BrazeClient
 from importer.send.pacer import Pacer
@@ -35,45 +43,16 @@ FIRST_WORKERS = 16  # workers beyond the requests in flight (see _send_all)
 FAILED_RATIO_MINIMUM = 1_000  # --max-failed-ratio judges only after this many outcomes
 
 
-class Reporter(Protocol):
-    """How the library reports progress; the CLI draws it (tqdm or log lines)."""
-
-    def started(self, run_dir: Path, stats: ImportStats) -> None: ...
-    def progress(self, stats: ImportStats) -> None: ...
-
-
-class RowSource(Protocol):
-    """What the engine reads: a file (importer.read.source.Source) or a parent run's failures."""
-
-    name: str
-    size: int | None
-
-    @property
-    def bytes_read(self) -> int: ...
-    def rows(self) -> Iterator[SourceRow | RowFailure]: ...
-    def close(self) -> None: ...
-
-
-class RowConverter(Protocol):
-    def convert(self, row: SourceRow) -> Item | RowFailure | RowSkipped: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RunReport:
-    stats: ImportStats
-    run_dir: Path
-    exit_code: int
-    error: str | None = None  # why the run aborted, when it did
-
-
 @dataclass(slots=True)
-class Plan:
+class Attempt:
     """Everything one attempt of a run needs, prepared before a byte is sent."""
 
     config: ImportConfig
     sources: list[RowSource]
     converters: list[RowConverter]
-    outcomes: Outcomes = field(default_factory=Outcomes)  # from earlier attempts (resume)
+    outcomes: RecordedOutcomes = field(
+        default_factory=RecordedOutcomes
+    )  # from earlier attempts (resume)
     earlier_elapsed_s: float = 0.0
     state: DeliveryState | None = None  # --state: send only what changed
 
@@ -81,19 +60,26 @@ class Plan:
 class Engine:
     """The state of one attempt in its event loop."""
 
-    def __init__(self, plan: Plan, journal: Journal) -> None:
-        self.plan = plan
-        self.config = plan.config
+    def __init__(self, attempt: Attempt, journal: Journal) -> None:
+        self.attempt = attempt
+        self.config = attempt.config
         self.journal = journal
-        sizes = [s.size for s in plan.sources]
+        sizes = [s.size for s in attempt.sources]
         total = None if None in sizes else sum(s or 0 for s in sizes)
         self.stats = ImportStats(bytes_total=total)
-        self.stats.objects_sent = dict(plan.outcomes.objects_sent)  # earlier attempts' too
+        self.stats.objects_sent = dict(attempt.outcomes.objects_sent)  # earlier attempts' too
         self.stopping = False
         self.abort_reason: str | None = None
         self.sender: Sender | None = None
         self.pacer: Pacer | None = None
-        self.delta = DeltaStage(plan.state) if plan.state is not None else None
+        self.delta = DeltaStage(attempt.state) if attempt.state is not None else None
+
+    def request_stop(self) -> bool:
+        """Stop reading and let the requests in flight finish; False when already stopping."""
+        if self.stopping:
+            return False
+        self.stopping = True
+        return True
 
     # -- accounting -------------------------------------------------------------------------
     def fail(self, failure: RowFailure) -> None:
@@ -153,8 +139,8 @@ class Engine:
 
     # -- production -------------------------------------------------------------------------
     def _converted(self) -> Iterator[Item | RowSkipped]:
-        outcome_of = self.plan.outcomes.outcome if self.plan.outcomes else None  # resume only
-        for source, converter in zip(self.plan.sources, self.plan.converters, strict=True):
+        outcome_of = self.attempt.outcomes.outcome if self.attempt.outcomes else None  # resume only
+        for source, converter in zip(self.attempt.sources, self.attempt.converters, strict=True):
             for row in source.rows():
                 if self.stopping:
                     return
@@ -184,7 +170,7 @@ class Engine:
                 self.stats.skip(out.reason)
 
     def batches(self) -> Iterator[Batch]:
-        first = self.plan.outcomes.last_batch + 1
+        first = self.attempt.outcomes.last_batch + 1
         for out in pack(self.items(), self.config.limits, first_number=first):
             if isinstance(out, RowFailure):
                 self.fail(out)
@@ -192,8 +178,8 @@ class Engine:
                 yield out
 
     def refresh(self) -> None:
-        self.stats.bytes_read = sum(s.bytes_read for s in self.plan.sources)
-        earlier = self.plan.outcomes
+        self.stats.bytes_read = sum(s.bytes_read for s in self.attempt.sources)
+        earlier = self.attempt.outcomes
         if self.sender is not None:
             counters = self.sender.counters
             self.stats.requests = earlier.requests + counters.requests
@@ -249,7 +235,7 @@ async def _send_all(engine: Engine, client: BrazeClient) -> None:
 async def _ticker(engine: Engine, reporter: Reporter | None, started: float) -> None:
     while True:
         engine.refresh()
-        engine.stats.elapsed_s = engine.plan.earlier_elapsed_s + time.monotonic() - started
+        engine.stats.elapsed_s = engine.attempt.earlier_elapsed_s + time.monotonic() - started
         if reporter is not None:
             reporter.progress(engine.stats)
         await asyncio.sleep(0.25)
@@ -279,7 +265,7 @@ async def run_engine(
     ticker = asyncio.create_task(_ticker(engine, reporter, started))
     main = asyncio.current_task()
     if signals is not None and main is not None:
-        signals.attach(engine, main)
+        signals.attach(engine.request_stop, main)
     abort: str | None = None
     try:
         await _produce_and_send(engine)
@@ -292,7 +278,7 @@ async def run_engine(
             signals.detach()
         ticker.cancel()
         engine.refresh()
-        engine.stats.elapsed_s = engine.plan.earlier_elapsed_s + time.monotonic() - started
+        engine.stats.elapsed_s = engine.attempt.earlier_elapsed_s + time.monotonic() - started
     return abort or engine.abort_reason
 
 
@@ -300,8 +286,8 @@ def final_status(engine: Engine, abort: str | None) -> tuple[str, int]:
     if abort is not None or engine.abort_reason is not None:
         return "aborted", AbortError.exit_code
     if engine.stopping:
-        return "interrupted", 130
-    code = 1 if engine.stats.failed else 0
+        return "interrupted", Interrupted.exit_code
+    code = RecordError.exit_code if engine.stats.failed else EXIT_OK
     if engine.config.dry_run:
         return "dry-run", code
     return ("partial" if code else "complete"), code

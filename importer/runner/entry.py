@@ -17,7 +17,8 @@ from importer.config import ImportConfig, ReadOptions
 from importer.convert.converter import Converter
 from importer.errors import ImporterError
 from importer.filelock import utc_now
-from importer.mapping.load import Mapping, default_mapping, load_mapping
+from importer.mapping.load import CompiledMapping, default_mapping, load_mapping
+from importer.models import RowConverter, RowSource
 from importer.read.source import Source, open_source, open_stream
 from importer.rundir.failures import FailureSource, RetryConverter, parent_failures
 from importer.rundir.journal import Journal, default_run_dir
@@ -29,22 +30,13 @@ from importer.rundir.manifest import (
     unchanged_source,
 )
 from importer.rundir.outcomes import read_manifest, read_outcomes
-from importer.runner.engine import (
-    Engine,
-    Plan,
-    Reporter,
-    RowConverter,
-    RowSource,
-    RunReport,
-    final_status,
-    loop_runner,
-    run_engine,
-)
+from importer.runner.engine import Attempt, Engine, final_status, loop_runner, run_engine
+from importer.runner.report import Reporter, RunReport
 from importer.runner.signals import StopSignals
 from importer.state.delivery import DeliveryState
 
 
-def _read_options(config: ImportConfig, mapping: Mapping | None) -> ReadOptions:
+def _read_options(config: ImportConfig, mapping: CompiledMapping | None) -> ReadOptions:
     if mapping is None:
         return config.read
     given = mapping.input
@@ -57,7 +49,7 @@ def _read_options(config: ImportConfig, mapping: Mapping | None) -> ReadOptions:
     return config.read.merged_over(from_mapping)
 
 
-def _converters(sources: Sequence[Source], mapping: Mapping | None) -> list[RowConverter]:
+def _converters(sources: Sequence[Source], mapping: CompiledMapping | None) -> list[RowConverter]:
     converters: list[RowConverter] = []
     for source in sources:
         if mapping is None:
@@ -76,16 +68,16 @@ def _close_all(sources: Sequence[RowSource]) -> None:
 
 
 def _execute(
-    plan: Plan,
+    attempt: Attempt,
     journal: Journal,
     manifest: dict[str, Any],
     reporter: Reporter | None,
     handle_signals: bool,
 ) -> RunReport:
     with StopSignals() if handle_signals else contextlib.nullcontext() as signals:
-        report = _attempt(plan, journal, manifest, reporter, signals)
-        if plan.state is not None:
-            plan.state.record_run(str(journal.run_dir), report.stats.as_summary())
+        report = _run_attempt(attempt, journal, manifest, reporter, signals)
+        if attempt.state is not None:
+            attempt.state.record_run(str(journal.run_dir), report.stats.as_summary())
         return report
 
 
@@ -103,14 +95,14 @@ def _few_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _attempt(
-    plan: Plan,
+def _run_attempt(
+    attempt: Attempt,
     journal: Journal,
     manifest: dict[str, Any],
     reporter: Reporter | None,
     signals: StopSignals | None,
 ) -> RunReport:
-    engine = Engine(plan, journal)
+    engine = Engine(attempt, journal)
     if reporter is not None:
         reporter.started(journal.run_dir, engine.stats)
     started_at = utc_now()
@@ -124,9 +116,9 @@ def _attempt(
     if unsent or status in ("interrupted", "aborted"):
         summary["unsent"] = unsent  # resume sends these
     journal.write_json("summary.json", summary)
-    attempt = {"started_at": started_at, "ended_at": utc_now(), "status": status}
-    manifest["attempts"] = [*manifest.get("attempts", []), attempt]
-    manifest |= {"status": status, "ended_at": attempt["ended_at"], "elapsed_s": stats.elapsed_s}
+    ended = {"started_at": started_at, "ended_at": utc_now(), "status": status}
+    manifest["attempts"] = [*manifest.get("attempts", []), ended]
+    manifest |= {"status": status, "ended_at": ended["ended_at"], "elapsed_s": stats.elapsed_s}
     journal.write_json("run.json", manifest)
     if reporter is not None:
         reporter.progress(stats)
@@ -153,8 +145,8 @@ def _start(
     with contextlib.ExitStack() as stack:
         state = _open_state(config, run_dir, stack)  # before the run directory: exit 2 if busy
         journal = stack.enter_context(Journal.create(run_dir, config.api_key, manifest))
-        plan = Plan(config, sources, converters, state=state)
-        return _execute(plan, journal, manifest, reporter, handle_signals)
+        attempt = Attempt(config, sources, converters, state=state)
+        return _execute(attempt, journal, manifest, reporter, handle_signals)
 
 
 def _open_state(
@@ -183,7 +175,7 @@ def run_import(
 
 
 def _reopen(
-    manifest: dict[str, Any], config: ImportConfig, mapping: Mapping | None
+    manifest: dict[str, Any], config: ImportConfig, mapping: CompiledMapping | None
 ) -> tuple[list[RowSource], list[RowConverter]]:
     if manifest.get("kind") == "retry":
         entry = manifest["sources"][0]
@@ -235,8 +227,8 @@ def resume_import(
             journal = stack.enter_context(Journal.reopen(run_dir, api_key))
             outcomes = read_outcomes(run_dir)  # under the lock: nobody else is appending
             earlier = manifest.get("elapsed_s", 0.0)
-            plan = Plan(config, sources, converters, outcomes, earlier, state=state)
-            return _execute(plan, journal, manifest, reporter, handle_signals)
+            attempt = Attempt(config, sources, converters, outcomes, earlier, state=state)
+            return _execute(attempt, journal, manifest, reporter, handle_signals)
     finally:
         _close_all(sources)
 

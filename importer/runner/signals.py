@@ -6,10 +6,6 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from importer.runner.engine import Engine
 
 log = logging.getLogger("importer")
 DRAIN_TIMEOUT_S = 30.0  # after a stop signal, how long requests in flight may take to finish
@@ -43,15 +39,16 @@ class StopSignals:
         if self._on_signal is not None:
             self._on_signal()
 
-    def attach(self, engine: Engine, main: asyncio.Task[None]) -> None:
+    def attach(self, request_stop: Callable[[], bool], main: asyncio.Task[None]) -> None:
+        """Route signals to the running attempt: ``request_stop()`` starts draining (False when
+        it already was), ``main`` is cancelled on the second signal or after the drain."""
         loop = asyncio.get_running_loop()
 
         def stop() -> None:
             if self.count >= 2:
                 main.cancel()  # second signal: stop at once
                 return
-            if not engine.stopping:
-                engine.stopping = True
+            if request_stop():
                 log.warning("stopping: finishing requests in flight (signal again to stop now)")
                 loop.call_later(DRAIN_TIMEOUT_S, main.cancel)
 

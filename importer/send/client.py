@@ -42,7 +42,7 @@ class Answer:
 
 
 @dataclass(frozen=True, slots=True)
-class ObjectError:
+class RefusedObject:
     """One entry of Braze's ``errors[]``: which object of which array, and why."""
 
     array: str
@@ -54,7 +54,7 @@ class ObjectError:
 class Accepted:
     """2xx: delivered, except the objects named in ``errors``."""
 
-    errors: tuple[ObjectError, ...]
+    errors: tuple[RefusedObject, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +69,10 @@ class Refused:
     """Any other 400: Braze processed nothing of this request."""
 
     message: str
-    errors: tuple[ObjectError, ...]
+    errors: tuple[RefusedObject, ...]
 
 
-Outcome = Accepted | TooLarge | Refused
+Verdict = Accepted | TooLarge | Refused
 
 
 def _message(body: bytes) -> str:
@@ -85,7 +85,7 @@ def _message(body: bytes) -> str:
     return body[:200].decode("utf-8", "replace").strip()
 
 
-def _object_errors(body: bytes) -> tuple[ObjectError, ...]:
+def _object_errors(body: bytes) -> tuple[RefusedObject, ...]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -99,7 +99,7 @@ def _object_errors(body: bytes) -> tuple[ObjectError, ...]:
             continue
         array, index = entry.get("input_array"), entry.get("index")
         if isinstance(array, str) and isinstance(index, int):
-            found.append(ObjectError(array, index, str(entry.get("type", "refused"))))
+            found.append(RefusedObject(array, index, str(entry.get("type", "refused"))))
     return tuple(found)
 
 
@@ -122,7 +122,7 @@ def rate_limit_wait(headers: Mapping[str, str], now: float) -> float | None:
     return max(0.0, number - now) if number > _EPOCH_THRESHOLD else max(0.0, number)
 
 
-def classify(answer: Answer, *, default_wait_s: float = 1.0) -> Outcome:
+def classify(answer: Answer, *, default_wait_s: float = 1.0) -> Verdict:
     """The status table. Returns what to do with the batch; raises for retry or abort."""
     status = answer.status
     if 200 <= status < 300:

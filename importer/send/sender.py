@@ -15,9 +15,9 @@ from importer.send.client import (
     Accepted,
     Answer,
     BrazeClient,
-    ObjectError,
-    Outcome,
     Refused,
+    RefusedObject,
+    Verdict,
     classify,
 )
 from importer.send.pacer import Pacer
@@ -98,7 +98,7 @@ def _contributors(batch: Batch, array: str, index: int) -> list[tuple[int, int]]
 
 
 def map_object_errors(
-    batch: Batch, errors: tuple[ObjectError, ...], attempts: int
+    batch: Batch, errors: tuple[RefusedObject, ...], attempts: int
 ) -> tuple[tuple[int, ...], tuple[RowFailure, ...]]:
     """Split a 2xx answer's rows into delivered (indices) and failed; a failure lists only the
     refused objects."""
@@ -169,7 +169,7 @@ class Sender:
             await self._settle(batch, *answered, tries)
             return
 
-    async def _attempt(self, batch: Batch, tries: _Attempts) -> tuple[Answer, Outcome] | None:
+    async def _attempt(self, batch: Batch, tries: _Attempts) -> tuple[Answer, Verdict] | None:
         """One POST. Returns the answer and its meaning, or None when it is worth retrying."""
         counters = self.counters
         counters.requests += 1
@@ -230,7 +230,7 @@ class Sender:
         return True
 
     async def _settle(
-        self, batch: Batch, answer: Answer, outcome: Outcome, tries: _Attempts
+        self, batch: Batch, answer: Answer, outcome: Verdict, tries: _Attempts
     ) -> None:
         if isinstance(outcome, Accepted):
             delivered, failures = map_object_errors(batch, outcome.errors, tries.total)

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from importer.errors import ConfigError, FatalError
-from importer.filelock import FileLock, Holder, StateLocked
+from importer.filelock import FileLock, Holder
 from importer.models import Item
 from importer.state.changes import Delta, Filtered, prepare, stored_keys, users_of
 from importer.state.digest import identity_of
@@ -42,7 +42,7 @@ from importer.state.store import (
     transaction,
 )
 
-__all__ = ["DeliveryState", "Filtered", "StateLocked", "inspect_state"]
+__all__ = ["DeliveryState", "Filtered", "inspect_state"]
 
 _DEFERRED_FLUSH = 10_000  # whole digests of unchanged users held in memory before writing
 
@@ -59,7 +59,7 @@ class DeliveryState:
 
     @classmethod
     def open(cls, path: Path, *, run_label: str) -> DeliveryState:
-        """Open or create ``path`` (mode 0600) and lock it; ``StateLocked`` when a run holds it."""
+        """Open or create ``path`` (mode 0600) and lock it; ``Locked`` when a run holds it."""
         path = Path(path)
         if not path.parent.is_dir():
             raise ConfigError(f"state file {path}: directory {path.parent} does not exist")

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from importer.models import ARRAYS, Item, RowFailure, RowSkipped
-from importer.rundir.failures import narrow
 from importer.send.sender import BatchResult
 from importer.state.delivery import DeliveryState
 
@@ -32,7 +31,7 @@ def accepted_part(item: Item, failure: RowFailure) -> Item | None:
         a: [i for i in range(len(getattr(item, a))) if i not in failure.refused.get(a, ())]
         for a in ARRAYS
     }
-    return narrow(item, kept)
+    return item.narrowed(kept)
 
 
 class DeltaStage:
@@ -76,7 +75,7 @@ class DeltaStage:
             accepted = accepted_part(item, failure)
             if accepted is not None:
                 confirmed.append(accepted)
-            refused = narrow(item, failure.refused) if failure.refused else item
+            refused = item.narrowed(failure.refused) if failure.refused else item
             if refused is not None:
                 released.append(refused)
         if confirmed:

@@ -9,14 +9,14 @@ import pytest
 
 from importer.config import ReadOptions
 from importer.mapping.column_types import guess_type
-from importer.mapping.draft import profile_source
+from importer.mapping.draft import draft_mapping
 from importer.read.source import open_source
 
 
 def draft(path: Path, data: bytes, sample_rows: int = 1000, **options: Any) -> str:
     path.write_bytes(data)
     with open_source(str(path), ReadOptions(**options)) as source:
-        return profile_source(source, sample_rows)
+        return draft_mapping(source, sample_rows)
 
 
 def crm_csv(rows: int = 40) -> bytes:
