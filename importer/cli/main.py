@@ -23,7 +23,7 @@ from importer.config import (
 from importer.errors import ConfigError, Interrupted
 
 if TYPE_CHECKING:
-    from importer.runner.report import Reporter, RunReport
+    from importer.runner import Reporter, RunReport
 
 SECRET_FLAGS = ("--api-key",)
 
@@ -161,7 +161,7 @@ def run(
     verbose: bool,
 ) -> None:
     """Import SOURCE files (.csv .tsv .jsonl .ndjson, optionally .gz; - for stdin)."""
-    from importer.runner.entry import run_import
+    from importer.runner import run_import
 
     def start(reporter: Reporter) -> RunReport:
         config = ImportConfig(
@@ -256,7 +256,7 @@ def resume(
     verbose: bool,
 ) -> None:
     """Continue RUN_DIR after a crash, Ctrl-C or abort: send what has no final outcome yet."""
-    from importer.runner.entry import resume_import
+    from importer.runner import resume_import
 
     def start(reporter: Reporter) -> RunReport:
         return resume_import(
@@ -307,7 +307,7 @@ def retry(
     verbose: bool,
 ) -> None:
     """Re-send the records in RUN_DIR's failures.jsonl as a new run."""
-    from importer.runner.entry import retry_import
+    from importer.runner import retry_import
 
     def start(reporter: Reporter) -> RunReport:
         return retry_import(

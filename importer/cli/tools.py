@@ -39,8 +39,8 @@ def exit_for(exc: BaseException, verbose: bool) -> NoReturn:
 )
 def init_mapping(source: str, fmt: str | None, encoding: str, sample: int) -> None:
     """Sample SOURCE and print a commented mapping TOML to start from."""
-    from importer.mapping.draft import draft_mapping
-    from importer.read.source import open_source
+    from importer.mapping import draft_mapping
+    from importer.read import open_source
 
     try:
         options = ReadOptions(format=fmt, encoding=encoding)  # type: ignore[arg-type]
@@ -162,7 +162,7 @@ def state() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def state_inspect(file: Path) -> None:
     """What FILE holds: users, attribute values, events, purchases, size, the last runs."""
-    from importer.state.delivery import inspect_state
+    from importer.state import inspect_state
 
     try:
         click.echo(json.dumps(inspect_state(file), indent=2, default=str))

@@ -23,10 +23,14 @@ from importer.convert.codegen import (
     make_fill,
     make_read,
 )
-from importer.mapping.field_spec import CompiledField
-from importer.mapping.load import CompiledMapping, ObjectSpec
-from importer.mapping.readers import ColumnReader, LiteralReader
-from importer.mapping.values import OMIT
+from importer.mapping import (
+    OMIT,
+    ColumnReader,
+    CompiledField,
+    CompiledMapping,
+    LiteralReader,
+    ObjectSpec,
+)
 
 _NO_NULLS: frozenset[str] = frozenset()
 

@@ -21,16 +21,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from importer.mapping.values import OMIT
+from importer.mapping import OMIT
 from importer.models import BrazeObject
-from importer.rules.objects import checker_for
-from importer.rules.user_fields import (
+from importer.rules import (
     ATTRIBUTE_FIELDS,
     MAX_EXTERNAL_ID_BYTES,
     MAX_IMAGE_URL_CHARS,
     MAX_STRING_CHARS,
     Checker,
     Violation,
+    checker_for,
 )
 
 # The shapes of value a mapped field produces: any text, a 64-bit int, a finite float, a bool,

@@ -20,8 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from importer.errors import RecordError
-from importer.mapping.readers import FieldReader
-from importer.mapping.values import OMIT
+from importer.mapping import OMIT, FieldReader
 from importer.models import BrazeObject
 
 # A key no record has: the field of a literal (its value is ``on_empty``) or of a reader that is

@@ -1,4 +1,4 @@
-"""SourceRow -> Item | RowFailure | RowSkipped, using a compiled CompiledMapping.
+"""SourceRow -> Item | RowFailure | RowSkipped, using a ``CompiledMapping``.
 
 Per row: read the identifier (empty: ``missing_identifier``), build the attributes object and
 each event / purchase whose required columns are all non-empty (``importer.convert.builder``),
@@ -21,8 +21,7 @@ from importer.convert.builder import RowCode, row_code, values_of
 from importer.convert.checks import Checks, first_violation, identity_check, object_checks
 from importer.convert.codegen import NotPlain
 from importer.errors import RecordError
-from importer.mapping.load import IDENTIFIERS, CompiledMapping
-from importer.mapping.values import OMIT, show
+from importer.mapping import IDENTIFIERS, OMIT, CompiledMapping, show
 from importer.models import (
     ARRAYS,
     BrazeObject,
@@ -34,8 +33,7 @@ from importer.models import (
     SourceRow,
     record_dict,
 )
-from importer.rules.objects import check_object
-from importer.rules.user_fields import Violation
+from importer.rules import Violation, check_object
 
 Conversion = Item | RowFailure | RowSkipped
 _FRAGMENT_KEYS = frozenset(ARRAYS)

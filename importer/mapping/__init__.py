@@ -1,1 +1,35 @@
-"""TODO"""
+"""The mapping: a TOML file -> a ``CompiledMapping`` of field readers; value and time parsing;
+the ``init-mapping`` draft.
+
+``document`` locates keys in the TOML text (errors name file, line and column); ``field_spec``
+checks and compiles one field into a reader (``readers``) with its converter (``values``,
+``times``); ``load`` compiles the whole file. ``draft`` and ``column_types`` sample a source and
+write a first mapping for a person to edit.
+"""
+
+from importer.mapping.draft import draft_mapping
+from importer.mapping.field_spec import CompiledField
+from importer.mapping.load import (
+    IDENTIFIERS,
+    CompiledMapping,
+    ObjectSpec,
+    default_mapping,
+    load_mapping,
+)
+from importer.mapping.readers import ColumnReader, FieldReader, LiteralReader
+from importer.mapping.values import OMIT, show
+
+__all__ = [
+    "IDENTIFIERS",
+    "OMIT",
+    "ColumnReader",
+    "CompiledField",
+    "CompiledMapping",
+    "FieldReader",
+    "LiteralReader",
+    "ObjectSpec",
+    "default_mapping",
+    "draft_mapping",
+    "load_mapping",
+    "show",
+]

@@ -19,7 +19,7 @@ from typing import Any
 
 from importer.mapping.column_types import Guess, guess_type
 from importer.models import SourceRow, record_dict
-from importer.read.source import Source
+from importer.read import Source
 
 NULL_TOKENS = ("NULL", "null", "\\N", "N/A", "n/a", "NaN", "None", "#N/A")
 _ID_NAME = re.compile(

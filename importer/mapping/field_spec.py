@@ -19,7 +19,7 @@ from importer.mapping import readers, times, values
 from importer.mapping.document import KeyPath, MappingDoc, did_you_mean, dotted
 from importer.mapping.readers import FieldReader
 from importer.mapping.values import OMIT, ValueConverter
-from importer.read.jsonl_records import MAX_DEPTH, json_depth
+from importer.read import MAX_DEPTH, json_depth
 
 TYPES = ("string", "integer", "float", "boolean", "time", "date", "array", "json")
 OPTIONS = (

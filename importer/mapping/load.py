@@ -31,7 +31,7 @@ from importer.mapping.field_spec import (
 )
 from importer.mapping.readers import OMIT, field_reader
 from importer.models import ArrayName
-from importer.read.source import MAX_CELL_BYTES_LIMIT
+from importer.read import MAX_CELL_BYTES_LIMIT
 
 IDENTIFIERS = ("external_id", "braze_id", "email", "phone")  # also the default-mapping priority
 _TOP_KEYS = ("input", "identity", "attributes", "events", "purchases")

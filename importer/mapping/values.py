@@ -17,7 +17,7 @@ from typing import Any, Final
 import orjson
 
 from importer.errors import RecordError
-from importer.read.jsonl_records import MAX_DEPTH, integer_out_of_range, json_depth
+from importer.read import MAX_DEPTH, integer_out_of_range, json_depth
 
 ValueConverter = Callable[[Any], Any]
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from importer.convert.converter import Converter
+from importer.convert import Converter
 from importer.errors import ConfigError
-from importer.mapping.load import CompiledMapping, default_mapping
+from importer.mapping import CompiledMapping, default_mapping
 from importer.models import Item, RowFailure, RowRef, RowSkipped, SourceRow, record_dict
 from importer.rundir.outcomes import read_jsonl
 

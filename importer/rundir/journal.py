@@ -17,8 +17,7 @@ import orjson
 from importer.errors import ConfigError
 from importer.filelock import FileLock, Holder, open_private
 from importer.models import ARRAYS, CsvRecord, RowFailure
-from importer.send.client import REDACTED
-from importer.send.sender import BatchResult
+from importer.send import REDACTED, BatchResult
 
 _RECORD_TEXT_LIMIT = 64 * 1024
 

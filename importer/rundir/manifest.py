@@ -15,9 +15,9 @@ from typing import Any
 
 from importer.config import DEFAULT_CONCURRENCY, ImportConfig, ReadOptions, RetryPolicy
 from importer.errors import ConfigError
-from importer.mapping.load import CompiledMapping, load_mapping
+from importer.mapping import CompiledMapping, load_mapping
 from importer.models import RowSource
-from importer.read.source import fingerprint
+from importer.read import fingerprint
 
 
 def mapping_digest(path: Path | None) -> str | None:

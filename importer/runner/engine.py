@@ -25,17 +25,11 @@ from importer.models import (
     RowSkipped,
     RowSource,
 )
-from importer.rundir.journal import Journal
-from importer.rundir.outcomes import RecordedOutcomes
+from importer.rundir import Journal, RecordedOutcomes
 from importer.runner.report import Reporter
 from importer.runner.signals import StopSignals
-from importer.send.client import BrazeClient
-from importer.send.pacer import Pacer
-from importer.send.packer import pack
-from importer.send.sender import BatchResult, Sender
-from importer.send.user_order import UserOrder
-from importer.state.delivery import DeliveryState
-from importer.state.delta_stage import DeltaStage
+from importer.send import BatchResult, BrazeClient, Pacer, Sender, UserOrder, pack
+from importer.state import DeliveryState, DeltaStage
 
 log = logging.getLogger("importer")
 QUEUED_BATCHES = 4  # packed requests waiting for a worker

@@ -14,26 +14,30 @@ from pathlib import Path
 from typing import Any
 
 from importer.config import ImportConfig, ReadOptions
-from importer.convert.converter import Converter
+from importer.convert import Converter
 from importer.errors import ImporterError
 from importer.filelock import utc_now
-from importer.mapping.load import CompiledMapping, default_mapping, load_mapping
+from importer.mapping import CompiledMapping, default_mapping, load_mapping
 from importer.models import RowConverter, RowSource
-from importer.read.source import Source, open_source, open_stream
-from importer.rundir.failures import FailureSource, RetryConverter, parent_failures
-from importer.rundir.journal import Journal, default_run_dir
-from importer.rundir.manifest import (
+from importer.read import Source, open_source, open_stream
+from importer.rundir import (
+    FailureSource,
+    Journal,
+    RetryConverter,
     check_mapping,
     config_from,
+    default_run_dir,
+    parent_failures,
+    read_manifest,
+    read_outcomes,
     settings_of,
     source_entry,
     unchanged_source,
 )
-from importer.rundir.outcomes import read_manifest, read_outcomes
 from importer.runner.engine import Attempt, Engine, final_status, loop_runner, run_engine
 from importer.runner.report import Reporter, RunReport
 from importer.runner.signals import StopSignals
-from importer.state.delivery import DeliveryState
+from importer.state import DeliveryState
 
 
 def _read_options(config: ImportConfig, mapping: CompiledMapping | None) -> ReadOptions:

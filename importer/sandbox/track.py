@@ -14,7 +14,7 @@ import orjson
 
 from importer.config import BatchLimits
 from importer.models import ARRAYS, BrazeObject
-from importer.rules.objects import check_object
+from importer.rules import check_object
 
 PARSE_ERROR = "Error while parsing request body. Please check your syntax."
 MAX_INPUT = "Max Input Length Exceeded"

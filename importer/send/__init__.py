@@ -1,1 +1,15 @@
-"""TODO"""
+"""Sending: ``Item`` -> ``Batch`` -> HTTP -> ``BatchResult``.
+
+``packer`` groups whole rows into requests within Braze's limits; ``user_order`` keeps one
+user's requests in order; ``pacer`` and ``rate_control`` keep the pace the rate limit allows;
+``client`` sends one request and says what the answer means; ``sender`` retries, splits and
+maps Braze's answer back to rows. Only this stage is async.
+"""
+
+from importer.send.client import REDACTED, BrazeClient
+from importer.send.pacer import Pacer
+from importer.send.packer import pack
+from importer.send.sender import BatchResult, Sender
+from importer.send.user_order import UserOrder
+
+__all__ = ["REDACTED", "BatchResult", "BrazeClient", "Pacer", "Sender", "UserOrder", "pack"]

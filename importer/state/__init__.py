@@ -1,1 +1,11 @@
-"""TODO"""
+"""The delivery state (``--state FILE``): what Braze confirmed, and so what changed since.
+
+``delivery`` is the state file's API; ``store`` its SQLite tables; ``digest`` what is
+remembered of a value; ``changes`` decides what of a row is new; ``record`` writes what Braze
+confirmed; ``delta_stage`` is the pipeline stage between converter and packer.
+"""
+
+from importer.state.delivery import DeliveryState, inspect_state
+from importer.state.delta_stage import DeltaStage
+
+__all__ = ["DeliveryState", "DeltaStage", "inspect_state"]

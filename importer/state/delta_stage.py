@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from importer.models import ARRAYS, Item, RowFailure, RowSkipped
-from importer.send.sender import BatchResult
+from importer.send import BatchResult
 from importer.state.delivery import DeliveryState
 
 CHUNK = 500
