@@ -4,16 +4,26 @@ The library API; the ``braze-import`` command is a thin shell over it::
 
     from importer import ImportConfig, run_import
     report = run_import(ImportConfig(sources=("users.csv",), endpoint=..., api_key=...))
+
+Everything a caller passes to these functions or gets back is exported here; the stages behind
+them (``importer.read``, ``importer.mapping``, ...) are described in docs/architecture.md.
 """
+
+from importlib import metadata
+from typing import TYPE_CHECKING
 
 from importer.config import BatchLimits, ImportConfig, ReadOptions, RetryPolicy, resolve_endpoint
 from importer.errors import (
+    EXIT_MEANINGS,
+    EXIT_OK,
     AbortError,
     ConfigError,
     FatalError,
     ImporterError,
     InputError,
+    InternalError,
     Interrupted,
+    Locked,
     MappingError,
     RateLimited,
     RecordError,
@@ -23,7 +33,17 @@ from importer.errors import (
 )
 from importer.models import ImportStats
 
+if TYPE_CHECKING:  # at run time these come on first use: the runner pulls in aiohttp
+    from importer.runner import Reporter, RunReport, resume_import, retry_import, run_import
+
+try:
+    __version__ = metadata.version("braze-importer")
+except metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "dev"
+
 __all__ = [
+    "EXIT_MEANINGS",
+    "EXIT_OK",
     "AbortError",
     "BatchLimits",
     "ConfigError",
@@ -32,13 +52,17 @@ __all__ = [
     "ImportStats",
     "ImporterError",
     "InputError",
+    "InternalError",
     "Interrupted",
+    "Locked",
     "MappingError",
     "RateLimited",
     "ReadOptions",
     "RecordError",
+    "Reporter",
     "RetryPolicy",
     "RetryableError",
+    "RunReport",
     "TransientError",
     "Unreachable",
     "resolve_endpoint",
@@ -47,11 +71,13 @@ __all__ = [
     "run_import",
 ]
 
+_FROM_RUNNER = ("Reporter", "RunReport", "resume_import", "retry_import", "run_import")
+
 
 def __getattr__(name: str) -> object:
-    # The entry points pull in aiohttp; import them on first use so `--help` stays fast.
-    if name in ("run_import", "resume_import", "retry_import"):
-        from importer.runner import entry as runs
+    # The runner pulls in aiohttp; import it on first use so `--help` stays fast.
+    if name in _FROM_RUNNER:
+        from importer import runner
 
-        return getattr(runs, name)
-    raise AttributeError(name)
+        return getattr(runner, name)
+    raise AttributeError(f"module 'importer' has no attribute {name!r}")

@@ -68,7 +68,7 @@ def _accepts(*shapes: str, text: tuple[int, int] = NEVER) -> tuple[frozenset[str
 
 
 # Read off the checkers in importer.rules.objects, by field name (a name has the same checker in
-# every array); tests/test_checks.py holds each claim to its checker. A field missing here
+# every array); tests/convert/test_checks.py holds each claim to its checker. A field missing here
 # accepts nothing without a call, which is always safe.
 _OPTIONAL_STRING = _accepts(TEXT, NULL, TIME, DATE, text=ANY_LENGTH)
 _FLAG = _accepts(BOOL)

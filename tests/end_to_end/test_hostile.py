@@ -28,7 +28,7 @@ import pytest
 from importer.models import ARRAYS
 from importer.sandbox import SandboxSettings, sandbox_in_thread
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = "fixtures/hostile"  # relative to ROOT, the subprocess's working directory
 KEY = "sandbox-key"
 WORKERS = 4

@@ -18,7 +18,7 @@ from importer.mapping.document import MappingDoc
 from importer.mapping.load import compile_mapping, default_mapping, load_mapping
 from importer.models import Item, RowFailure, RowRef, RowSkipped, SourceRow
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 REF = RowRef("crm.csv", 7)
 
 

@@ -20,7 +20,7 @@ from importer.models import RowFailure, RowRef, SourceRow
 from importer.read.source import Source, fingerprint, open_source, open_stream
 
 Item = SourceRow | RowFailure
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def read(path: Path, data: bytes, **options: Any) -> tuple[Source, list[Item]]:

@@ -14,7 +14,7 @@ import pytest
 from importer.cli.main import main
 from importer.sandbox import Sandbox, SandboxSettings, sandbox_in_thread
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "sandbox-key"
 
 

@@ -10,7 +10,7 @@ from importer.errors import MappingError
 from importer.mapping.document import MappingDoc, dotted
 from importer.mapping.load import CompiledMapping, InputSettings, default_mapping, load_mapping
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CRM_HEADER = [
     *("CustomerNo", "FirstName", "LastName", "Email", "Birthday", "Sex", "Points", "VIP"),
     *("Genres", "Created", "Plan", "SKU", "Amount", "Currency", "Qty", "OrderDate"),

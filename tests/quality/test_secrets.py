@@ -24,7 +24,7 @@ from importer.errors import AbortError
 from importer.sandbox import Sandbox, SandboxSettings, sandbox_in_thread
 from importer.send.client import BrazeClient
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "fixtures/hostile/ragged.csv"  # rows delivered and rows failed: every log has content
 WRONG_KEY = "sk-live-7Qf3-do-not-leak-9c1e"
 GOOD_KEY = "sandbox-key"
