@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from importer.cli.main import redact_argv
 from importer.config import BatchLimits, resolve_endpoint
 from importer.errors import ConfigError
 
@@ -45,19 +44,3 @@ def test_batch_modes() -> None:
         75,
     )
     assert BatchLimits.for_mode("mau50").total == 50
-
-
-def test_api_key_is_redacted_from_argv() -> None:
-    argv = [
-        "braze-import",
-        "run",
-        "a.csv",
-        "--api-key",
-        "SECRET",
-        "--api-key=SECRET2",
-        "--rate",
-        "5",
-    ]
-    redacted = redact_argv(argv)
-    assert "SECRET" not in " ".join(redacted)
-    assert redacted[-2:] == ("--rate", "5")

@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from importer.cli.options import (
+    api_key_of,
+    api_key_option,
+    endpoint_of,
+    metrics_option,
+    output_option,
+    quiet_option,
+    redact_argv,
+    verbose_option,
+)
 from importer.cli.progress import make_reporter, summary_text
 from importer.cli.tools import exit_for, init_mapping, sandbox, state
 from importer.config import (
@@ -20,30 +30,10 @@ from importer.config import (
     RetryPolicy,
     resolve_endpoint,
 )
-from importer.errors import ConfigError, Interrupted
+from importer.errors import Interrupted
 
 if TYPE_CHECKING:
     from importer.runner import Reporter, RunReport
-
-SECRET_FLAGS = ("--api-key",)
-
-
-def redact_argv(argv: Sequence[str]) -> tuple[str, ...]:
-    """argv as typed, with the value of every secret flag replaced (for run.json)."""
-    out: list[str] = []
-    hide_next = False
-    for arg in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-        elif arg in SECRET_FLAGS:
-            out.append(arg)
-            hide_next = True
-        elif arg.startswith(tuple(f + "=" for f in SECRET_FLAGS)):
-            out.append(arg.split("=", 1)[0] + "=***")
-        else:
-            out.append(arg)
-    return tuple(out)
 
 
 def entry() -> None:
@@ -67,25 +57,6 @@ def main() -> None:
     """Import legacy CSV/JSONL exports into Braze through POST /users/track."""
 
 
-_quiet = click.option("--quiet", is_flag=True, help="No progress bar or progress lines.")
-_output = click.option(
-    "--output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="The summary on stdout: text, or one JSON object for a scheduler.",
-)
-_metrics = click.option(
-    "--metrics-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the run's counters in Prometheus text format (node_exporter textfile).",
-)
-_verbose = click.option("--verbose", is_flag=True, help="Log every request (never the key).")
-_api_key_option = click.option(
-    "--api-key", envvar="BRAZE_API_KEY", help="REST API key (or $BRAZE_API_KEY)."
-)
-
-
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--mapping", type=click.Path(dir_okay=False, path_type=Path), help="Mapping TOML.")
@@ -93,7 +64,7 @@ _api_key_option = click.option(
 @click.option("--encoding", help="Source encoding (default utf-8; a BOM is always stripped).")
 @click.option("--max-cell-bytes", type=click.IntRange(min=1), help="Largest CSV cell accepted.")
 @click.option("--endpoint", envvar="BRAZE_REST_ENDPOINT", help="Base URL or instance (EU-02).")
-@click.option("--api-key", envvar="BRAZE_API_KEY", help="REST API key (or $BRAZE_API_KEY).")
+@api_key_option
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
 @click.option(
     "--rate",
@@ -128,8 +99,8 @@ _api_key_option = click.option(
     type=click.FloatRange(0, 1),
     help="Abort (exit 3) once more than this share of 1,000+ records failed.",
 )
-@_output
-@_metrics
+@output_option
+@metrics_option
 @click.option(
     "--on-ambiguous",
     type=click.Choice(["retry", "fail"]),
@@ -137,8 +108,8 @@ _api_key_option = click.option(
     show_default=True,
     help="After a timeout or dropped connection: resend, or fail.",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar or progress lines.")
-@click.option("--verbose", is_flag=True, help="Log every request (never the key).")
+@quiet_option
+@verbose_option
 def run(
     sources: tuple[str, ...],
     mapping: Path | None,
@@ -166,8 +137,8 @@ def run(
     def start(reporter: Reporter) -> RunReport:
         config = ImportConfig(
             sources=sources,
-            endpoint=_endpoint(endpoint, dry_run),
-            api_key=_api_key(api_key, dry_run),
+            endpoint=endpoint_of(endpoint, dry_run),
+            api_key=api_key_of(api_key, dry_run),
             mapping_path=mapping,
             read=ReadOptions(
                 format=fmt,  # type: ignore[arg-type]
@@ -232,7 +203,7 @@ def _drive(
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@_api_key_option
+@api_key_option
 @click.option("--rate", type=click.IntRange(min=0), help="Requests per minute (default: as run).")
 @click.option("--concurrency", type=click.IntRange(min=1), help="In flight (default: as run).")
 @click.option(
@@ -240,10 +211,10 @@ def _drive(
     type=click.FloatRange(0, 1),
     help="A new abort threshold (default: as run).",
 )
-@_output
-@_metrics
-@_quiet
-@_verbose
+@output_option
+@metrics_option
+@quiet_option
+@verbose_option
 def resume(
     run_dir: Path,
     api_key: str | None,
@@ -261,7 +232,7 @@ def resume(
     def start(reporter: Reporter) -> RunReport:
         return resume_import(
             run_dir,
-            api_key=_api_key(api_key, dry_run=False),
+            api_key=api_key_of(api_key, dry_run=False),
             rate_per_minute=rate,
             concurrency=concurrency,
             max_failed_ratio=max_failed_ratio,
@@ -289,11 +260,11 @@ def resume(
     help="Run directory of the retry.",
 )
 @click.option("--endpoint", help="Base URL or instance (default: the parent run's).")
-@_api_key_option
-@_output
-@_metrics
-@_quiet
-@_verbose
+@api_key_option
+@output_option
+@metrics_option
+@quiet_option
+@verbose_option
 def retry(
     run_dir: Path,
     mapping: Path | None,
@@ -312,7 +283,7 @@ def retry(
     def start(reporter: Reporter) -> RunReport:
         return retry_import(
             run_dir,
-            api_key=_api_key(api_key, dry_run=False),
+            api_key=api_key_of(api_key, dry_run=False),
             mapping_path=mapping,
             only=only,
             run_dir=new_run_dir,
@@ -323,26 +294,6 @@ def retry(
         )
 
     _drive(start, quiet=quiet, verbose=verbose, output=output, metrics_file=metrics_file)
-
-
-def _endpoint(value: str | None, dry_run: bool) -> str:
-    if dry_run and not value:
-        return "(dry run)"
-    return resolve_endpoint(value)
-
-
-def _api_key(value: str | None, dry_run: bool) -> str:
-    if value:
-        key = value.strip()
-        if not (key.isascii() and key.isprintable()) or " " in key:
-            # Never echo it: a pasted key with a newline is still a secret.
-            raise ConfigError(
-                "the API key holds spaces or control characters; check how it was set"
-            )
-        return key
-    if dry_run:
-        return ""
-    raise ConfigError("no API key: pass --api-key or set BRAZE_API_KEY")
 
 
 for command in (init_mapping, sandbox, state):
