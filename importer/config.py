@@ -12,7 +12,8 @@ from importer.errors import ConfigError
 
 BatchMode = Literal["combined", "legacy", "mau50"]
 MAX_BODY_BYTES = 4 * 1024 * 1024
-# Headroom under Braze's 4 MB so a request never meets the limit by a rounding of "MB".
+# Headroom under Braze's 4 MB (docs/braze.md, Limits) so a request never meets the limit by a
+# rounding of "MB".
 PACK_BODY_BYTES = 4_000_000
 
 INSTANCES: dict[str, str] = {

@@ -1,5 +1,5 @@
-"""Braze's per-object rules (§4 of the Braze facts), checked before anything is sent: the rules
-of events and purchases here, those of identifiers and standard attributes in
+"""Braze's per-object rules (docs/braze.md, Event and purchase rules), checked before sending:
+the rules of events and purchases here, those of identifiers and standard attributes in
 ``importer.rules.user_fields``.
 
 Used by the converter (failures at stage ``validate``) and by the sandbox (``errors[]``). For

@@ -1,5 +1,6 @@
 """Braze's rules for the fields every object shares (identifiers) and for the standard user
-attributes (§4 of the Braze facts): the limits, and one small checker per field.
+attributes (docs/braze.md, Identifiers and Attribute rules): the limits, and one small checker
+per field.
 
 ``importer.rules.objects`` adds the rules of events and purchases and checks whole objects.
 """
@@ -27,7 +28,8 @@ MAX_EXTERNAL_ID_BYTES = 987
 MAX_ALIAS_PART_BYTES = 236
 MAX_STRING_CHARS = 255
 MAX_IMAGE_URL_CHARS = 1024
-# Braze says "100 KB" / "50 KB"; the decimal reading is the smaller one, so it is the safe one.
+# Braze says "100 KB" / "50 KB" (docs/braze.md, Event and purchase rules); the decimal reading
+# is the smaller one, so it is the safe one.
 MAX_EVENT_PROPERTIES_BYTES = 100_000
 MAX_PURCHASE_PROPERTIES_BYTES = 50_000
 MAX_QUANTITY = 100

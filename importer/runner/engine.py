@@ -288,7 +288,7 @@ def final_status(engine: Engine, abort: str | None) -> tuple[str, int]:
 
 
 def loop_runner() -> asyncio.Runner:
-    """uvloop when installed (5-8% end to end, see perf notes), else asyncio's own loop."""
+    """uvloop when installed (5-8% end to end, docs/performance.md), else asyncio's own loop."""
     try:
         import uvloop
     except ImportError:

@@ -99,7 +99,8 @@ class TrackApp:
             return None
         if key is not None and key in self._settings.forbidden_api_keys:
             return _json(403, {"message": "Access Denied"})
-        # Like Braze at times, echo what was presented: the importer must redact it.
+        # Like Braze at times, echo what was presented: the importer must redact it
+        # (docs/braze.md, Answers and what they mean).
         presented = key if key is not None else authorization
         message = f"Invalid API Key: {presented}" if presented else "Invalid API Key"
         return _json(401, {"message": message})

@@ -1,7 +1,7 @@
 """Braze-style rate limits: fixed windows on the wall clock, and the headers that report them.
 
 Windows are aligned on multiples of their length since the epoch, so the hourly one resets on the
-clock hour as Braze's does. A request is admitted only if every window has room; admitted
+clock hour as Braze's does (docs/braze.md, Rate limits for /users/track). A request is admitted only if every window has room; admitted
 requests count in every window. Refused requests count nowhere.
 """
 
@@ -61,7 +61,8 @@ class RateLimiter:
         full = [w for w in self._windows if w.count >= w.limit]
         if full:
             wait = max(w.end for w in full) - now
-            # On a 429 Braze sends only this header, never the x-ratelimit-* ones.
+            # On a 429 Braze sends only this header, never the x-ratelimit-* ones
+            # (docs/braze.md, Rate-limit headers).
             return False, {"X-Ratelimit-Retry-After": str(max(1, math.ceil(wait)))}
         for window in self._windows:
             window.count += 1

@@ -1,7 +1,7 @@
 """The body of ``POST /users/track``: parse, enforce object limits, validate each object.
 
-Pure and synchronous (no HTTP here), so it is cheap to test and to reason about. Answers follow §3
-and §8 of the Braze facts: 400 for unparseable bodies, ``Max Input Length Exceeded`` and "no valid
+Pure and synchronous (no HTTP here), so it is cheap to test and to reason about. Answers follow
+docs/braze.md, Answers and what they mean: 400 for unparseable bodies, ``Max Input Length Exceeded`` and "no valid
 data"; otherwise 201 with ``*_processed`` counts and ``errors[]`` indexed within each array.
 """
 
@@ -118,7 +118,8 @@ def process_body(
     users = frozenset(user_key(obj) for obj in accepted.get("attributes", ()))
     payload = {"message": "success"}
     for name, good in accepted.items():
-        # Braze counts attributes per distinct user, events and purchases per object.
+        # Braze counts attributes per distinct user, events and purchases per object
+        # (docs/braze.md, Answers and what they mean).
         payload[f"{name}_processed"] = len(users) if name == "attributes" else len(good)
     if errors:
         payload["errors"] = errors

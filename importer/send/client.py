@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from importer.send.rate_control import EPOCH_THRESHOLD
 from importer.errors import AbortError, RateLimited, TransientError, Unreachable
 
 
@@ -28,7 +29,6 @@ def _version() -> str:
 
 REDACTED = "[REDACTED]"
 USER_AGENT = f"braze-importer/{_version()}"
-_EPOCH_THRESHOLD = 1_000_000_000  # x-ratelimit-reset above this is epoch seconds, else a delta
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,7 @@ def rate_limit_wait(headers: Mapping[str, str], now: float) -> float | None:
         number = float(reset)
     except ValueError:
         return None
-    return max(0.0, number - now) if number > _EPOCH_THRESHOLD else max(0.0, number)
+    return max(0.0, number - now) if number > EPOCH_THRESHOLD else max(0.0, number)
 
 
 def classify(answer: Answer, *, default_wait_s: float = 1.0) -> Verdict:

@@ -8,7 +8,7 @@ is — the ceiling, AIMD after 429s, the budget the server's ``x-ratelimit-*`` h
 is decided in importer/send/rate_control.py. A 429 (or a spent budget) pauses every worker until
 the server's wait is over.
 (aiolimiter's leaky bucket bursts ``max_rate`` at once and spins under uvloop; see
-docs/perf notes.)
+docs/performance.md.)
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Every object is serialised once (orjson); a body is the join of those fragments, so its size is
 known before it exists and a request never crosses the object or byte limits. When several rows
 of one request update the same user's attributes, their attributes objects are merged into one
-(later rows win key by key): Braze may process two objects of one user in parallel.
+(later rows win key by key): Braze may apply two writes for one user at once and lose one
+(docs/braze.md, Consistency and ordering); the page speaks of requests, and inside one request
+we take the same care.
 """
 
 from __future__ import annotations

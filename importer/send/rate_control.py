@@ -20,7 +20,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-EPOCH_THRESHOLD = 1_000_000_000  # an x-ratelimit-reset above this is epoch seconds, else a delta
+# An x-ratelimit-reset above this is epoch seconds, else a delta (docs/braze.md, Rate-limit headers).
+EPOCH_THRESHOLD = 1_000_000_000
 DECREASE = 0.5  # a 429 multiplies the pace by this
 INCREASE_PER_S = 0.01  # then each second of answers adds this share of the ceiling
 FLOOR_SHARE = 0.01  # AIMD never goes below this share of the ceiling

@@ -1,6 +1,6 @@
 """What the delivery state remembers, reduced to digests.
 
-- A user is the identifier Braze resolves an object by (§4.1 of the Braze facts): the primary
+- A user is the identifier Braze resolves an object by (docs/braze.md, Identifiers): the primary
   identifier (``external_id``, ``user_alias``, ``braze_id``) when there is one, else ``email``,
   else ``phone``. Beside a primary, ``email`` and ``phone`` are ordinary attribute values, so they
   are compared like any other attribute. The user's key is that identifier as text behind a
