@@ -1,8 +1,8 @@
 """Braze-style rate limits: fixed windows on the wall clock, and the headers that report them.
 
 Windows are aligned on multiples of their length since the epoch, so the hourly one resets on the
-clock hour as Braze's does (docs/braze.md, Rate limits for /users/track). A request is admitted only if every window has room; admitted
-requests count in every window. Refused requests count nowhere.
+clock hour as Braze's does (docs/braze.md, Rate limits for /users/track). A request is admitted only
+if every window has room; admitted requests count in every window. Refused requests count nowhere.
 """
 
 from __future__ import annotations

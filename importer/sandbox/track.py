@@ -1,8 +1,9 @@
 """The body of ``POST /users/track``: parse, enforce object limits, validate each object.
 
 Pure and synchronous (no HTTP here), so it is cheap to test and to reason about. Answers follow
-docs/braze.md, Answers and what they mean: 400 for unparseable bodies, ``Max Input Length Exceeded`` and "no valid
-data"; otherwise 201 with ``*_processed`` counts and ``errors[]`` indexed within each array.
+docs/braze.md, Answers and what they mean: 400 for unparseable bodies, ``Max Input Length Exceeded``
+and "no valid data"; otherwise 201 with ``*_processed`` counts and ``errors[]`` indexed within each
+array.
 """
 
 from __future__ import annotations

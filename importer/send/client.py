@@ -16,8 +16,8 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from importer.send.rate_control import EPOCH_THRESHOLD
 from importer.errors import AbortError, RateLimited, TransientError, Unreachable
+from importer.send.rate_control import EPOCH_THRESHOLD
 
 
 def _version() -> str:

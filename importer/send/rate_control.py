@@ -20,7 +20,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# An x-ratelimit-reset above this is epoch seconds, else a delta (docs/braze.md, Rate-limit headers).
+# An x-ratelimit-reset above this is epoch seconds, else a delta seconds (docs/braze.md,
+# Rate-limit headers).
 EPOCH_THRESHOLD = 1_000_000_000
 DECREASE = 0.5  # a 429 multiplies the pace by this
 INCREASE_PER_S = 0.01  # then each second of answers adds this share of the ceiling

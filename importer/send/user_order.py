@@ -1,9 +1,10 @@
 """Per-user order across concurrent requests.
 
-Braze may apply two requests for one user at the same time, and the later write can undo the
-earlier one (docs/braze.md, Consistency and ordering). So a request that sets a user's attributes waits until every earlier request that
-set that user's attributes has its final answer. Claims are taken in the order batches leave the
-packer; users who do not repeat cost a few dict operations per request and never wait.
+Braze may apply two requests for one user at the same time, and the later write can undo the earlier
+one (docs/braze.md, Consistency and ordering). So a request that sets a user's attributes waits
+until every earlier request that set that user's attributes has its final answer. Claims are taken
+in the order batches leave the packer; users who do not repeat cost a few dict operations per
+request and never wait.
 """
 
 from __future__ import annotations
