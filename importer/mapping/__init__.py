@@ -3,19 +3,14 @@ the ``init-mapping`` draft.
 
 ``document`` locates keys in the TOML text (errors name file, line and column); ``field_spec``
 checks and compiles one field into a reader (``readers``) with its converter (``values``,
-``times``); ``load`` compiles the whole file. ``draft`` and ``column_types`` sample a source and
-write a first mapping for a person to edit.
+``times``); ``load`` compiles the whole file into ``compiled``'s types. ``draft`` and
+``column_types`` sample a source and write a first mapping for a person to edit.
 """
 
+from importer.mapping.compiled import CompiledMapping, ObjectSpec
 from importer.mapping.draft import draft_mapping
 from importer.mapping.field_spec import CompiledField
-from importer.mapping.load import (
-    IDENTIFIERS,
-    CompiledMapping,
-    ObjectSpec,
-    default_mapping,
-    load_mapping,
-)
+from importer.mapping.load import IDENTIFIERS, default_mapping, load_mapping
 from importer.mapping.readers import ColumnReader, FieldReader, LiteralReader
 from importer.mapping.values import OMIT, show
 

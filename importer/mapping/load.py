@@ -3,7 +3,8 @@
 Every problem is a ``MappingError`` naming the file, line, column and key, raised before anything
 is read or sent: TOML syntax (tomllib's position), unknown keys (with "did you mean"), wrong value
 types, unknown types or time zones, bad strptime formats, no or two identities, and — once the
-header is known — columns missing from it (``CompiledMapping.check_header``).
+header is known — columns missing from it (``CompiledMapping.check_header``, in
+``importer.mapping.compiled``).
 
 A bare string names a column (JSONL: a key; ``a.b`` walks into nested objects); a literal is
 ``{ value = ... }``. Without ``--mapping``, ``default_mapping`` builds one from the CSV header, or
@@ -15,13 +16,13 @@ from __future__ import annotations
 import codecs
 import re
 import tomllib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from importer.errors import MappingError
-from importer.mapping.document import KeyPath, MappingDoc, did_you_mean
+from importer.mapping.compiled import CompiledMapping, Identity, InputSettings, ObjectSpec
+from importer.mapping.document import KeyPath, MappingDoc
 from importer.mapping.field_spec import (
     IDENTITY_OPTIONS,
     CompiledField,
@@ -52,80 +53,6 @@ _RESERVED_PROPERTIES = {
 }
 _NOT_ATTRIBUTES = ("external_id", "braze_id", "user_alias", "_update_existing_only")
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
-
-
-@dataclass(frozen=True, slots=True)
-class InputSettings:
-    """The ``[input]`` table; None means "not given" (the CLI or the reader decides)."""
-
-    format: Literal["csv", "jsonl"] | None = None
-    encoding: str | None = None
-    delimiter: str | None = None
-    null_values: tuple[str, ...] | None = None
-    max_cell_bytes: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    key: str  # external_id | braze_id | email | phone | user_alias
-    field: CompiledField  # the identifier (for user_alias: the alias name)
-    alias_label: str | None = None
-    update_existing_only: bool | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectSpec:
-    """One ``[[events]]`` or ``[[purchases]]`` entry."""
-
-    array: ArrayName
-    where: KeyPath
-    required: tuple[CompiledField, ...]  # all non-empty, or this row has no such object
-    optional: tuple[CompiledField, ...]
-    properties: tuple[CompiledField, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledMapping:
-    path: str | None
-    input: InputSettings
-    identity: Identity | None  # None: JSONL without a mapping, objects taken as they are
-    attributes: tuple[CompiledField, ...] = ()
-    events: tuple[ObjectSpec, ...] = ()
-    purchases: tuple[ObjectSpec, ...] = ()
-    text: str = field(default="", repr=False)  # the TOML, to place header errors
-
-    def fields(self) -> Iterator[CompiledField]:
-        if self.identity is not None:
-            yield self.identity.field
-        yield from self.attributes
-        for spec in (*self.events, *self.purchases):
-            yield from (*spec.required, *spec.optional, *spec.properties)
-
-    def columns(self) -> frozenset[str]:
-        """Every column the mapping reads; a dotted ``a.b`` also contributes ``a`` (JSONL)."""
-        names = {item.column for item in self.fields() if item.column is not None}
-        return frozenset(names | {name.split(".", 1)[0] for name in names})
-
-    def check_header(self, header: Sequence[str], source: str) -> None:
-        """Raise MappingError if a column the mapping reads is not in ``header``."""
-        if not header:
-            return  # an empty file: no header to check, and no rows to read either
-        present = set(header)
-        missing: dict[str, CompiledField] = {}
-        for item in self.fields():
-            if item.column is not None and item.column not in present:
-                missing.setdefault(item.column, item)
-        if not missing:
-            return
-        column, item = next(iter(missing.items()))
-        others = [repr(name) for name in missing][1:]
-        also = f"; also missing: {', '.join(others)}" if others else ""
-        doc = MappingDoc(self.path or source, self.text)
-        doc.fail(
-            item.where,
-            f"column {column!r} is not in the header of {source}{did_you_mean(column, present)}"
-            f"{also}; the header has: {', '.join(header) or '(nothing)'}",
-        )
 
 
 def load_mapping(path: Path) -> CompiledMapping:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from importer.errors import MappingError
+from importer.mapping.compiled import CompiledMapping, InputSettings
 from importer.mapping.document import MappingDoc, dotted
-from importer.mapping.load import CompiledMapping, InputSettings, default_mapping, load_mapping
+from importer.mapping.load import default_mapping, load_mapping
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CRM_HEADER = [

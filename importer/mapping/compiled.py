@@ -1,0 +1,89 @@
+"""What a mapping file compiles to: ``CompiledMapping`` and its parts, ready for the converter.
+
+Built by ``importer.mapping.load``; every field is a ``CompiledField`` whose reader already knows
+its column, type and options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from importer.mapping.document import KeyPath, MappingDoc, did_you_mean
+from importer.mapping.field_spec import CompiledField
+from importer.models import ArrayName
+
+
+@dataclass(frozen=True, slots=True)
+class InputSettings:
+    """The ``[input]`` table; None means "not given" (the CLI or the reader decides)."""
+
+    format: Literal["csv", "jsonl"] | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    null_values: tuple[str, ...] | None = None
+    max_cell_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    key: str  # external_id | braze_id | email | phone | user_alias
+    field: CompiledField  # the identifier (for user_alias: the alias name)
+    alias_label: str | None = None
+    update_existing_only: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectSpec:
+    """One ``[[events]]`` or ``[[purchases]]`` entry."""
+
+    array: ArrayName
+    where: KeyPath
+    required: tuple[CompiledField, ...]  # all non-empty, or this row has no such object
+    optional: tuple[CompiledField, ...]
+    properties: tuple[CompiledField, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledMapping:
+    path: str | None
+    input: InputSettings
+    identity: Identity | None  # None: JSONL without a mapping, objects taken as they are
+    attributes: tuple[CompiledField, ...] = ()
+    events: tuple[ObjectSpec, ...] = ()
+    purchases: tuple[ObjectSpec, ...] = ()
+    text: str = field(default="", repr=False)  # the TOML, to place header errors
+
+    def fields(self) -> Iterator[CompiledField]:
+        if self.identity is not None:
+            yield self.identity.field
+        yield from self.attributes
+        for spec in (*self.events, *self.purchases):
+            yield from (*spec.required, *spec.optional, *spec.properties)
+
+    def columns(self) -> frozenset[str]:
+        """Every column the mapping reads; a dotted ``a.b`` also contributes ``a`` (JSONL)."""
+        names = {item.column for item in self.fields() if item.column is not None}
+        return frozenset(names | {name.split(".", 1)[0] for name in names})
+
+    def check_header(self, header: Sequence[str], source: str) -> None:
+        """Raise MappingError if a column the mapping reads is not in ``header``."""
+        if not header:
+            return  # an empty file: no header to check, and no rows to read either
+        present = set(header)
+        missing: dict[str, CompiledField] = {}
+        for item in self.fields():
+            if item.column is not None and item.column not in present:
+                missing.setdefault(item.column, item)
+        if not missing:
+            return
+        column, item = next(iter(missing.items()))
+        others = [repr(name) for name in missing][1:]
+        also = f"; also missing: {', '.join(others)}" if others else ""
+        doc = MappingDoc(self.path or source, self.text)
+        doc.fail(
+            item.where,
+            f"column {column!r} is not in the header of {source}{did_you_mean(column, present)}"
+            f"{also}; the header has: {', '.join(header) or '(nothing)'}",
+        )
