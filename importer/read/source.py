@@ -3,11 +3,11 @@
 ``open_source`` settles everything that can stop a run before anything is sent — the file is
 readable, its format and encoding are known, a CSV header is present and has no duplicate names —
 and raises InputError (exit 2) otherwise. After that, reading never raises for bad content: every
-bad record comes out as a RowFailure at stage ``read`` (see reader_csv and reader_jsonl for the
-codes), and a truncated or corrupt gzip stream ends with a ``truncated_input`` failure.
+bad record comes out as a RowFailure at stage ``read`` (see ``csv_records`` and ``jsonl_records``
+for the codes), and a truncated or corrupt gzip stream ends with a ``truncated_input`` failure.
 
-Layers: reader_lines (bytes -> numbered physical lines; gzip, BOM, memory cap), then reader_csv or
-reader_jsonl (lines -> records). This module picks and wires them.
+Layers: ``lines`` (bytes -> numbered physical lines; gzip, BOM, memory cap), then ``csv_records``
+or ``jsonl_records`` (lines -> records). This module picks and wires them.
 """
 
 from __future__ import annotations

@@ -44,9 +44,8 @@ class Attempt:
     config: ImportConfig
     sources: list[RowSource]
     converters: list[RowConverter]
-    outcomes: RecordedOutcomes = field(
-        default_factory=RecordedOutcomes
-    )  # from earlier attempts (resume)
+    # What earlier attempts settled (resume); empty for a new run.
+    outcomes: RecordedOutcomes = field(default_factory=RecordedOutcomes)
     earlier_elapsed_s: float = 0.0
     state: DeliveryState | None = None  # --state: send only what changed
 

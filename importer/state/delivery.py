@@ -12,8 +12,8 @@ again next time). One run at a time: ``open`` takes a lock that dies with the pr
         state.release(refused_items)                    # optional: frees in-flight bookkeeping
         state.record_run("nightly", summary)
 
-What is digested and why is in ``state_digest``; the in-run rules in ``state_filter``; the file
-layout in ``state_store``.
+What is digested and why is in ``digest``; the in-run rules in ``changes``; the file layout in
+``store``; the writes in ``record``.
 """
 
 from __future__ import annotations
