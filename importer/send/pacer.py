@@ -7,7 +7,8 @@ of the last ``rate / 20`` grants keeps that true when timers fire late. How long
 is — the ceiling, AIMD after 429s, the budget the server's ``x-ratelimit-*`` headers report —
 is decided in importer/send/rate_control.py. A 429 (or a spent budget) pauses every worker until
 the server's wait is over.
-(aiolimiter's leaky bucket bursts ``max_rate`` at once and spins under uvloop; see
+(aiolimiter's leaky bucket was measured as a backstop under this pacer: sized so that no
+3-second window can exceed rate/20, it spins under uvloop's millisecond timers; see
 docs/performance.md.)
 """
 
