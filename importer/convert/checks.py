@@ -1,6 +1,6 @@
 """Braze's rules compiled per mapping: per field, only the checks its values can fail.
 
-``validate.check_object`` is the full validator (JSONL fragments, the sandbox). A mapped field
+``importer.rules.check_object`` is the full validator (JSONL fragments, the sandbox). A mapped field
 cannot produce just anything: an integer field holds a 64-bit int, a time field an ISO 8601 time
 our converter wrote, a string field text; a literal is the same value on every row. So, once per
 mapping, each field gets the rule ``check_object`` would apply to it (``rule_for``), and

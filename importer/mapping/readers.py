@@ -15,9 +15,9 @@ from typing import Any
 from importer.errors import RecordError
 from importer.mapping.values import OMIT, ValueConverter, to_string
 
-Record = dict[str, Any]
-FieldReader = Callable[[Record], Any]
-__all__ = ["OMIT", "ColumnReader", "FieldReader", "LiteralReader", "Record", "field_reader"]
+RecordDict = dict[str, Any]
+FieldReader = Callable[[RecordDict], Any]
+__all__ = ["OMIT", "ColumnReader", "FieldReader", "LiteralReader", "RecordDict", "field_reader"]
 
 
 # --- the per-field reader -----------------------------------------------------------------------
@@ -62,7 +62,7 @@ class ColumnReader:
         self.on_empty = on_empty
         self.read = read
 
-    def __call__(self, record: Record) -> Any:
+    def __call__(self, record: RecordDict) -> Any:
         return self.read(record)
 
 
@@ -103,7 +103,7 @@ def _read_closure(
     path = tuple(column.split(".")) if "." in column else None
     extra = nulls - {""}  # usually empty: then a fresh cell is never hashed
 
-    def read(record: Record) -> Any:
+    def read(record: RecordDict) -> Any:
         raw = record.get(column)
         if raw is None and path is not None:
             raw = walk(record, path)
@@ -131,7 +131,7 @@ def _read_closure(
     # anything else (JSONL values that are typed or missing) takes the general path.
     if convert is None:
 
-        def read_text(record: Record) -> Any:
+        def read_text(record: RecordDict) -> Any:
             raw = record.get(column)
             if raw.__class__ is str:
                 raw = raw.strip()
@@ -140,7 +140,7 @@ def _read_closure(
 
         return read_text
 
-    def read_typed(record: Record) -> Any:
+    def read_typed(record: RecordDict) -> Any:
         raw = record.get(column)
         if raw.__class__ is not str:
             return read(record)
@@ -164,7 +164,7 @@ class LiteralReader:
     def __init__(self, value: Any) -> None:
         self.value = value
 
-    def __call__(self, record: Record) -> Any:
+    def __call__(self, record: RecordDict) -> Any:
         return self.value
 
 

@@ -58,7 +58,7 @@ def in_zone(naive: datetime, zone: tzinfo, text: str) -> str:
     return naive.isoformat() + _offset_text(offset)
 
 
-class Format:
+class TimeFormat:
     """A strptime format with a regex fast path when its codes are %Y %m %d and optionally %H,
     %H %M or %H %M %S, in any order between literal characters (``%d.%m.%Y %H:%M``). Like
     strptime, one digit is enough for all but %Y. Anything else is left to strptime."""
@@ -109,7 +109,7 @@ def _reason(exc: ValueError, fmt: str | None, expected: str) -> str:
 @cache
 def time_parser(fmt: str | None, zone: tzinfo) -> Callable[[str], str]:
     """The cached text -> ISO 8601 parser for one (format, zone); one per pair per process."""
-    custom = Format(fmt) if fmt else None
+    custom = TimeFormat(fmt) if fmt else None
 
     @lru_cache(maxsize=CACHE_SIZE)
     def general(text: str) -> str:
@@ -144,7 +144,7 @@ def time_parser(fmt: str | None, zone: tzinfo) -> Callable[[str], str]:
 @cache
 def date_parser(fmt: str | None) -> Callable[[str], str]:
     """The cached text -> ``YYYY-MM-DD`` parser for one format."""
-    custom = Format(fmt) if fmt else None
+    custom = TimeFormat(fmt) if fmt else None
 
     @lru_cache(maxsize=CACHE_SIZE)
     def parse(text: str) -> str:

@@ -28,8 +28,8 @@ from importer.read.csv_records import DELIMITERS, CsvParser
 from importer.read.jsonl_records import JsonlParser
 from importer.read.lines import ByteLines
 
-Format = Literal["csv", "jsonl"]
-EXTENSIONS: dict[str, Format] = {
+FileFormat = Literal["csv", "jsonl"]
+EXTENSIONS: dict[str, FileFormat] = {
     ".csv": "csv",
     ".tsv": "csv",
     ".jsonl": "jsonl",
@@ -49,7 +49,7 @@ class Source:
     def __init__(
         self,
         name: str,
-        fmt: Format,
+        fmt: FileFormat,
         lines: ByteLines,
         parser: CsvParser | JsonlParser,
         *,
@@ -57,7 +57,7 @@ class Source:
         encoding: str,
     ) -> None:
         self.name = name
-        self.format: Format = fmt
+        self.format: FileFormat = fmt
         self.size = size
         self.encoding = encoding
         self._lines = lines
@@ -168,7 +168,7 @@ def open_stream(
     return Source(name, fmt, lines, parser, size=size, encoding=encoding)
 
 
-def format_from_name(name: str) -> Format:
+def format_from_name(name: str) -> FileFormat:
     suffix = os.path.splitext(_base_name(name))[1].lower()
     if suffix in EXTENSIONS:
         return EXTENSIONS[suffix]

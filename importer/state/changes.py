@@ -30,7 +30,7 @@ from typing import Any
 from importer.models import BrazeObject, Item, RowRef
 from importer.state.digest import (
     ALWAYS_KEPT,
-    Identity,
+    ObjectIdentity,
     decode_values,
     delivered_key,
     event_fingerprint,
@@ -44,7 +44,7 @@ from importer.state.store import UserRow
 
 Occurrence = tuple[str, bytes]  # (user key, fingerprint) of an event or purchase
 Prepared = tuple[
-    tuple[Identity | None, ...],  # per attributes object
+    tuple[ObjectIdentity | None, ...],  # per attributes object
     tuple[Occurrence | None, ...],  # per event
     tuple[Occurrence | None, ...],  # per purchase
 ]
@@ -181,7 +181,7 @@ class Delta:
         self,
         ref: RowRef,
         objects: tuple[BrazeObject, ...],
-        identities: tuple[Identity | None, ...],
+        identities: tuple[ObjectIdentity | None, ...],
         rows: dict[str, UserRow],
     ) -> tuple[tuple[BrazeObject, ...], int]:
         kept: list[BrazeObject] = []
@@ -199,7 +199,7 @@ class Delta:
         return (objects if same else tuple(kept)), unchanged
 
     def _object_left(
-        self, ref: RowRef, obj: BrazeObject, identity: Identity, row: UserRow | None
+        self, ref: RowRef, obj: BrazeObject, identity: ObjectIdentity, row: UserRow | None
     ) -> tuple[BrazeObject | None, int]:
         key, user = identity
         in_flight = self.values.get(user)
@@ -252,7 +252,7 @@ class Delta:
         return name_id is not None and remembered.get(name_id) == digest
 
     def _new_user(
-        self, ref: RowRef, obj: BrazeObject, identity: Identity, whole: bytes | None
+        self, ref: RowRef, obj: BrazeObject, identity: ObjectIdentity, whole: bytes | None
     ) -> BrazeObject:
         """A user the state never saw: everything is sent, and nothing needs a digest yet."""
         key, user = identity

@@ -40,10 +40,10 @@ _OPERATORS = frozenset({"inc", "add", "remove", "$add", "$remove", "$update"})
 _SORTED = orjson.OPT_SORT_KEYS
 _SEP = "\x1f"  # unit separator, between alias label and name
 
-Identity = tuple[str, str]  # (the key identifying the object, the user's key)
+ObjectIdentity = tuple[str, str]  # (the key identifying the object, the user's key)
 
 
-def identity_of(obj: BrazeObject) -> Identity | None:
+def identity_of(obj: BrazeObject) -> ObjectIdentity | None:
     """Which user an object belongs to, by Braze's resolution rules; None when it names nobody."""
     value = obj.get("external_id")
     if value is not None and value != "":
