@@ -1,4 +1,4 @@
-"""The run directory: run.json, results.jsonl, failures.jsonl, summary.json.
+"""Writing the run directory as a run goes: run.json, results.jsonl, failures.jsonl, summary.json.
 
 Logs are appended one whole line per ``os.write`` as answers arrive, so a crash leaves at most a
 torn last line. The directory is 0700 and every file 0600 whatever the umask; the API key is
