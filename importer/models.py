@@ -106,6 +106,10 @@ class Item(NamedTuple):
     attributes: tuple[BrazeObject, ...] = ()
     events: tuple[BrazeObject, ...] = ()
     purchases: tuple[BrazeObject, ...] = ()
+    # What ``--state`` needs of these objects (importer.state), computed where the item was
+    # made — in a worker process when there are several — so the main process does no hashing.
+    # None when --state is off, or once the objects changed (narrowed, filtered).
+    digests: Any = None
 
     @property
     def object_count(self) -> int:
@@ -171,6 +175,7 @@ class Batch:
     merged: dict[int, tuple[int, ...]] = field(default_factory=dict)
     own_attributes: dict[int, tuple[BrazeObject, ...]] = field(default_factory=dict)
     attribute_users: frozenset[str] = frozenset()  # users whose attributes this request sets
+    digests: tuple[Any, ...] = ()  # per row, the Item's ``digests`` (empty when --state is off)
 
     @property
     def label(self) -> str:
@@ -192,10 +197,11 @@ class Batch:
                 objects[owner][n].append(obj)
         for row, own in self.own_attributes.items():
             objects[row][0][:] = own
+        digests = self.digests or (None,) * len(self.refs)
         return tuple(
-            Item(ref, record, user, tuple(attributes), tuple(events), tuple(purchases))
-            for ref, record, user, (attributes, events, purchases) in zip(
-                self.refs, self.records, self.users, objects, strict=True
+            Item(ref, record, user, tuple(attributes), tuple(events), tuple(purchases), digest)
+            for ref, record, user, (attributes, events, purchases), digest in zip(
+                self.refs, self.records, self.users, objects, digests, strict=True
             )
         )
 

@@ -19,7 +19,7 @@ import orjson
 from importer.config import BatchLimits
 from importer.models import ARRAYS, Batch, BrazeObject, Item, RowFailure
 
-_REF, _RECORD, _USER = itemgetter(0), itemgetter(1), itemgetter(2)  # Item's first fields
+_REF, _RECORD, _USER, _DIGESTS = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(6)
 # {"attributes":[...],"events":[...],"purchases":[...]} around the fragments.
 _ENVELOPE_BYTES = len(b'{"attributes":[],"events":[],"purchases":[]}')
 
@@ -118,6 +118,7 @@ def _close(batch: _Open, number: int, part: str = "") -> Batch:
         a: tuple(own) for a, own in zip(ARRAYS, batch.owners, strict=True) if own
     }
     items = batch.items
+    digests = tuple(map(_DIGESTS, items))
     return Batch(
         number=number,
         refs=tuple(map(_REF, items)),
@@ -129,6 +130,7 @@ def _close(batch: _Open, number: int, part: str = "") -> Batch:
         merged={index: tuple(more) for index, more in batch.merged.items()},
         own_attributes=batch.own_attributes,
         attribute_users=frozenset(batch.attribute_of_user),
+        digests=digests if any(digests) else (),
     )
 
 
