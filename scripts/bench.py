@@ -9,47 +9,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench_data import BENCHMARK_HEADER as HEADER
+from bench_data import CITIES, DATA, FIRST, LAST, ensure, mapping_path
 from sandbox_proc import SANDBOX_KEY, sandbox_process
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "bench-data"
-MAPPING = ROOT / "scripts" / "bench-mapping.toml"
-HEADER = (
-    "external_id,first_name,last_name,email,city,points,vip,signup,plan,sku,amount,order_date\n"
-)
-FIRST = ["Anna", "Ben", "Chloé", "Dmitri", "Eva", "Farid", "Greta", "Hugo", "Ines", "Jonas"]
-LAST = ["Meyer", "Schulz", "Novak", "Rossi", "Dubois", "Jensen", "García", "Kowalski"]
-CITIES = ["Berlin", "Hamburg", "Wien", "Zürich", "Lyon", "Milano", "Praha", "Gdańsk"]
-
-
-def generate(path: Path, rows: int) -> None:
-    """A 12-column legacy user file: every row an attributes object and an event, every
-    third row a purchase."""
-    rng = random.Random(42)
-    start = datetime(2015, 1, 1, tzinfo=UTC)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        out.write(HEADER)
-        for n in range(rows):
-            signup = start + timedelta(seconds=rng.randrange(300_000_000))
-            when = signup.strftime("%Y-%m-%dT%H:%M:%S+00:00")
-            purchase = n % 3 == 0
-            sku = f"SKU-{rng.randrange(500)}" if purchase else ""
-            amount = f"{rng.randrange(100, 99_999) / 100:.2f}" if purchase else ""
-            out.write(
-                f"U{n:08d},{rng.choice(FIRST)},{rng.choice(LAST)},user{n}@example.com,"
-                f"{rng.choice(CITIES)},{rng.randrange(10_000)},{rng.choice(('yes', 'no'))},"
-                f"{when},{rng.choice(('free', 'pro', 'team'))},{sku},{amount},"
-                f"{when if purchase else ''}\n"
-            )
+MAPPING = mapping_path("benchmark")
 
 
 def run_once(
@@ -114,13 +84,7 @@ def _vm_hwm_kb(pid: int) -> int:
 
 
 def _data(rows: int) -> Path:
-    source = DATA / f"users-{rows}.csv"
-    if not source.exists():
-        print(f"generating {source.relative_to(ROOT)} ...", flush=True)
-        partial = source.with_suffix(".partial")
-        generate(partial, rows)
-        partial.rename(source)  # an interrupted generation is never mistaken for a full file
-    return source
+    return ensure("benchmark", rows)
 
 
 def throughput(args: argparse.Namespace) -> None:

@@ -1,6 +1,8 @@
-"""CPU per row of each synchronous stage on the benchmark file (no network, one process).
+"""CPU per row of each synchronous stage on a benchmark file (no network, one process).
 
-.venv/bin/python scripts/stages.py [--rows 300000]   (after `make bench` generated the file)
+.venv/bin/python scripts/stages.py [--mapping benchmark|crm|wide] [--rows 300000]
+
+The file is scripts/bench_data.py's 1,000,000-row file of that mapping (generated if missing).
 
 Rows stream through the stages as in a run (nothing is held between them); the GC is set up as a
 run sets it. Each stage's cost is the difference between streaming up to it and up to the one
@@ -16,7 +18,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from pathlib import Path
+
+from bench_data import NAMES, ensure, mapping_path
 
 from importer.config import BatchLimits, ReadOptions
 from importer.convert.converter import Converter
@@ -25,16 +28,16 @@ from importer.models import Batch, Item, RowFailure, SourceRow
 from importer.read.source import open_source
 from importer.send.packer import pack
 
-ROOT = Path(__file__).resolve().parent.parent
 IN_FLIGHT = 45
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mapping", choices=NAMES, default="benchmark")
     parser.add_argument("--rows", type=int, default=300_000)
     args = parser.parse_args()
-    source = str(ROOT / "bench-data" / "users-1000000.csv")
-    converter = Converter(load_mapping(ROOT / "scripts" / "bench-mapping.toml"))
+    source = str(ensure(args.mapping, 1_000_000))
+    converter = Converter(load_mapping(mapping_path(args.mapping)))
     limits = BatchLimits.for_mode("legacy")
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)  # as importer.runner.entry does for a run
@@ -60,7 +63,7 @@ def main() -> None:
 
     read, converted, packed = per_row(rows), per_row(items), per_row(batches)
     held = per_row(batches, keep=IN_FLIGHT)
-    print(f"{args.rows:,} rows of the benchmark file, legacy mode (75 rows per request)")
+    print(f"{args.rows:,} rows of the {args.mapping} file, legacy mode (75 rows per request)")
     for name, cost in (
         ("read", read),
         ("convert (with the Braze checks)", converted - read),
