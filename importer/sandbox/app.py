@@ -7,6 +7,7 @@ injected 429/500/503, content type (415), body size (413), then the body itself 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ from aiohttp import web
 from importer.config import MAX_BODY_BYTES, BatchLimits
 from importer.models import ARRAYS, BrazeObject
 from importer.sandbox.faults import FaultPlan, Faults
-from importer.sandbox.ratelimit import Headers, RateLimiter
+from importer.sandbox.ratelimit import RETRY_AFTER, Headers, RateLimiter
 from importer.sandbox.record import Recorder
 from importer.sandbox.settings import SandboxSettings
 from importer.sandbox.stats import StatsBook
@@ -62,6 +63,10 @@ class TrackApp:
             if result is not None and plan.drop:
                 return self._drop(request, plan)
             status = reply.status
+            if status == 429:
+                # Counted when the client gets it: its wait starts then.
+                wait = float(reply.headers.get(RETRY_AFTER, "0"))
+                self._stats.asked_to_wait(time.monotonic(), wait)
             return reply
         finally:
             self._stats.release_users(number, held)
@@ -108,9 +113,7 @@ class TrackApp:
     def _injected(self, status: int, headers: Headers) -> web.Response:
         self._stats.fault(str(status))
         if status == 429:
-            return _json(
-                429, {"message": "API rate limit exceeded"}, {"X-Ratelimit-Retry-After": "1"}
-            )
+            return _json(429, {"message": "API rate limit exceeded"}, {RETRY_AFTER: "1"})
         return _json(status, {"message": _FAULT_MESSAGES[status]}, headers)
 
     async def _read_body(self, request: web.Request) -> bytes | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importer.sandbox.settings import SandboxSettings
 
 Headers = dict[str, str]
+RETRY_AFTER = "X-Ratelimit-Retry-After"
 
 
 @dataclass(slots=True)
@@ -63,7 +64,7 @@ class RateLimiter:
             wait = max(w.end for w in full) - now
             # On a 429 Braze sends only this header, never the x-ratelimit-* ones
             # (docs/braze.md, Rate-limit headers).
-            return False, {"X-Ratelimit-Retry-After": str(max(1, math.ceil(wait)))}
+            return False, {RETRY_AFTER: str(max(1, math.ceil(wait)))}
         for window in self._windows:
             window.count += 1
         # Report the tightest window: the one with the fewest requests left (ties: the longest).

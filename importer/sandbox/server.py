@@ -98,13 +98,20 @@ def sandbox_in_thread(settings: SandboxSettings | None = None) -> Iterator[Sandb
         loop.close()
 
 
-def serve_forever(settings: SandboxSettings, on_ready: Callable[[str], None]) -> None:
-    """Serve until SIGINT or SIGTERM, then close cleanly. Calls ``on_ready(url)`` once bound."""
+def serve_forever(
+    settings: SandboxSettings,
+    on_ready: Callable[[str], None],
+    on_stop: Callable[[SandboxStats], None] | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM, then close cleanly. Calls ``on_ready(url)`` once bound
+    and ``on_stop(stats)`` once closed (a benchmark's only view into a server process)."""
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(settings, on_ready))
+        stats = runner.run(_serve(settings, on_ready))
+    if on_stop is not None:
+        on_stop(stats)
 
 
-async def _serve(settings: SandboxSettings, on_ready: Callable[[str], None]) -> None:
+async def _serve(settings: SandboxSettings, on_ready: Callable[[str], None]) -> SandboxStats:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -120,6 +127,7 @@ async def _serve(settings: SandboxSettings, on_ready: Callable[[str], None]) -> 
         for sig in signals:
             with suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
+    return sandbox.stats
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

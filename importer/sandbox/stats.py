@@ -19,6 +19,9 @@ class SandboxStats:
     accepted: Mapping[str, int]  # accepted objects by array
     rejected_objects: int  # objects answered in errors[]
     rate_limited: int  # 429s, from the limit or injected
+    # The union of the waits the 429s asked for ([answered, answered + Retry-After] each): the
+    # least time a client that honours them must spend paused (scripts/faults.py compares).
+    wait_asked_s: float
     # Injected faults: "429", "500", "503", "slow", "drop" (all drops) and "drop_applied" (the
     # dropped requests whose objects were applied before the connection was closed).
     faults: Mapping[str, int]
@@ -35,6 +38,8 @@ class StatsBook:
         self.accepted = {"attributes": 0, "events": 0, "purchases": 0}
         self.rejected_objects = 0
         self.rate_limited = 0
+        self.wait_asked_s = 0.0
+        self._asked_until = 0.0  # end of the latest asked wait (monotonic)
         self.faults: dict[str, int] = {}
         self.in_flight = 0
         self.max_concurrent = 0
@@ -56,6 +61,13 @@ class StatsBook:
             self.statuses[status] = self.statuses.get(status, 0) + 1
             if status == 429:
                 self.rate_limited += 1
+
+    def asked_to_wait(self, now: float, seconds: float) -> None:
+        """A 429 answered at ``now`` (monotonic, never earlier than the previous call's)."""
+        until = now + seconds
+        if until > self._asked_until:
+            self.wait_asked_s += until - max(now, self._asked_until)
+            self._asked_until = until
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -89,6 +101,7 @@ class StatsBook:
             accepted=dict(self.accepted),
             rejected_objects=self.rejected_objects,
             rate_limited=self.rate_limited,
+            wait_asked_s=self.wait_asked_s,
             faults=dict(self.faults),
             in_flight=self.in_flight,
             max_concurrent=self.max_concurrent,

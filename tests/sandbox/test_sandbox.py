@@ -24,6 +24,7 @@ import pytest
 from importer.errors import ConfigError
 from importer.sandbox import Sandbox, SandboxSettings, start_sandbox
 from importer.sandbox.ratelimit import RateLimiter
+from importer.sandbox.stats import StatsBook
 from importer.sandbox.track import MAX_INPUT, NO_VALID_DATA, PARSE_ERROR
 
 MakeSandbox = Callable[..., Sandbox]
@@ -333,9 +334,32 @@ def test_injected_status_faults(make_sandbox: MakeSandbox, status: int) -> None:
     answer = post(sandbox, {"events": [event("u")]})
     assert answer.status == status
     if status == 429:
+        # Like Braze's: the wait only, no x-ratelimit-* (docs/braze.md, Rate-limit headers).
         assert answer.headers["X-Ratelimit-Retry-After"] == "1"
+        assert [n for n in answer.headers if n.lower().startswith("x-ratelimit-")] == [
+            "X-Ratelimit-Retry-After"
+        ]
+        assert sandbox.stats.wait_asked_s == pytest.approx(1.0)
     assert sandbox.stats.faults == {str(status): 1}
     assert sandbox.stats.accepted["events"] == 0
+
+
+def test_the_waits_429s_ask_for_are_added_up_as_a_union() -> None:
+    book = StatsBook()
+    book.asked_to_wait(10.0, 1.0)
+    book.asked_to_wait(10.4, 1.0)  # overlaps: only 0.4 s more
+    book.asked_to_wait(10.5, 0.5)  # inside: nothing more
+    book.asked_to_wait(20.0, 3.0)  # apart
+    assert book.snapshot().wait_asked_s == pytest.approx(1.4 + 3.0)
+
+
+def test_the_wait_of_a_limit_429_is_counted_too(make_sandbox: MakeSandbox) -> None:
+    sandbox = make_sandbox(limit_per_hour=1)
+    post(sandbox, {"events": [event("u")]})
+    refused = post(sandbox, {"events": [event("u")]})
+    assert sandbox.stats.wait_asked_s == pytest.approx(
+        float(refused.headers["X-Ratelimit-Retry-After"])
+    )
 
 
 def test_faults_follow_the_seed(make_sandbox: MakeSandbox) -> None:
@@ -489,7 +513,8 @@ def test_a_busy_port_is_a_config_error(sandbox: Sandbox, make_sandbox: MakeSandb
 def test_serve_forever_prints_its_url_and_stops_cleanly_on_sigterm() -> None:
     program = (
         "from importer.sandbox import SandboxSettings, serve_forever\n"
-        "serve_forever(SandboxSettings(api_key='k'), lambda url: print(url, flush=True))\n"
+        "serve_forever(SandboxSettings(api_key='k'), lambda url: print(url, flush=True),\n"
+        "              lambda stats: print('requests', stats.requests))\n"
         "print('stopped', flush=True)\n"
     )
     server = subprocess.Popen(
@@ -502,7 +527,7 @@ def test_serve_forever_prints_its_url_and_stops_cleanly_on_sigterm() -> None:
         assert post(url, {"events": [event("u")]}, key="k").status == 201
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=10) == 0
-        assert server.stdout.read().strip() == "stopped"
+        assert server.stdout.read().split("\n")[:2] == ["requests 1", "stopped"]
     finally:
         if server.poll() is None:
             server.kill()
