@@ -110,14 +110,20 @@ class Pacer:
         if hold > 0:
             self.pause(hold)
 
-    def on_rate_limited(self, wait_s: float) -> None:
-        """A 429: every worker waits ``wait_s`` (the server's word), then resumes at a reduced
-        pace that grows back towards the ceiling."""
+    def on_rate_limited(
+        self, wait_s: float, headers: Mapping[str, str] | None = None, now_epoch: float = 0.0
+    ) -> None:
+        """A 429: every worker waits ``wait_s`` (the server's word). Then, if the budget was far
+        from spent (a blip), the pace resumes as before; else at a reduced pace that grows back
+        towards the ceiling. Braze sends no budget on a 429, but one is read if ``headers``
+        carry it; otherwise the budgets of the answers before it decide."""
         self.answered += 1
         now = self._clock()
         self.pause(wait_s)
         if self._control is not None:
-            self._control.rate_limited(now, self._paused_until)
+            budget = parse_budget(headers, now_epoch) if headers else None
+            in_flight = self.grants - self.answered
+            self._control.rate_limited(now, self._paused_until, budget, self.grants, in_flight)
 
     def on_no_answer(self) -> None:
         """A request that got no answer (timeout, connection lost): no longer in flight."""

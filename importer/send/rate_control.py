@@ -3,8 +3,10 @@
 Three limits apply at once and the slowest wins:
 
 - the ceiling (``--rate``), never exceeded;
-- AIMD: a 429 halves the pace, which then grows back by 1% of the ceiling per second of
-  answered traffic, up to the ceiling;
+- AIMD: a 429 that means the quota is spent halves the pace, which then grows back by 1% of
+  the ceiling per second of answered traffic, up to the ceiling. A 429 while the budget is far
+  from spent is a blip (a server's hiccup, not our pace): it costs its wait and no cut, unless
+  429s stop being rare, which means a limit the headers do not tell us about;
 - the budget: each window the server reports (told apart by ``x-ratelimit-limit``) still allows
   ``remaining - reserve`` requests before its reset. They are spread evenly over the time left,
   less what other clients on the same quota are measured to spend, so the budget runs out at
@@ -33,6 +35,12 @@ SAMPLE_S = 0.5  # how often the other clients' rate is sampled within a window
 OTHERS_WEIGHT = 0.3  # weight of a new sample in the other clients' moving average
 STALE_GRACE_S = 1.0  # answers from a window that has ended are ignored this long after its end
 MIN_SHARE_OF_EVEN = 0.1  # however much others spend, we may still send this share of an even pace
+# A 429 is a blip while every known window has more than this share of its limit left (at least
+# SPENT_MIN requests), after the reserve, our requests since its report and others' spending.
+SPENT_SHARE = 0.02
+SPENT_MIN = 10.0
+RECENT_WEIGHT = 0.01  # weight of one answer in the moving share of 429s (about the last 100)
+BLIP_MAX_SHARE = 0.1  # 429s this common are no blips, whatever the budget says
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +82,19 @@ class _Window:
     sampled_at: float = 0.0
     sampled_remaining: float = 0.0
     sampled_grants: int = 0
+    seen_at: float = 0.0  # the latest report: when, what was left after its reserve, our grants
+    seen_left: float = 0.0
+    seen_grants: int = 0
+
+
+def _reserve(limit: int, in_flight: int) -> float:
+    """Left unspent in a window: a margin, plus our requests the server has not counted yet
+    (capped: an answer never reported, a timeout, would otherwise count forever)."""
+    return max(2.0, RESERVE_SHARE * limit) + min(max(in_flight, 0), IN_FLIGHT_SHARE * limit)
+
+
+def _far_from_spent(limit: int, left: float) -> bool:
+    return left > max(SPENT_MIN, SPENT_SHARE * limit)
 
 
 class RateControl:
@@ -93,6 +114,9 @@ class RateControl:
         self._limit_until = math.inf  # the binding window's end (inf: none binds)
         self._limit_applies = False
         self.others_per_s = 0.0  # other clients' measured spending on our quota (may be < 0)
+        self._share_429 = 0.0  # moving share of 429s among recent answers
+        self.blips = 0  # 429s that cost only their wait
+        self.cuts = 0  # 429s that cut the pace
 
     def next_after(self, slot: float) -> float:
         """The earliest next slot after one granted at ``slot``."""
@@ -112,14 +136,39 @@ class RateControl:
                 rate = min(rate, max(window.pace, 0.0))
         return rate
 
-    def rate_limited(self, now: float, resume_at: float) -> None:
-        """A 429: cut the pace once per episode (the answers in flight will be 429s too)."""
+    def rate_limited(
+        self, now: float, resume_at: float, budget: Budget | None, grants: int, in_flight: int
+    ) -> None:
+        """A 429 (``budget``: its own headers', if it had any). A blip keeps the pace; else cut
+        it, once per episode (the answers in flight will be 429s too)."""
+        self._share_429 += RECENT_WEIGHT * (1.0 - self._share_429)
+        if self._is_blip(now, budget, grants, in_flight):
+            self.blips += 1
+            return
         if now < self._no_cut_until:
             return
+        self.cuts += 1
         self._aimd = max(self._ceiling * FLOOR_SHARE, self.rate_per_s(now) * DECREASE)
         self._base_interval = 1.0 / min(self._aimd, self._ceiling)
         self._no_cut_until = resume_at + 1.0
         self._grown_at = max(now, resume_at)
+
+    def _is_blip(self, now: float, budget: Budget | None, grants: int, in_flight: int) -> bool:
+        """Rare, and the server's last word on every window is that much is left. With no
+        word at all (no headers, or every known window over), it is no blip."""
+        if self._share_429 >= BLIP_MAX_SHARE:
+            return False
+        if budget is not None:
+            left = budget.remaining - _reserve(budget.limit, in_flight)
+            return _far_from_spent(budget.limit, left)
+        others = max(0.0, self.others_per_s)
+        known = [(limit, w) for limit, w in self._windows.items() if w.end > now]
+        return bool(known) and all(
+            _far_from_spent(
+                limit, w.seen_left - (grants - w.seen_grants) - others * (now - w.seen_at)
+            )
+            for limit, w in known
+        )
 
     def observe(self, budget: Budget | None, now: float, grants: int, in_flight: int) -> float:
         """An answer (not a 429) and the budget it reports, if any. ``grants`` counts the slots
@@ -127,6 +176,7 @@ class RateControl:
         after the remaining it reported. Returns how long every worker must hold because the
         budget is spent (0: no hold)."""
         self._grow(now)
+        self._share_429 -= RECENT_WEIGHT * self._share_429
         if budget is None:
             return 0.0
         self._prune(now)
@@ -143,10 +193,8 @@ class RateControl:
             window.remaining = min(window.remaining, budget.remaining)
             self._sample_others(window, now, grants)
         left = window.end - now
-        reserve = max(2.0, RESERVE_SHARE * budget.limit)
-        # Capped: an answer never reported (a timeout) would otherwise count forever.
-        reserve += min(max(in_flight, 0), IN_FLIGHT_SHARE * budget.limit)
-        spendable = window.remaining - reserve
+        spendable = window.remaining - _reserve(budget.limit, in_flight)
+        window.seen_at, window.seen_left, window.seen_grants = now, spendable, grants
         if spendable <= 0:
             window.pace = 0.0
             self._bind(now)

@@ -189,7 +189,8 @@ class Sender:
             tries.rate_limited += 1
             self.counters.rate_limited += 1
             tries.last_error = str(exc)
-            self._pacer.on_rate_limited(exc.wait_s)
+            headers = answer.headers if answer is not None else None
+            self._pacer.on_rate_limited(exc.wait_s, headers, time.time())
         except TransientError as exc:
             self._pacer.on_no_answer()
             tries.transient += 1

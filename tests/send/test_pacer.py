@@ -350,10 +350,18 @@ class _Sim:
     long_waits: set[float | None] = field(default_factory=set)  # as shown after each 429
     # Every 10 s: (current_rate_per_minute, others_rate_per_minute), as a progress line would.
     readings: list[tuple[float, float]] = field(default_factory=list)
+    wait_asked_s: float = 0.0  # the union of the waits the 429s asked for
+    asked_until: float = 0.0
 
     @property
     def requests(self) -> int:
         return self.ok + self.rate_limited
+
+    def asked(self, now: float, seconds: float) -> None:
+        until = now + seconds
+        if until > self.asked_until:
+            self.wait_asked_s += until - max(now, self.asked_until)
+            self.asked_until = until
 
     def note(self, headers: dict[str, str]) -> None:
         if "x-ratelimit-remaining" in headers:
@@ -370,11 +378,14 @@ def _simulate(
     others_per_s: float = 0.0,
     send_budget_headers: bool = True,
     timers_late_s: float = 0.0,
+    spurious_429: float = 0.0,
     **limits: Any,
 ) -> _Sim:
     """``workers`` loops of acquire -> the sandbox's RateLimiter -> on_response/on_rate_limited,
     each answer taking ``latency_s`` (+ up to 10 ms, so answers arrive out of order). The
-    pacer's timers fire up to ``timers_late_s`` late, as in a loop busy packing batches."""
+    pacer's timers fire up to ``timers_late_s`` late, as in a loop busy packing batches. This
+    share of admitted requests is answered by a spurious 429 asking for 1 s, as the sandbox's
+    ``p_429`` does."""
     clock = FakeClock()
 
     def wall() -> float:  # the server's clock: the run starts just after a whole minute
@@ -397,6 +408,8 @@ def _simulate(
             sim.grants.append(clock.now)
             await asyncio.sleep(latency_s / 2 + rng.uniform(0, 0.005))
             admitted, headers = server.admit()
+            if spurious_429 and admitted and rng.random() < spurious_429:
+                admitted, headers = False, {"X-Ratelimit-Retry-After": "1"}
             await asyncio.sleep(latency_s / 2 + rng.uniform(0, 0.005))
             sim.note(headers)
             if admitted:
@@ -404,6 +417,7 @@ def _simulate(
                 pacer.on_response(headers if send_budget_headers else {}, wall())
             else:
                 sim.rate_limited += 1
+                sim.asked(clock.now, float(headers["X-Ratelimit-Retry-After"]))
                 pacer.on_rate_limited(float(headers["X-Ratelimit-Retry-After"]))
                 sim.long_waits.add(pacer.long_wait_until)
 
@@ -505,3 +519,17 @@ def test_against_6000_per_minute_with_a_ceiling_of_50000_429s_stay_under_2_perce
         f"{sim.requests} requests in 10 min, {sim.ok} accepted, {sim.rate_limited} 429s "
         f"({100 * sim.rate_limited / sim.requests:.2f}%)"
     )
+
+
+def test_spurious_429s_cost_the_waits_they_ask_for_and_no_more() -> None:
+    # Braze's limits; 1% of answers a 429 asking for 1 s while the budget is far from spent.
+    seconds = 60
+    sim = _simulate(50_000, seconds, limit_per_minute=50_000, limit_per_3s=3000, spurious_429=0.01)
+    assert sim.pacer is not None
+    assert sim.rate_limited > 20
+    assert sim.pacer.waited_s == pytest.approx(sim.wait_asked_s, abs=0.1)
+    # The accepted requests at the ceiling, plus the pauses: the run took no longer.
+    clean_s = sim.ok / (50_000 / 60)
+    assert seconds <= (clean_s + sim.wait_asked_s) * 1.05
+    # And the pace was back at the ceiling at every reading.
+    assert all(rate == pytest.approx(50_000 / 1.001) for rate, _ in sim.readings)

@@ -52,6 +52,7 @@ def _send(
     policy: RetryPolicy = FAST_RETRY,
     rate: int = 0,
     workers: int = 4,
+    pacer: Pacer | None = None,
 ) -> tuple[list[BatchResult], Sender]:
     results: list[BatchResult] = []
 
@@ -59,7 +60,8 @@ def _send(
         async with BrazeClient(
             url, key, concurrency=workers, timeout_s=policy.request_timeout_s
         ) as c:
-            sender = Sender(c, Pacer(rate), policy, results.append, rng=random.Random(1))
+            paced = pacer or Pacer(rate)
+            sender = Sender(c, paced, policy, results.append, rng=random.Random(1))
             queue = list(batches)
 
             async def worker() -> None:
@@ -161,6 +163,44 @@ def test_429_pauses_and_retries() -> None:
         assert sandbox.stats.rate_limited >= 1
     assert _lines(results, "delivered") == [i.ref.line for i in items]
     assert sender.counters.rate_limited >= 1
+
+
+class FakeClock:
+    """The pacer's time: its pauses pass at once (the sandbox keeps the real clock)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("budget", [True, False])
+def test_a_spurious_429_costs_its_wait_and_cuts_the_pace_only_without_a_budget(
+    budget: bool,
+) -> None:
+    # Seed 0: the 4th and 9th requests draw a 429 (Retry-After 1 s); one worker, in order.
+    settings = SandboxSettings(p_429=0.3, seed=0, limit_per_minute=50_000 if budget else None)
+    clock = FakeClock()
+    pacer = Pacer(6000, clock=clock, sleep=clock.sleep)
+    with sandbox_in_thread(settings) as sandbox:
+        results, _ = _send(
+            sandbox.url, _batches(_items(8), BatchLimits(2, 2)), workers=1, pacer=pacer
+        )
+        assert sandbox.stats.faults == {"429": 2}
+    assert sorted(r.rate_limited for r in results) == [0] * 6 + [1, 1]
+    assert pacer.waited_s == pytest.approx(2.0)
+    ceiling = 6000 / 1.001
+    # A budget of 50,000 a minute, nearly untouched: blips. No budget at all: careful (halved,
+    # then growing back slowly).
+    if budget:
+        assert pacer.current_rate_per_minute == pytest.approx(ceiling)
+    else:
+        assert ceiling / 2 <= pacer.current_rate_per_minute < 0.6 * ceiling
 
 
 def test_dropped_connections_are_retried_and_marked_ambiguous() -> None:
