@@ -29,15 +29,20 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
+# Three mappings (scripts/bench-mappings/) x --workers 1 (pinned) and the default, 1,000,000 rows
+# each; the first run generates the files under bench-data/ (git-ignored).
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py --scenario throughput
+	$(BIN)/python scripts/bench.py --scenario throughput --mappings benchmark,crm,wide --workers-list 1,default
 
+# The ceiling per mapping, stateless and with a fresh --state; a night where nothing changed
+# against a --dry-run; the shared quota. (The fault mix, scripts/faults.py, is to be added.)
 bench-rate: $(STAMP)
-	$(BIN)/python scripts/bench.py --scenario ceiling
+	$(BIN)/python scripts/bench.py --scenario ceiling --mappings benchmark,crm,wide --workers-list 1,default --states none,fresh
+	$(BIN)/python scripts/bench.py --scenario unchanged --mappings crm --workers-list 1,default
 	$(BIN)/python scripts/bench.py --scenario shared --rows 400000
 
 bench-memory: $(STAMP)
-	$(BIN)/python scripts/bench.py --scenario memory --rows 10000000
+	$(BIN)/python scripts/bench.py --scenario memory --mappings benchmark --workers-list 1,default --rows 10000000
 
 clean:
 	rm -rf $(VENV) braze-runs .pytest_cache .mypy_cache .ruff_cache build *.egg-info bench-data

@@ -1,158 +1,566 @@
-"""`make bench`: a generated 1,000,000-row CSV through the importer into the sandbox.
+"""The benchmarks: seeded files (scripts/bench_data.py) of several mappings through the importer
+into the sandbox, each in its own process (a fresh sandbox for every run).
 
-The sandbox runs in its own process; the rate limit is off. Prints rows/s, requests/s,
-objects/s, CPU seconds per 1,000 rows and peak RSS of the importer process, per batch mode.
+Scenarios (``--scenario``):
+- ``throughput`` (`make bench`): rate limit off, 32 in flight; per mapping and worker setting:
+  rows/s, requests/s, objects/s, CPU µs per row and peak RSS of the importer's process tree.
+- ``ceiling`` (`make bench-rate`): the default ``--rate 50000`` in legacy mode against a sandbox
+  answering after 50 ms and enforcing 50,000/min + 3,000/3 s, stopped with SIGINT after
+  ``--seconds``; per mapping, worker setting and state (none / a fresh ``--state`` file): the
+  best 60 s window of requests/s, answered 429s.
+- ``unchanged`` (`make bench-rate`): a first night with a fresh ``--state``, the same file again
+  (nothing changed) and a ``--dry-run`` of it, in one sitting: rows/s of each.
+- ``prototype``: scripts/prototype_crm.py against ``braze-import run --workers 1 --rate 0`` on
+  the CRM file, each pinned to CPU 0 with the sandbox on CPU 1: CPU µs per row, objects/s.
+- ``shared``: the server allows 6,000/min, the importer is set to 50,000.
+- ``memory`` (`make bench-memory`): peak RSS at 1,000,000 and ``--rows`` rows.
+- ``nightly``: ``--state`` over three nights of a generated export (issue 5).
+
+Worker settings (``--workers-list 1,default``): ``1`` passes ``--workers 1`` and pins the importer
+to CPU 0 and the sandbox to CPU 1 (as ``taskset -c``; ``--no-pin`` to leave them free);
+``default`` passes no ``--workers`` and pins nothing. An importer without ``--workers`` runs
+every setting as its single process (a note says so).
+
+CPU is the importer's process tree: ``wait4``'s rusage of the importer, which on Linux includes
+every descendant it reaped, checked against the sum of each process's utime + stime sampled
+from /proc every 0.2 s (a worker that was never reaped would be missing from the former).
+Peak RSS is the largest sum of the tree's resident sets sampled every 0.2 s (the sum of each
+process's own peak would overstate it: they peak at different times).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench_data import BENCHMARK_HEADER as HEADER
-from bench_data import CITIES, DATA, FIRST, LAST, ensure, mapping_path
-from sandbox_proc import SANDBOX_KEY, sandbox_process
+from bench_data import CITIES, DATA, FIRST, LAST, ROOT, ensure, ensure_part, mapping_path
+from sandbox_proc import SANDBOX_KEY, Sandbox, pinned, sandbox
 
-MAPPING = mapping_path("benchmark")
+CEILING = 50_000 / 60
+SAMPLE_S = 0.2
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_ATTEMPTS = re.compile(rb'"attempts":(\d+)')
+_DELIVERED = re.compile(rb'"delivered":(\d+)')
+
+
+# --- watching a process tree -------------------------------------------------------------------
+
+
+def _proc_table() -> dict[int, tuple[int, int, int]]:
+    """pid -> (parent, utime + stime in ticks, resident pages) of every process."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        table[int(entry.name)] = (
+            int(fields[1]),
+            int(fields[11]) + int(fields[12]),
+            int(fields[21]),
+        )
+    return table
+
+
+class TreeWatch:
+    """Samples a process and its descendants: the peak of their summed RSS and each one's CPU."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.peak_rss = 0  # bytes
+        self.cpu_ticks: dict[int, int] = {}  # last seen utime + stime of every process seen
+        self.most_processes = 0
+
+    def sample(self) -> None:
+        table = _proc_table()
+        children: dict[int, list[int]] = {}
+        for pid, (parent, _, _) in table.items():
+            children.setdefault(parent, []).append(pid)
+        tree, todo = [], [self.root]
+        while todo:
+            pid = todo.pop()
+            if pid in table:
+                tree.append(pid)
+                todo.extend(children.get(pid, ()))
+        rss = 0
+        for pid in tree:
+            _, ticks, pages = table[pid]
+            self.cpu_ticks[pid] = ticks
+            rss += pages * _PAGE
+        self.peak_rss = max(self.peak_rss, rss)
+        self.most_processes = max(self.most_processes, len(tree))
+
+    def tree_cpu_s(self, reaped: float) -> tuple[float, bool]:
+        """The tree's CPU: ``reaped`` (wait4's figure) unless the samples saw more (a process
+        the importer never reaped); the flag says the samples won."""
+        sampled = sum(self.cpu_ticks.values()) / _TICK
+        return (sampled, True) if sampled > reaped * 1.02 + 0.05 else (reaped, False)
+
+
+class ResultsTail:
+    """Follows a run's results.jsonl: (time, requests sent, rows delivered) as answers arrive."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.rest = b""
+        self.requests = 0
+        self.delivered = 0
+        self.points: list[tuple[float, int, int]] = []
+
+    def sample(self, now: float) -> None:
+        try:
+            with self.path.open("rb") as results:
+                results.seek(self.offset)
+                chunk = results.read()
+        except OSError:
+            return
+        self.offset += len(chunk)
+        lines = (self.rest + chunk).split(b"\n")
+        self.rest = lines.pop()
+        for line in lines:
+            attempts, delivered = _ATTEMPTS.search(line), _DELIVERED.search(line)
+            self.requests += int(attempts[1]) if attempts else 1
+            self.delivered += int(delivered[1]) if delivered else 0
+        self.points.append((now, self.requests, self.delivered))
+
+    def best_window(self, seconds: float) -> tuple[float, float, float]:
+        """(requests/s, rows/s, start s) of the best ``seconds``-long window, or zeros."""
+        best = (0.0, 0.0, 0.0)
+        points, j = self.points, 0
+        if not points:
+            return best
+        start = points[0][0]
+        for i, (t0, r0, d0) in enumerate(points):
+            j = max(j, i)
+            while j < len(points) and points[j][0] - t0 < seconds:
+                j += 1
+            if j == len(points):
+                break
+            t1, r1, d1 = points[j]
+            rate = (r1 - r0) / (t1 - t0)
+            if rate > best[0]:
+                best = (rate, (d1 - d0) / (t1 - t0), t0 - start)
+        return best
+
+
+# --- one import ---------------------------------------------------------------------------------
+
+
+@functools.cache
+def workers_supported() -> bool:
+    command = [sys.executable, "-m", "importer", "run", "--help"]
+    return "--workers" in subprocess.run(command, capture_output=True, text=True).stdout
+
+
+def worker_options(setting: str) -> list[str]:
+    if setting == "default" or not workers_supported():
+        return []
+    return ["--workers", setting]
+
+
+def cpus_for(setting: str, pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """(importer CPUs, sandbox CPUs): ``--workers 1`` on one core, the sandbox on another."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if not pin or setting != "1" or len(allowed) < 2:
+        return None, None
+    return {allowed[0]}, {allowed[-1]}
 
 
 def run_once(
-    sources: list[Path], url: str, mode: str, *extra: str, stop_after_s: float | None = None
-) -> dict[str, float]:
-    """One import in its own process; its CPU and peak RSS come from wait4()."""
-    run_dir = DATA / f"run-{mode}-{int(time.time() * 1000)}"
+    sources: Sequence[Path],
+    url: str,
+    mode: str,
+    *extra: str,
+    mapping: Path,
+    cpus: Iterable[int] | None = None,
+    stop_after_s: float | None = None,
+    server: Sandbox | None = None,
+    label: str = "run",
+    window_s: float = 60.0,
+) -> dict[str, Any]:
+    """One import in its own process, watched until it exits."""
+    run_dir = DATA / f"run-{label}-{int(time.time() * 1000)}"
     command = [sys.executable, "-m", "importer", "run", *map(str, sources)]
-    command += ["--mapping", str(MAPPING), "--endpoint", url, "--batch-mode", mode]
+    command += ["--mapping", str(mapping), "--endpoint", url, "--batch-mode", mode]
     command += ["--run-dir", str(run_dir), "--quiet", *extra]
+    server_cpu = server.cpu_s() if server else 0.0
     started = time.perf_counter()
     proc = subprocess.Popen(
-        command, env={**os.environ, "BRAZE_API_KEY": SANDBOX_KEY}, stdout=subprocess.DEVNULL
+        command,
+        env={**os.environ, "BRAZE_API_KEY": SANDBOX_KEY},
+        stdout=subprocess.DEVNULL,
+        preexec_fn=pinned(cpus),  # type: ignore[arg-type]
     )
-    peak_kb = 0
+    watch, tail = TreeWatch(proc.pid), ResultsTail(run_dir / "results.jsonl")
     deadline = None if stop_after_s is None else started + stop_after_s
     while True:
-        # VmHWM is the process's own high-water mark since exec (wait4's ru_maxrss would count
-        # the bench's memory copied at fork); reading it until exit misses only the last 0.2 s.
-        peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid))
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # CPU time of the importer alone
+        watch.sample()
+        tail.sample(time.perf_counter())
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         if deadline is not None and time.perf_counter() >= deadline:
             proc.send_signal(signal.SIGINT)  # a clean stop: in-flight requests finish
             deadline = None
-        time.sleep(0.2)
+        time.sleep(SAMPLE_S)
     wall = time.perf_counter() - started
-    summary = json.loads((run_dir / "summary.json").read_text())
+    tail.sample(time.perf_counter())
+    server_cpu = (server.cpu_s() - server_cpu) if server else 0.0
     code = os.waitstatus_to_exitcode(status)
+    if not (run_dir / "summary.json").exists():
+        raise SystemExit(f"bench run failed (exit {code}) without a summary: {command}")
+    summary = json.loads((run_dir / "summary.json").read_text())
     if code not in (0, 130) or summary["failed"]:
-        raise SystemExit(f"bench run failed (exit {code}): {summary}")
-    cpu = usage.ru_utime + usage.ru_stime
+        raise SystemExit(f"bench run failed (exit {code}), run directory {run_dir}: {summary}")
+    shutil.rmtree(run_dir)  # only a failed run's directory is worth keeping
+    cpu, sampled = watch.tree_cpu_s(usage.ru_utime + usage.ru_stime)
+    if sampled:
+        print("  (note: a process of the tree was not reaped; its CPU comes from /proc samples)")
     objects = sum(summary["objects_sent"].values())
-    rows = summary["delivered"]
+    rows = summary["rows_read"]
+    best_rps, best_rows, best_at = tail.best_window(window_s)
     return {
         "rows": rows,
         "wall_s": wall,
         "rows_per_s": rows / wall,
         "requests": summary["requests"],
         "requests_per_s": summary["requests_per_s"],
+        "objects": objects,
         "objects_per_s": objects / wall,
-        "cpu_s_per_1000_rows": cpu / max(rows, 1) * 1000,
-        "cpu_s_per_1000_objects": cpu / max(objects, 1) * 1000,
-        "peak_rss_mb": peak_kb / 1024,
+        "cpu_s": cpu,
+        "cpu_us_per_row": cpu / max(rows, 1) * 1e6,
+        "cpu_us_per_object": cpu / max(objects, 1) * 1e6,
+        "peak_rss_mb": watch.peak_rss / 1e6,
+        "processes": watch.most_processes,
+        "server_cpu_share": server_cpu / wall,
         "rate_limited": summary["rate_limited"],
         "rate_limit_wait_s": summary["rate_limit_wait_s"],
         "unsent": summary.get("unsent", 0),
         "max_in_flight": summary["max_in_flight"],
+        "best_window_requests_per_s": best_rps,
+        "best_window_rows_per_s": best_rows,
+        "best_window_start_s": best_at,
+        "summary": summary,
     }
 
 
-def _vm_hwm_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+def _list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def _data(rows: int) -> Path:
-    return ensure("benchmark", rows)
+def _note_workers(settings: Sequence[str]) -> None:
+    if any(setting != "default" for setting in settings) and not workers_supported():
+        print("  (this importer has no --workers: every setting runs as its single process)")
+
+
+def _state_file(name: str) -> Path:
+    state = DATA / f"{name}.db"
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(f"{state}{suffix}").unlink(missing_ok=True)
+    return state
+
+
+# --- scenarios ----------------------------------------------------------------------------------
 
 
 def throughput(args: argparse.Namespace) -> None:
-    """Rate limit off: how fast one process reads, converts, packs and sends."""
-    source = _data(args.rows)
+    """Rate limit off: how fast the importer reads, converts, packs and sends, per mapping."""
+    settings = _list(args.workers_list)
     print(
-        f"{args.rows:,} rows, rate limit off, {args.concurrency} in flight, sandbox in its "
-        "own process"
+        f"{args.rows:,} rows per mapping, rate limit off, {args.concurrency} in flight, "
+        f"a fresh sandbox in its own process per run; workers: {', '.join(settings)} "
+        f"({'pinned: importer CPU 0, sandbox CPU 1' if args.pin else 'not pinned'} for 1)"
     )
-    print(
-        f"{'mode':9} {'rows/s':>9} {'req/s':>7} {'objects/s':>10} "
-        f"{'CPU s/1k rows':>13} {'CPU s/1k obj':>12} {'peak RSS MB':>11} {'wall s':>7}"
+    _note_workers(settings)
+    header = (
+        f"{'mapping':10} {'mode':7} {'workers':>7} {'rows/s':>8} {'objects/s':>9} "
+        f"{'obj/row':>7} {'req/s':>6} {'CPU µs/row':>10} {'peak RSS MB':>11} {'procs':>5} "
+        f"{'sandbox CPU':>11} {'wall s':>6}"
     )
-    with sandbox_process("--batch-mode", "legacy") as url:
-        for mode in args.modes.split(","):
-            r = run_once([source], url, mode, "--rate", "0", "--concurrency", str(args.concurrency))
-            print(
-                f"{mode:9} {r['rows_per_s']:9,.0f} {r['requests_per_s']:7,.0f} "
-                f"{r['objects_per_s']:10,.0f} {r['cpu_s_per_1000_rows']:13.4f} "
-                f"{r['cpu_s_per_1000_objects']:12.5f} {r['peak_rss_mb']:11.1f} "
-                f"{r['wall_s']:7.1f}",
-                flush=True,
-            )
+    print(header, flush=True)
+    for name in _list(args.mappings):
+        source = ensure(name, args.rows)
+        for mode in _list(args.modes):
+            for setting in settings:
+                mine, server_cpus = cpus_for(setting, args.pin)
+                with sandbox("--batch-mode", mode, cpus=server_cpus) as server:
+                    r = run_once(
+                        [source],
+                        server.url,
+                        mode,
+                        "--rate",
+                        "0",
+                        "--concurrency",
+                        str(args.concurrency),
+                        *worker_options(setting),
+                        mapping=mapping_path(name),
+                        cpus=mine,
+                        server=server,
+                        label=f"{name}-{setting}",
+                    )
+                print(
+                    f"{name:10} {mode:7} {setting:>7} {r['rows_per_s']:8,.0f} "
+                    f"{r['objects_per_s']:9,.0f} {r['objects'] / max(r['rows'], 1):7.2f} "
+                    f"{r['requests_per_s']:6,.0f} {r['cpu_us_per_row']:10.2f} "
+                    f"{r['peak_rss_mb']:11.1f} {r['processes']:5} "
+                    f"{r['server_cpu_share']:11.0%} {r['wall_s']:6.1f}",
+                    flush=True,
+                )
 
 
 def ceiling(args: argparse.Namespace) -> None:
     """Default rate against a sandbox that answers after 50 ms and enforces Braze's limits."""
-    source = _data(args.rows)
+    settings = _list(args.workers_list)
     latency = f"{args.latency_ms:g}"
     limits = ["--limit-per-minute", "50000", "--limit-per-3s", "3000", "--latency-ms", latency]
-    with sandbox_process("--batch-mode", "legacy", *limits) as url:
-        r = run_once([source] * 8, url, "legacy", stop_after_s=args.seconds)
     print(
         f"default --rate 50000, legacy mode, sandbox: {latency} ms answers, 50,000/min + "
-        f"3,000/3 s; stopped after {args.seconds:.0f} s"
+        f"3,000/3 s (a fresh one per run); each run stopped after {args.seconds:.0f} s; the best "
+        f"{args.window:.0f} s window of requests sent (results.jsonl, sampled every {SAMPLE_S} s)"
     )
+    _note_workers(settings)
     print(
-        f"achieved {r['requests_per_s']:,.1f} requests/s = {r['requests_per_s'] / 833.33:.1%} "
-        f"of 833.3; {r['rate_limited']} answered 429; at most {r['max_in_flight']} in flight; "
-        f"{r['rows_per_s']:,.0f} rows/s; CPU {r['cpu_s_per_1000_objects'] * 1000:.1f} µs/object"
+        f"{'mapping':10} {'state':5} {'workers':>7} {'best window req/s':>17} {'of 833.3':>8} "
+        f"{'429s':>5} {'in flight':>9} {'rows/s':>7} {'CPU µs/row':>10} {'peak RSS MB':>11}",
+        flush=True,
     )
+    # Parts of the file with other identifiers: no user is sent twice, so --state sees only
+    # new users, as on a first night.
+    for name in _list(args.mappings):
+        sources = [ensure_part(name, args.rows, part) for part in range(args.parts)]
+        for state in _list(args.states):
+            for setting in settings:
+                extra = worker_options(setting)
+                if state == "fresh":
+                    extra += ["--state", str(_state_file(f"ceiling-{name}"))]
+                mine, server_cpus = cpus_for(setting, args.pin)
+                with sandbox("--batch-mode", "legacy", *limits, cpus=server_cpus) as server:
+                    r = run_once(
+                        sources,
+                        server.url,
+                        "legacy",
+                        *extra,
+                        mapping=mapping_path(name),
+                        cpus=mine,
+                        stop_after_s=args.seconds,
+                        server=server,
+                        label=f"ceiling-{name}-{setting}",
+                        window_s=args.window,
+                    )
+                rps = r["best_window_requests_per_s"]
+                print(
+                    f"{name:10} {state:5} {setting:>7} {rps:17,.1f} {rps / CEILING:8.1%} "
+                    f"{r['rate_limited']:5} {r['max_in_flight']:9} "
+                    f"{r['best_window_rows_per_s']:7,.0f} {r['cpu_us_per_row']:10.2f} "
+                    f"{r['peak_rss_mb']:11.1f}",
+                    flush=True,
+                )
+
+
+def unchanged(args: argparse.Namespace) -> None:
+    """A night where nothing changed (the same file again with --state) vs a --dry-run of it."""
+    settings = _list(args.workers_list)
+    print(
+        f"{args.rows:,} rows; per mapping and workers, in one sitting: --dry-run, a first night "
+        "with a fresh --state (rate limit off), the same file again (nothing changed)"
+    )
+    _note_workers(settings)
+    print(
+        f"{'mapping':10} {'workers':>7} {'run':16} {'rows/s':>8} {'CPU µs/row':>10} "
+        f"{'skipped':>9} {'objects':>9} {'peak RSS MB':>11}",
+        flush=True,
+    )
+    for name in _list(args.mappings):
+        source = ensure(name, args.rows)
+        for setting in settings:
+            mine, server_cpus = cpus_for(setting, args.pin)
+            state = _state_file(f"unchanged-{name}")
+            dry = ["--dry-run"]
+            stateful = ["--rate", "0", "--state", str(state)]
+            speeds = {}
+            for run, extra in (
+                ("dry-run", dry),
+                ("first night", stateful),
+                ("unchanged", stateful),
+            ):
+                with sandbox("--batch-mode", "legacy", cpus=server_cpus) as server:
+                    r = run_once(
+                        [source],
+                        server.url,
+                        "legacy",
+                        *extra,
+                        *worker_options(setting),
+                        mapping=mapping_path(name),
+                        cpus=mine,
+                        server=server,
+                        label=f"unchanged-{name}-{setting}",
+                    )
+                speeds[run] = r["rows_per_s"]
+                skipped = sum(r["summary"]["skipped"].values())
+                print(
+                    f"{name:10} {setting:>7} {run:16} {r['rows_per_s']:8,.0f} "
+                    f"{r['cpu_us_per_row']:10.2f} {skipped:9,} {r['objects']:9,} "
+                    f"{r['peak_rss_mb']:11.1f}",
+                    flush=True,
+                )
+            ratio = speeds["unchanged"] / speeds["dry-run"]
+            print(f"{name:10} {setting:>7} unchanged / dry-run = {ratio:.2f}×", flush=True)
+
+
+def prototype(args: argparse.Namespace) -> None:
+    """The throw-away single-process CRM pipeline vs the importer, both pinned to one core."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        raise SystemExit("the prototype scenario needs two CPUs (client and sandbox)")
+    client, server_cpus = {allowed[0]}, {allowed[-1]}
+    source = ensure("crm", args.rows)
+    mapping = mapping_path("crm")
+    print(
+        f"{args.rows:,} rows of the CRM file, legacy mode, rate limit off; client pinned to CPU "
+        f"{allowed[0]}, a fresh sandbox per run pinned to CPU {allowed[-1]}; "
+        f"{args.repeat} alternating pair(s)"
+    )
+    _note_workers(["1"])
+    print(
+        f"{'client':10} {'rows/s':>8} {'objects/s':>9} {'req/s':>6} {'CPU µs/row':>10} "
+        f"{'CPU µs/obj':>10} {'sandbox CPU':>11} {'wall s':>6}",
+        flush=True,
+    )
+    per_row: dict[str, list[float]] = {"prototype": [], "importer": []}
+    for _ in range(args.repeat):
+        for client_name in ("prototype", "importer"):
+            with sandbox("--batch-mode", "legacy", cpus=server_cpus) as server:
+                if client_name == "prototype":
+                    r = _run_prototype(source, server, client, args.concurrency)
+                else:
+                    r = run_once(
+                        [source],
+                        server.url,
+                        "legacy",
+                        "--rate",
+                        "0",
+                        "--concurrency",
+                        str(args.concurrency),
+                        *worker_options("1"),
+                        mapping=mapping,
+                        cpus=client,
+                        server=server,
+                        label="prototype-importer",
+                    )
+            per_row[client_name].append(r["cpu_us_per_row"])
+            print(
+                f"{client_name:10} {r['rows_per_s']:8,.0f} {r['objects_per_s']:9,.0f} "
+                f"{r['requests_per_s']:6,.0f} {r['cpu_us_per_row']:10.2f} "
+                f"{r['cpu_us_per_object']:10.2f} {r['server_cpu_share']:11.0%} "
+                f"{r['wall_s']:6.1f}",
+                flush=True,
+            )
+    best = {name: min(values) for name, values in per_row.items()}
+    print(
+        f"CPU per row, importer / prototype (best of each): "
+        f"{best['importer']:.2f} / {best['prototype']:.2f} = "
+        f"{best['importer'] / best['prototype']:.2f}× (the issue asks ≤ 1.25×)"
+    )
+
+
+def _run_prototype(
+    source: Path, server: Sandbox, cpus: set[int], concurrency: int
+) -> dict[str, Any]:
+    command = [sys.executable, str(ROOT / "scripts" / "prototype_crm.py"), str(source)]
+    command += ["--endpoint", server.url, "--concurrency", str(concurrency), "--json"]
+    server_cpu = server.cpu_s()
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        command,
+        env={**os.environ, "BRAZE_API_KEY": SANDBOX_KEY},
+        stdout=subprocess.PIPE,
+        preexec_fn=pinned(cpus),  # type: ignore[arg-type]
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    server_cpu = server.cpu_s() - server_cpu
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"prototype failed: {out!r}")
+    report = json.loads(out)
+    cpu = usage.ru_utime + usage.ru_stime
+    rows, objects = report["rows"], report["objects"]
+    return {
+        "rows_per_s": rows / wall,
+        "objects_per_s": objects / wall,
+        "requests_per_s": report["requests"] / wall,
+        "cpu_us_per_row": cpu / rows * 1e6,
+        "cpu_us_per_object": cpu / objects * 1e6,
+        "server_cpu_share": server_cpu / wall,
+        "wall_s": wall,
+    }
 
 
 def shared(args: argparse.Namespace) -> None:
     """The server allows 6,000/min while the importer is set to 50,000: it must converge."""
-    source = _data(args.rows)
+    source = ensure("benchmark", args.rows)
     # combined mode: ~32 rows per request, so the file outlasts several one-minute windows.
-    with sandbox_process("--batch-mode", "legacy", "--limit-per-minute", "6000") as url:
-        r = run_once([source], url, "combined", "--rate", "50000")
+    with sandbox("--batch-mode", "legacy", "--limit-per-minute", "6000") as server:
+        r = run_once(
+            [source],
+            server.url,
+            "combined",
+            "--rate",
+            "50000",
+            mapping=mapping_path("benchmark"),
+            label="shared",
+        )
     share = r["rate_limited"] / max(r["requests"], 1)
     print(
         f"server 6,000/min, importer --rate 50000: {r['requests']:,} requests in "
         f"{r['wall_s']:.0f} s ({r['requests_per_s'] * 60:,.0f}/min), {r['rate_limited']} 429s "
-        f"({share:.2%}), {r['rate_limit_wait_s']:.1f} s waiting, {r['rows']:,} of "
-        f"{args.rows:,} rows delivered"
+        f"({share:.2%}), {r['rate_limit_wait_s']:.1f} s waiting, "
+        f"{r['summary']['delivered']:,} of {args.rows:,} rows delivered"
     )
 
 
 def memory(args: argparse.Namespace) -> None:
-    """Peak RSS at 1,000,000 and at args.rows rows (rate off)."""
-    with sandbox_process("--batch-mode", "legacy") as url:
-        for rows in (1_000_000, args.rows):
-            r = run_once([_data(rows)], url, "legacy", "--rate", "0")
-            print(
-                f"{rows:>11,} rows: peak RSS {r['peak_rss_mb']:.1f} MB, "
-                f"{r['rows_per_s']:,.0f} rows/s",
-                flush=True,
-            )
+    """Peak RSS of the process tree at 1,000,000 and at args.rows rows (rate off)."""
+    settings = _list(args.workers_list)
+    _note_workers(settings)
+    for name in _list(args.mappings):
+        for rows in sorted({1_000_000, args.rows}):
+            for setting in settings:
+                with sandbox("--batch-mode", "legacy") as server:
+                    r = run_once(
+                        [ensure(name, rows)],
+                        server.url,
+                        "legacy",
+                        "--rate",
+                        "0",
+                        *worker_options(setting),
+                        mapping=mapping_path(name),
+                        label=f"memory-{name}",
+                    )
+                print(
+                    f"{name:10} {rows:>11,} rows, workers {setting}: peak RSS of the tree "
+                    f"{r['peak_rss_mb']:.1f} MB ({r['processes']} processes at most), "
+                    f"{r['rows_per_s']:,.0f} rows/s",
+                    flush=True,
+                )
 
 
 def _nightly_export(path: Path, users: int, night: int) -> None:
@@ -176,17 +584,23 @@ def _nightly_export(path: Path, users: int, night: int) -> None:
 
 def nightly(args: argparse.Namespace) -> None:
     """--state over three nights of a generated export (issue 5's measurement)."""
-    state = DATA / "nightly-state.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{state}{suffix}").unlink(missing_ok=True)
-    with sandbox_process("--batch-mode", "legacy") as url:
+    state = _state_file("nightly-state")
+    with sandbox("--batch-mode", "legacy") as server:
         for night in (1, 2, 3):
             export = DATA / f"nightly-{args.rows}-{night}.csv"
             _nightly_export(export, args.rows, night)
-            r = run_once([export], url, "legacy", "--rate", "0", "--state", str(state))
-            summary = json.loads(
-                sorted(DATA.glob("run-legacy-*"))[-1].joinpath("summary.json").read_text()
+            r = run_once(
+                [export],
+                server.url,
+                "legacy",
+                "--rate",
+                "0",
+                "--state",
+                str(state),
+                mapping=mapping_path("benchmark"),
+                label="nightly",
             )
+            summary = r["summary"]
             print(
                 f"night {night}: {summary['rows_read']:,} rows, {summary['requests']:,} requests, "
                 f"objects sent {summary['objects_sent']}, skipped {summary['skipped']}, "
@@ -198,27 +612,85 @@ def nightly(args: argparse.Namespace) -> None:
             )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--scenario",
-        choices=["throughput", "ceiling", "shared", "memory", "nightly"],
-        default="throughput",
+def _machine() -> str:
+    """The machine in one line, with the CPU time of a fixed pure-Python loop: figures from
+    two sittings compare only as far as that loop's time does."""
+    cpu = time.process_time()
+    total = 0
+    for n in range(2_000_000):
+        total += n & 7
+    loop_ms = (time.process_time() - cpu) * 1000
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    where = subprocess.run(
+        [sys.executable, "-c", "import importer; print(importer.__file__)"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return (
+        f"machine: {len(os.sched_getaffinity(0))} CPUs for us, load average {load}; "
+        f"calibration loop {loop_ms:.0f} ms CPU; python {sys.version.split()[0]}; "
+        f"importer from {Path(where).parent.parent}"
     )
+
+
+SCENARIOS = {
+    "throughput": throughput,
+    "ceiling": ceiling,
+    "unchanged": unchanged,
+    "prototype": prototype,
+    "shared": shared,
+    "memory": memory,
+    "nightly": nightly,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="throughput")
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--modes", default="legacy,combined")
+    parser.add_argument("--mappings", default="benchmark,crm,wide", help="bench-mappings names")
+    parser.add_argument(
+        "--workers-list",
+        default="1,default",
+        help="worker settings: a number passes --workers N, 'default' passes nothing",
+    )
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin --workers 1 runs (importer CPU 0, sandbox CPU 1)",
+    )
+    parser.add_argument("--modes", default="legacy", help="throughput: batch modes")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=80.0, help="ceiling: run length")
+    parser.add_argument("--window", type=float, default=60.0, help="ceiling: best window, s")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="ceiling: the sandbox's")
+    parser.add_argument(
+        "--states", default="none,fresh", help="ceiling: none and/or fresh (a new --state file)"
+    )
+    parser.add_argument(
+        "--parts", type=int, default=8, help="ceiling: files of --rows rows, other users each"
+    )
+    parser.add_argument("--repeat", type=int, default=2, help="prototype: alternating pairs")
+    parser.add_argument(
+        "--importer-path",
+        type=Path,
+        help="import the importer (and the sandbox) from this directory instead of the work "
+        "tree, e.g. a `git archive` of one commit, so that edits in progress do not leak in",
+    )
     args = parser.parse_args()
-    scenarios = {
-        "throughput": throughput,
-        "ceiling": ceiling,
-        "shared": shared,
-        "memory": memory,
-        "nightly": nightly,
-    }
-    scenarios[args.scenario](args)
+    if args.importer_path:
+        path = str(args.importer_path.resolve())
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [path, os.environ.get("PYTHONPATH")])
+        )
+        os.chdir(path)  # `python -m` puts the working directory first on sys.path
+    print(_machine(), flush=True)
+    started = time.perf_counter()
+    SCENARIOS[args.scenario](args)
+    print(f"({args.scenario}: {time.perf_counter() - started:.0f} s)", flush=True)
     return 0
 
 

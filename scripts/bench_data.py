@@ -426,6 +426,24 @@ def ensure(name: str, rows: int, *, quiet: bool = False) -> Path:
     return path
 
 
+def ensure_part(name: str, rows: int, part: int) -> Path:
+    """Part 0 is ``ensure(name, rows)``; part k the same rows with ``pk-`` before every
+    identifier (the first column of every file): other users, so a long run over several parts
+    never sends a user twice (the ceiling with a fresh ``--state``)."""
+    base = ensure(name, rows)
+    if part == 0:
+        return base
+    path = base.with_name(f"{base.stem}-p{part}.csv")
+    if not path.exists():
+        prefix = f"p{part}-".encode()
+        partial = path.with_suffix(".partial")
+        with base.open("rb") as source, partial.open("wb") as out:
+            out.write(source.readline())
+            out.writelines(prefix + line for line in source)
+        partial.rename(path)
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--mapping", choices=NAMES, default="crm")
