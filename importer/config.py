@@ -103,6 +103,9 @@ class ImportConfig:
     command: tuple[str, ...] = ()  # argv as typed, for run.json (the key is never in it)
     state_path: Path | None = None  # --state: send only what changed since the last delivery
     max_failed_ratio: float | None = None  # abort when more than this share of records failed
+    # Processes converting rows (importer.runner.pool): None, one per core this process may
+    # use; 1, everything in the main process.
+    workers: int | None = None
 
     @property
     def limits(self) -> BatchLimits:

@@ -20,6 +20,7 @@ from importer.cli.options import (
     quiet_option,
     redact_argv,
     verbose_option,
+    workers_option,
 )
 from importer.cli.progress import make_reporter, summary_text
 from importer.cli.tools import exit_for, init_mapping, sandbox, state
@@ -99,6 +100,7 @@ def main() -> None:
     type=click.FloatRange(0, 1),
     help="Abort (exit 3) once more than this share of 1,000+ records failed.",
 )
+@workers_option
 @output_option
 @metrics_option
 @click.option(
@@ -125,6 +127,7 @@ def run(
     dry_run: bool,
     state_path: Path | None,
     max_failed_ratio: float | None,
+    workers: int | None,
     output: str,
     metrics_file: Path | None,
     on_ambiguous: str,
@@ -154,6 +157,7 @@ def run(
             command=redact_argv(sys.argv),
             state_path=state_path,
             max_failed_ratio=max_failed_ratio,
+            workers=workers,
         )
         return run_import(config, reporter, handle_signals=True)
 
@@ -211,6 +215,7 @@ def _drive(
     type=click.FloatRange(0, 1),
     help="A new abort threshold (default: as run).",
 )
+@workers_option
 @output_option
 @metrics_option
 @quiet_option
@@ -221,6 +226,7 @@ def resume(
     rate: int | None,
     concurrency: int | None,
     max_failed_ratio: float | None,
+    workers: int | None,
     output: str,
     metrics_file: Path | None,
     quiet: bool,
@@ -236,6 +242,7 @@ def resume(
             rate_per_minute=rate,
             concurrency=concurrency,
             max_failed_ratio=max_failed_ratio,
+            workers=workers,
             reporter=reporter,
             handle_signals=True,
         )

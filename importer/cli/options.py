@@ -31,6 +31,14 @@ metrics_option = click.option(
 SECRET_FLAGS = ("--api-key",)
 
 
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes converting rows (default: one per core this process may use; "
+    "1: all in one process).",
+)
+
+
 def redact_argv(argv: Sequence[str]) -> tuple[str, ...]:
     """argv as typed, with the value of every secret flag replaced (for run.json)."""
     out: list[str] = []

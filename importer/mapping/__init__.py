@@ -10,7 +10,7 @@ checks and compiles one field into a reader (``readers``) with its converter (``
 from importer.mapping.compiled import CompiledMapping, ObjectSpec
 from importer.mapping.draft import draft_mapping
 from importer.mapping.field_spec import CompiledField
-from importer.mapping.load import IDENTIFIERS, default_mapping, load_mapping
+from importer.mapping.load import IDENTIFIERS, default_mapping, load_mapping, mapping_from_text
 from importer.mapping.readers import ColumnReader, FieldReader, LiteralReader
 from importer.mapping.values import OMIT, show
 
@@ -26,5 +26,6 @@ __all__ = [
     "default_mapping",
     "draft_mapping",
     "load_mapping",
+    "mapping_from_text",
     "show",
 ]

@@ -83,6 +83,12 @@ def load_mapping(path: Path) -> CompiledMapping:
     return compile_mapping(MappingDoc(name, text), document)
 
 
+def mapping_from_text(path: str, text: str) -> CompiledMapping:
+    """Compile again, from its text, a mapping ``load_mapping`` already accepted: how a worker
+    process gets the very mapping the main process checked (the file may have changed since)."""
+    return compile_mapping(MappingDoc(path, text), tomllib.loads(text))
+
+
 def compile_mapping(doc: MappingDoc, document: dict[str, Any]) -> CompiledMapping:
     check_keys(doc, (), document, _TOP_KEYS)
     settings = _input(doc, document.get("input", {}))

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 from importer.config import ImportConfig
 from importer.errors import EXIT_OK, AbortError, FatalError, Interrupted, RecordError
@@ -24,8 +26,17 @@ from importer.models import (
     RowFailure,
     RowSkipped,
     RowSource,
+    SourceRow,
 )
 from importer.rundir import Journal, RecordedOutcomes
+from importer.runner.pool import (
+    CHUNK_ROWS,
+    POOL_MIN_BYTES,
+    Chunk,
+    ConverterSpec,
+    ConvertPool,
+    default_workers,
+)
 from importer.runner.report import Reporter
 from importer.runner.signals import StopSignals
 from importer.send import BatchResult, BrazeClient, Pacer, Sender, UserOrder, pack
@@ -48,6 +59,8 @@ class Attempt:
     outcomes: RecordedOutcomes = field(default_factory=RecordedOutcomes)
     earlier_elapsed_s: float = 0.0
     state: DeliveryState | None = None  # --state: send only what changed
+    # How worker processes rebuild ``converters`` (None: they cannot, e.g. a retry's).
+    specs: list[ConverterSpec] | None = None
 
 
 class Engine:
@@ -66,6 +79,12 @@ class Engine:
         self.sender: Sender | None = None
         self.pacer: Pacer | None = None
         self.delta = DeltaStage(attempt.state) if attempt.state is not None else None
+        self.pool: ConvertPool | None = None
+        workers = self.config.workers or default_workers()
+        if workers > 1 and attempt.specs is not None and (total is None or total >= POOL_MIN_BYTES):
+            self.pool = ConvertPool(workers, attempt.specs)
+            self.pool.start()
+        self._chunks: deque[Chunk] = deque()  # handed to the pool, not yet joined
 
     def request_stop(self) -> bool:
         """Stop reading and let the requests in flight finish; False when already stopping."""
@@ -131,26 +150,65 @@ class Engine:
             self.stats.objects_sent[array] += batch.count(array)
 
     # -- production -------------------------------------------------------------------------
-    def _converted(self) -> Iterator[Item | RowSkipped]:
+    def _to_convert(self, source: RowSource) -> Iterator[SourceRow | RowFailure]:
+        """The rows of ``source`` still to convert: counted as read; settled ones (resume)
+        counted at once and left out."""
         outcome_of = self.attempt.outcomes.outcome if self.attempt.outcomes else None  # resume only
+        for row in source.rows():
+            if self.stopping:
+                return
+            self.stats.rows_read += 1
+            done = outcome_of(row.ref.source, row.ref.line) if outcome_of else None
+            if done == "delivered":
+                self.stats.delivered += 1
+            elif done == "failed":
+                self.stats.failed += 1
+            else:
+                yield row
+
+    def _converted(self) -> Iterator[Item | RowSkipped]:
+        if self.pool is not None:
+            yield from self._converted_by(self.pool)
+            return
         for source, converter in zip(self.attempt.sources, self.attempt.converters, strict=True):
-            for row in source.rows():
-                if self.stopping:
-                    return
-                self.stats.rows_read += 1
-                done = outcome_of(row.ref.source, row.ref.line) if outcome_of else None
-                if done == "delivered":
-                    self.stats.delivered += 1
-                elif done == "failed":
-                    self.stats.failed += 1
-                elif isinstance(row, RowFailure):
-                    self.fail(row)
+            for row in self._to_convert(source):
+                out = row if isinstance(row, RowFailure) else converter.convert(row)
+                if isinstance(out, RowFailure):
+                    self.fail(out)
                 else:
-                    out = converter.convert(row)
-                    if isinstance(out, RowFailure):
-                        self.fail(out)
-                    else:
-                        yield out
+                    yield out
+
+    def _converted_by(self, pool: ConvertPool) -> Iterator[Item | RowSkipped]:
+        """The same stream, converted in chunks by the pool and joined in reading order."""
+        chunks = self._chunks
+        for number, source in enumerate(self.attempt.sources):
+            rows: list[SourceRow | RowFailure] = []
+            for row in self._to_convert(source):
+                rows.append(row)
+                if len(rows) >= CHUNK_ROWS:
+                    chunks.append(pool.chunk(number, rows))
+                    rows = []
+                    while len(chunks) >= pool.depth:
+                        yield from self._joined(chunks.popleft())
+                        if self.stopping:
+                            return
+            if rows:
+                chunks.append(pool.chunk(number, rows))
+        while chunks and not self.stopping:
+            yield from self._joined(chunks.popleft())
+
+    def _joined(self, chunk: Chunk) -> Iterator[Item | RowSkipped]:
+        for out in chunk.joined():
+            if isinstance(out, RowFailure):
+                self.fail(out)
+            else:
+                yield out
+
+    async def ready(self) -> None:
+        """Wait, without holding up the event loop, for the rows the packer needs next."""
+        for chunk in islice(self._chunks, 2):
+            if not chunk.done():
+                await chunk.wait()
 
     def items(self) -> Iterator[Item]:
         converted = self._converted()
@@ -169,6 +227,16 @@ class Engine:
                 self.fail(out)
             else:
                 yield out
+
+    async def ready_batches(self) -> AsyncIterator[Batch]:
+        """``batches()``, awaiting the conversion workers instead of blocking the event loop."""
+        batches = self.batches()
+        while True:
+            await self.ready()
+            batch = next(batches, None)
+            if batch is None:
+                return
+            yield batch
 
     def refresh(self) -> None:
         self.stats.bytes_read = sum(s.bytes_read for s in self.attempt.sources)
@@ -210,7 +278,7 @@ async def _send_all(engine: Engine, client: BrazeClient) -> None:
                 order.release(batch, mine)
 
     async with asyncio.TaskGroup() as group:
-        for batch in engine.batches():
+        async for batch in engine.ready_batches():
             # Keeping the pace takes rate × round trip requests in flight, so the workers
             # stay a quarter (and 16) above the requests awaiting an answer, up to
             # --concurrency: slow answers add workers, fast ones need few (idle workers are
@@ -236,7 +304,7 @@ async def _ticker(engine: Engine, reporter: Reporter | None, started: float) -> 
 
 async def _produce_and_send(engine: Engine) -> None:
     if engine.config.dry_run:
-        for batch in engine.batches():
+        async for batch in engine.ready_batches():
             engine.dry_result(batch)
             await asyncio.sleep(0)
         return
@@ -267,6 +335,8 @@ async def run_engine(
     except* asyncio.CancelledError:
         pass  # a second signal, or the drain timeout: the journal is already complete
     finally:
+        if engine.pool is not None:
+            engine.pool.close()
         if signals is not None:
             signals.detach()
         ticker.cancel()

@@ -35,6 +35,7 @@ from importer.rundir import (
     unchanged_source,
 )
 from importer.runner.engine import Attempt, Engine, final_status, loop_runner, run_engine
+from importer.runner.pool import ConverterSpec
 from importer.runner.report import Reporter, RunReport
 from importer.runner.signals import StopSignals
 from importer.state import DeliveryState
@@ -63,6 +64,11 @@ def _converters(sources: Sequence[Source], mapping: CompiledMapping | None) -> l
             mapping.check_header(source.header, source.name)
         converters.append(Converter(mapping))
     return converters
+
+
+def _specs(sources: Sequence[Source], mapping: CompiledMapping | None) -> list[ConverterSpec]:
+    """How worker processes build the same converters (importer.runner.pool)."""
+    return [ConverterSpec.of(mapping, source.name, source.header) for source in sources]
 
 
 def _close_all(sources: Sequence[RowSource]) -> None:
@@ -136,6 +142,7 @@ def _start(
     extra: dict[str, Any],
     reporter: Reporter | None,
     handle_signals: bool,
+    specs: list[ConverterSpec] | None = None,
 ) -> RunReport:
     run_dir = config.run_dir or default_run_dir()
     manifest = {
@@ -149,7 +156,7 @@ def _start(
     with contextlib.ExitStack() as stack:
         state = _open_state(config, run_dir, stack)  # before the run directory: exit 2 if busy
         journal = stack.enter_context(Journal.create(run_dir, config.api_key, manifest))
-        attempt = Attempt(config, sources, converters, state=state)
+        attempt = Attempt(config, sources, converters, state=state, specs=specs)
         return _execute(attempt, journal, manifest, reporter, handle_signals)
 
 
@@ -173,21 +180,24 @@ def run_import(
         for name in config.sources:
             sources.append(open_source(name, options))
         converters = _converters(sources, mapping)
-        return _start(config, list(sources), converters, {"kind": "run"}, reporter, handle_signals)
+        specs = _specs(sources, mapping)
+        return _start(
+            config, list(sources), converters, {"kind": "run"}, reporter, handle_signals, specs
+        )
     finally:
         _close_all(sources)
 
 
 def _reopen(
     manifest: dict[str, Any], config: ImportConfig, mapping: CompiledMapping | None
-) -> tuple[list[RowSource], list[RowConverter]]:
+) -> tuple[list[RowSource], list[RowConverter], list[ConverterSpec] | None]:
     if manifest.get("kind") == "retry":
         entry = manifest["sources"][0]
         parent = manifest["retry_of"]
         source = FailureSource(unchanged_source(entry), parent.get("only", ()))
         parent_manifest = read_manifest(Path(parent["run_dir"]))
         formats = {s["name"]: s.get("format") for s in parent_manifest.get("sources", [])}
-        return [source], [RetryConverter(source, mapping, formats)]
+        return [source], [RetryConverter(source, mapping, formats)], None
     options = _read_options(config, mapping)
     sources: list[Source] = []
     try:
@@ -197,7 +207,7 @@ def _reopen(
             sources.append(
                 open_stream(entry["name"], stream, options, size=entry["size"], owns_stream=True)
             )
-        return list(sources), _converters(sources, mapping)
+        return list(sources), _converters(sources, mapping), _specs(sources, mapping)
     except ImporterError:
         _close_all(sources)
         raise
@@ -210,6 +220,7 @@ def resume_import(
     rate_per_minute: int | None = None,
     concurrency: int | None = None,
     max_failed_ratio: float | None = None,
+    workers: int | None = None,
     reporter: Reporter | None = None,
     handle_signals: bool = False,
 ) -> RunReport:
@@ -222,16 +233,19 @@ def resume_import(
         rate_per_minute=rate_per_minute,
         concurrency=concurrency,
         max_failed_ratio=max_failed_ratio,
+        workers=workers,
     )
     mapping = check_mapping(config, manifest)
-    sources, converters = _reopen(manifest, config, mapping)
+    sources, converters, specs = _reopen(manifest, config, mapping)
     try:
         with contextlib.ExitStack() as stack:
             state = _open_state(config, run_dir, stack)
             journal = stack.enter_context(Journal.reopen(run_dir, api_key))
             outcomes = read_outcomes(run_dir)  # under the lock: nobody else is appending
             earlier = manifest.get("elapsed_s", 0.0)
-            attempt = Attempt(config, sources, converters, outcomes, earlier, state=state)
+            attempt = Attempt(
+                config, sources, converters, outcomes, earlier, state=state, specs=specs
+            )
             return _execute(attempt, journal, manifest, reporter, handle_signals)
     finally:
         _close_all(sources)

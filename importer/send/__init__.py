@@ -8,8 +8,17 @@ maps Braze's answer back to rows. Only this stage is async.
 
 from importer.send.client import REDACTED, BrazeClient
 from importer.send.pacer import Pacer
-from importer.send.packer import pack
+from importer.send.packer import pack, serialised
 from importer.send.sender import BatchResult, Sender
 from importer.send.user_order import UserOrder
 
-__all__ = ["REDACTED", "BatchResult", "BrazeClient", "Pacer", "Sender", "UserOrder", "pack"]
+__all__ = [
+    "REDACTED",
+    "BatchResult",
+    "BrazeClient",
+    "Pacer",
+    "Sender",
+    "UserOrder",
+    "pack",
+    "serialised",
+]

@@ -42,6 +42,17 @@ _Fragments = Sequence[bytes]
 _NONE: _Fragments = ()
 
 
+def serialised(item: Item) -> Item:
+    """``item`` carrying only its objects as JSON (``Item.wire``): what a worker process hands
+    back, the bytes the packer would otherwise make in the main process."""
+    wire = (
+        tuple(map(orjson.dumps, item.attributes)),
+        tuple(map(orjson.dumps, item.events)),
+        tuple(map(orjson.dumps, item.purchases)),
+    )
+    return item._replace(attributes=(), events=(), purchases=(), wire=wire)
+
+
 def _dump(objects: tuple[BrazeObject, ...]) -> tuple[_Fragments, int]:
     """The objects as JSON fragments, and their size with one comma each (an upper bound on
     the separators they add). A mapped row has at most one object per array: the fast path."""
@@ -60,13 +71,19 @@ class _Serialised:
     __slots__ = ("counts", "fragments", "size", "total")
 
     def __init__(self, item: Item) -> None:
-        attributes, size_a = _dump(item.attributes)
-        events, size_e = _dump(item.events)
-        purchases, size_p = _dump(item.purchases)
+        wire = item.wire
+        if wire is None:
+            attributes, size_a = _dump(item.attributes)
+            events, size_e = _dump(item.events)
+            purchases, size_p = _dump(item.purchases)
+            self.size = size_a + size_e + size_p
+        else:  # serialised by a worker process
+            attributes, events, purchases = wire
+            self.size = sum(map(len, attributes)) + sum(map(len, events)) + sum(map(len, purchases))
+            self.size += len(attributes) + len(events) + len(purchases)
         self.fragments = (attributes, events, purchases)
         self.counts = counts = (len(attributes), len(events), len(purchases))
         self.total = counts[0] + counts[1] + counts[2]
-        self.size = size_a + size_e + size_p
 
     def without_attributes(self) -> _Serialised:
         """The same item once its attributes object was merged into another row's."""
@@ -139,11 +156,11 @@ def _merge_attributes(batch: _Open, index: int, item: Item) -> None:
     owners = [batch.owners[0][index], *batch.merged.get(index, [])]
     merged: dict[str, object] = {}
     for owner in owners:
-        merged.update(batch.items[owner].attributes[0])
+        merged.update(batch.items[owner].decoded().attributes[0])
     merged.update(item.attributes[0])
     # The body holds only the merged object: keep each row's own (importer.models.Batch.items).
     first = owners[0]
-    batch.own_attributes.setdefault(first, batch.items[first].attributes)
+    batch.own_attributes.setdefault(first, batch.items[first].decoded().attributes)
     batch.own_attributes[len(batch.items) - 1] = item.attributes
     old = batch.fragments[0][index]
     new = orjson.dumps(merged)
@@ -159,7 +176,7 @@ def _add(batch: _Open, item: Item, serialised: _Serialised) -> None:
     if counts[0] == 1:
         earlier = batch.attribute_of_user.get(item.user)
         if earlier is not None:
-            _merge_attributes(batch, earlier, item)
+            _merge_attributes(batch, earlier, item.decoded())
             serialised = serialised.without_attributes()
             counts = serialised.counts
         else:
