@@ -8,8 +8,9 @@ missing keys, dotted paths, ``map``) goes to the field's own reader, and a liter
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from importer.convert.checks import Checks, FieldValues, object_checks, properties_check
 from importer.convert.codegen import (
@@ -19,10 +20,12 @@ from importer.convert.codegen import (
     FieldPlan,
     Fill,
     Read,
+    Refused,
     make_build,
     make_fill,
     make_read,
 )
+from importer.errors import RecordError
 from importer.mapping import (
     OMIT,
     ColumnReader,
@@ -38,11 +41,29 @@ _NO_NULLS: frozenset[str] = frozenset()
 def field_plan(item: CompiledField) -> FieldPlan:
     read = item.read
     if isinstance(read, LiteralReader):
-        return (item.key, NO_COLUMN, _NO_NULLS, None, read.value, None, "")
-    if isinstance(read, ColumnReader) and not read.remapped:
+        return (item.key, NO_COLUMN, _NO_NULLS, None, read.value, None, "", None)
+    if isinstance(read, ColumnReader):
         nulls = read.nulls - {""}
-        return (item.key, read.column, nulls, read.parse, read.on_empty, read.read, read.label)
-    return (item.key, NO_COLUMN, _NO_NULLS, None, OMIT, read, "")
+        table = None if read.remap is None else _map_table(read, read.remap)
+        plan = (item.key, read.column, nulls, read.parse, read.on_empty, read.read, read.label)
+        return (*plan, table)
+    return (item.key, NO_COLUMN, _NO_NULLS, None, OMIT, read, "", None)
+
+
+def _map_table(read: ColumnReader, remap: Mapping[str, Any]) -> dict[str, Any]:
+    """What the field gives for each text its ``map`` names, worked out once by the field's
+    own reader: a value (``on_empty`` when the mapped value counts as empty) or, for a mapped
+    value its type refuses, the error to raise (``Refused``). A key that a trimmed, non-empty,
+    non-null cell can never equal is left out: the reader would never reach the map with it."""
+    table: dict[str, Any] = {}
+    for text in remap:
+        if not text or text != text.strip() or text in read.nulls:
+            continue
+        try:
+            table[text] = read.read({read.column: text})
+        except RecordError as exc:
+            table[text] = Refused(exc)
+    return table
 
 
 def values_of(item: CompiledField) -> FieldValues:

@@ -118,12 +118,22 @@ class FieldValues(NamedTuple):
 
 class FieldCheck(NamedTuple):
     """A check kept for ``key``: text of ``shortest``..``longest`` characters passes without
-    calling ``check``."""
+    calling ``check``, and so does a text or int value ``check`` already passed (``passed``,
+    up to ``PASSED_KEPT`` of them: exports repeat genders, currencies and quantities on every
+    row, and a check depends on the key and value only)."""
 
     key: str
     shortest: int
     longest: int
     check: Checker
+    passed: set[Any]
+
+
+PASSED_KEPT = 4096  # values remembered per check; a unique column (emails) stops at this
+
+
+def _field_check(key: str, text: tuple[int, int], check: Checker) -> FieldCheck:
+    return FieldCheck(key, text[0], text[1], check, set())
 
 
 Checks = tuple[FieldCheck, ...]
@@ -134,7 +144,7 @@ def field_check(array: str, values: FieldValues) -> FieldCheck | None:
     rule = rule_for(array, values.key)
     if rule is None or _always_accepted(rule, values):
         return None
-    return FieldCheck(values.key, rule.text[0], rule.text[1], rule.check)
+    return _field_check(values.key, rule.text, rule.check)
 
 
 def _always_accepted(rule: Rule, values: FieldValues) -> bool:
@@ -168,7 +178,7 @@ def properties_check(array: str, properties: Iterable[FieldValues]) -> FieldChec
     )
     names_ok = full("properties", dict.fromkeys(values.key for values in fields)) is None
     if nested or not names_ok:
-        return FieldCheck("properties", 1, 0, full)
+        return _field_check("properties", NEVER, full)
     long_text = any(
         values.kind == "string"
         or any(type(v) is str and len(v) > MAX_STRING_CHARS for v in values.fixed)
@@ -176,7 +186,7 @@ def properties_check(array: str, properties: Iterable[FieldValues]) -> FieldChec
     )
     if not long_text:
         return None
-    return FieldCheck("properties", 1, 0, _short_texts_or(full))
+    return _field_check("properties", NEVER, _short_texts_or(full))
 
 
 def _short_texts_or(full: Checker) -> Checker:
@@ -193,16 +203,24 @@ def identity_check(key: str) -> FieldCheck:
     """The per-row check of the identifier (or, for ``user_alias``, the alias object)."""
     rule = rule_for("attributes", key)
     assert rule is not None  # every identifier key has a rule
-    return FieldCheck(key, rule.text[0], rule.text[1], rule.check)
+    return _field_check(key, rule.text, rule.check)
 
 
 def first_violation(obj: BrazeObject, checks: Checks) -> Violation | None:
     """The first kept check ``obj`` fails, in order; None when it passes them all."""
-    for key, shortest, longest, check in checks:
+    for key, shortest, longest, check, passed in checks:
         value = obj.get(key, OMIT)
-        if value is OMIT or (value.__class__ is str and shortest <= len(value) <= longest):
+        if value is OMIT:
+            continue
+        kind = value.__class__
+        if kind is str:
+            if shortest <= len(value) <= longest or value in passed:
+                continue
+        elif kind is int and value in passed:  # not a bool: True == 1 would share its entry
             continue
         violation = check(key, value)
         if violation is not None:
             return violation
+        if (kind is str or kind is int) and len(passed) < PASSED_KEPT:
+            passed.add(value)
     return None

@@ -27,11 +27,12 @@ from importer.models import BrazeObject
 # not a plain column (``read`` does everything).
 NO_COLUMN: Any = object()
 
-# One field: (key, column, nulls, parse, on_empty, read, label). For a text cell the generated
-# code trims it, tests it for emptiness and ``nulls`` and applies ``parse`` (None: the text
-# itself); ``read`` handles every other value (None: a literal). ``nulls`` holds the
-# ``null_values`` besides "", usually none: a fresh cell is then never hashed.
-FieldPlan = tuple[str, Any, frozenset[str], Any, Any, FieldReader | None, str]
+# One field: (key, column, nulls, parse, on_empty, read, label, table). For a text cell the
+# generated code trims it, tests it for emptiness and ``nulls``, looks it up in ``table`` (a
+# ``map``: what each mapped text gives, worked out once; None: no map) and otherwise applies
+# ``parse`` (None: the text itself); ``read`` handles every other value (None: a literal).
+# ``nulls`` holds the ``null_values`` besides "", usually none: a fresh cell is then never hashed.
+FieldPlan = tuple[str, Any, frozenset[str], Any, Any, FieldReader | None, str, Any]
 Columns = Mapping[str, int]  # column name -> position in a CSV row
 Data = Any  # a record dict, or a CSV row's cells (list[str]) for code made with Columns
 Fill = Callable[[BrazeObject, Data], BrazeObject]
@@ -40,7 +41,24 @@ Read = Callable[[Data], Any]
 
 
 class NotPlain(Exception):
-    """A field the cell shape cannot read (a ``map``, a path, a column the header lacks)."""
+    """A field the cell shape cannot read (a path, a column the header lacks)."""
+
+
+class Refused:
+    """A ``map`` entry whose value the field's type refuses: raised when a cell names it."""
+
+    __slots__ = ("code", "message")
+
+    def __init__(self, error: RecordError) -> None:
+        self.code = error.code
+        self.message = error.message
+
+    def error(self) -> RecordError:
+        # A new one each time: raising one instance again would grow its traceback per row.
+        return RecordError(self.code, self.message)
+
+
+_MISSING: Any = object()  # not in a map's table
 
 
 class _Source:
@@ -77,7 +95,7 @@ class _Source:
 
     def optional(self, depth: int, obj: str, plan: FieldPlan) -> None:
         """Set ``obj[key]`` when the field has a value; a bad value raises RecordError."""
-        key, column, nulls, parse, on_empty, read, label = plan
+        key, column, nulls, parse, on_empty, read, label, table = plan
         k = self.value(key)
         if column is NO_COLUMN:
             if read is None:  # a literal
@@ -96,10 +114,10 @@ class _Source:
             self.add(text, f"if {self._empty(nulls)}:")
             self.add(text + 1, f"{obj}[{k}] = {self.value(on_empty)}")
             self.add(text, "else:")
-        if parse is None:
+        if parse is None and table is None:
             self.add(text + 1, f"{obj}[{k}] = raw")
         else:
-            self._parse(text + 1, parse, label)
+            self._parse(text + 1, parse, label, table)
             if on_empty is OMIT:
                 self.add(text + 1, "if value is not OMIT:")
                 self.add(text + 2, f"{obj}[{k}] = value")
@@ -115,7 +133,7 @@ class _Source:
     def required(self, depth: int, plan: FieldPlan) -> None:
         """Set ``obj[key]``, or return None when the field has no value; a conversion error is
         kept in ``error`` (it matters only if the object is built after all)."""
-        key, column, _nulls, _parse, on_empty, read, _label = plan
+        key, column, _nulls, _parse, on_empty, read, _label, _table = plan
         k = self.value(key)
         if column is NO_COLUMN and read is None:  # a literal
             if on_empty is OMIT or on_empty is None:
@@ -134,7 +152,7 @@ class _Source:
 
     def value_of(self, depth: int, plan: FieldPlan) -> None:
         """Put the field's value (OMIT or None when it has none) in ``value``."""
-        _key, column, nulls, parse, on_empty, read, label = plan
+        _key, column, nulls, parse, on_empty, read, label, table = plan
         if column is NO_COLUMN:
             self.add(depth, f"value = {self._reader(read)}({self.data})")
             return
@@ -143,10 +161,10 @@ class _Source:
         self.add(text, f"if {self._empty(nulls)}:")
         self.add(text + 1, f"value = {empty}")
         self.add(text, "else:")
-        if parse is None:
+        if parse is None and table is None:
             self.add(text + 1, "value = raw")
         else:
-            self._parse(text + 1, parse, label)
+            self._parse(text + 1, parse, label, table)
             self.add(text + 1, "if value is OMIT:")
             self.add(text + 2, f"value = {empty}")
         if self.columns is None:
@@ -174,7 +192,18 @@ class _Source:
     def _empty(self, nulls: frozenset[str]) -> str:
         return f"not raw or raw in {self.value(nulls)}" if nulls else "not raw"
 
-    def _parse(self, depth: int, parse: Any, label: str) -> None:
+    def _parse(self, depth: int, parse: Any, label: str, table: Any = None) -> None:
+        """Put the value of the text ``raw`` in ``value``: from the map's table when it names
+        the text, else ``parse`` (None: the text itself)."""
+        if table is not None:
+            self.add(depth, f"value = {self.value(table)}.get(raw, {self.value(_MISSING)})")
+            self.add(depth, f"if value.__class__ is {self.value(Refused)}:")
+            self.add(depth + 1, "raise value.error()")
+            self.add(depth, f"if value is {self.value(_MISSING)}:")
+            depth += 1
+        if parse is None:
+            self.add(depth, "value = raw")
+            return
         self.add(depth, "try:")
         self.add(depth + 1, f"value = {self.value(parse)}(raw)")
         self.add(depth, "except RecordError as exc:")

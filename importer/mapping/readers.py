@@ -36,12 +36,13 @@ def walk(record: Any, parts: tuple[str, ...]) -> Any:
 class ColumnReader:
     """One column-fed field, compiled once. Calling it reads the field from a record.
 
-    The converter also reads the parts: for a text cell of a field without ``map`` it trims,
-    tests ``nulls``, and applies ``parse`` (None: the text itself) inline, and calls ``read``
-    (this reader's own closure) for everything else.
+    The converter also reads the parts: for a text cell it trims, tests ``nulls``, looks the
+    text up in ``remap`` (what each mapped text gives is worked out once, by ``read``), applies
+    ``parse`` (None: the text itself) inline, and calls ``read`` (this reader's own closure) for
+    everything else.
     """
 
-    __slots__ = ("column", "label", "nulls", "on_empty", "parse", "read", "remapped")
+    __slots__ = ("column", "label", "nulls", "on_empty", "parse", "read", "remap")
 
     def __init__(
         self,
@@ -50,7 +51,7 @@ class ColumnReader:
         column: str,
         parse: ValueConverter | None,
         nulls: frozenset[str],
-        remapped: bool,
+        remap: Mapping[str, Any] | None,
         on_empty: Any,
         read: FieldReader,
     ) -> None:
@@ -58,7 +59,7 @@ class ColumnReader:
         self.column = column
         self.parse = parse
         self.nulls = nulls
-        self.remapped = remapped
+        self.remap = remap
         self.on_empty = on_empty
         self.read = read
 
@@ -86,7 +87,7 @@ def field_reader(
         column=column,
         parse=parse or convert,
         nulls=nulls,
-        remapped=remap is not None,
+        remap=remap,
         on_empty=on_empty,
         read=_read_closure(label, column, convert, nulls, remap, on_empty),
     )

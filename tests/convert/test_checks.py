@@ -348,3 +348,17 @@ def test_each_rule_is_refused_with_check_object_s_code() -> None:
     long_id = CONVERTERS[0].convert(SourceRow(REF, {"id": "é" * 494, "s": "Ann"}))
     assert isinstance(long_id, RowFailure) and long_id.error == "external_id_too_long"
     assert long_id.message.startswith("attributes: external_id exceeds 987 bytes")
+
+
+def test_a_passed_value_is_remembered_by_type_so_true_never_passes_as_one() -> None:
+    """Checks remember text and int values that passed; a bool equal to a remembered int must
+    still be checked (True == 1 in a set)."""
+    from importer.convert.checks import FieldValues, first_violation, object_checks
+
+    checks = object_checks("purchases", [FieldValues("quantity", "integer")])
+    assert first_violation({"quantity": 1}, checks) is None
+    assert 1 in checks[0].passed
+    violation = first_violation({"quantity": True}, checks)
+    assert violation is not None and violation.code == "invalid_quantity"
+    assert first_violation({"quantity": 0}, checks) is not None
+    assert 0 not in checks[0].passed
