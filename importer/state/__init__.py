@@ -1,11 +1,13 @@
 """The delivery state (``--state FILE``): what Braze confirmed, and so what changed since.
 
 ``delivery`` is the state file's API; ``store`` its SQLite tables; ``digest`` what is
-remembered of a value; ``changes`` decides what of a row is new; ``record`` writes what Braze
-confirmed; ``delta_stage`` is the pipeline stage between converter and packer.
+remembered of a value (``item_digests``: all of it for one item, in any process); ``changes``
+decides what of a row is new; ``record`` writes what Braze confirmed; ``delta_stage`` is the
+pipeline stage between converter and packer.
 """
 
 from importer.state.delivery import DeliveryState, inspect_state
 from importer.state.delta_stage import DeltaStage
+from importer.state.digest import item_digests
 
-__all__ = ["DeliveryState", "DeltaStage", "inspect_state"]
+__all__ = ["DeliveryState", "DeltaStage", "inspect_state", "item_digests"]

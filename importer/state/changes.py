@@ -11,44 +11,38 @@ flight*; a later row of the same run is compared with the in-flight value first,
 If the in-flight object is then refused, its later duplicates were left out too; nothing is
 remembered for a refused object, so all of them go out the next night.
 
-Two shortcuts keep the hot path to about one hash per row:
+Everything is decided on the item's digests (``digest.item_digests``, usually computed in a
+conversion worker), never on its objects: an item from a worker carries its objects as JSON, and
+only one that must be narrowed is decoded. Two shortcuts keep the rest cheap:
 
 - a user whose attributes object is byte-for-byte the one last confirmed (the stored ``whole``
-  digest) is unchanged without a digest per attribute. The stored ``whole`` is kept only while it
-  is exact: set when a confirmed object had every other key equal to the database, cleared by any
-  other confirmation for that user;
-- a user the state has never seen sends everything; what is in flight is kept as the values sent
-  (not digests), hashed only if a later row of that user needs the comparison.
+  digest) is unchanged without a look at its attributes. The stored ``whole`` is kept only while
+  it is exact: set when a confirmed object had every other key equal to the database, cleared by
+  any other confirmation for that user;
+- a user the state has never seen sends everything, and its value digests go in flight as they
+  are (one dict copy).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from importer.models import BrazeObject, Item, RowRef
+from importer.models import ARRAYS, Item, RowRef
 from importer.state.digest import (
-    ALWAYS_KEPT,
-    ObjectIdentity,
+    ItemDigests,
+    ObjectDigests,
+    Occurrence,
+    ValueDigests,
     decode_values,
     delivered_key,
-    event_fingerprint,
-    identity_of,
-    is_operator,
-    purchase_fingerprint,
-    value_digest,
-    whole_digest,
 )
 from importer.state.store import UserRow
 
-Occurrence = tuple[str, bytes]  # (user key, fingerprint) of an event or purchase
-Prepared = tuple[
-    tuple[ObjectIdentity | None, ...],  # per attributes object
-    tuple[Occurrence | None, ...],  # per event
-    tuple[Occurrence | None, ...],  # per purchase
-]
-Digests = list[tuple[str, bytes | None]]  # (attribute name, value digest or None for operators)
+# What is left of one attributes object: None, all of it; (), nothing; else these attributes.
+Sent = tuple[str, ...] | None
+Positions = Sequence[int]
 _ABSENT: Any = object()
 
 
@@ -61,34 +55,13 @@ class Filtered:
     events_already_sent: int  # events + purchases left out
 
 
-def prepare(item: Item) -> Prepared:
-    """Everything about an item that needs no database: users and fingerprints."""
-    # Comprehensions over tuples and skipped empties: this runs once per row on the hot path.
-    attributes, events, purchases = item.attributes, item.events, item.purchases
-    return (
-        tuple([identity_of(obj) for obj in attributes]) if attributes else (),
-        tuple([occurrence(obj, event_fingerprint) for obj in events]) if events else (),
-        tuple([occurrence(obj, purchase_fingerprint) for obj in purchases]) if purchases else (),
-    )
-
-
-def occurrence(
-    obj: BrazeObject, fingerprint: Callable[[BrazeObject], bytes | None]
-) -> Occurrence | None:
-    identity = identity_of(obj)
-    if identity is None:
-        return None
-    fp = fingerprint(obj)
-    return None if fp is None else (identity[1], fp)
-
-
-def users_of(prepared: Iterable[Prepared]) -> set[str]:
+def users_of(digests: Iterable[ItemDigests]) -> set[str]:
     users: set[str] = set()
     add = users.add
-    for identities, events, purchases in prepared:  # plain loops: cheaper than generators here
-        for identity in identities:
-            if identity is not None:
-                add(identity[1])
+    for objects, events, purchases in digests:  # plain loops: cheaper than generators here
+        for obj in objects:
+            if obj is not None:
+                add(obj[0])
         for occ in events:
             if occ is not None:
                 add(occ[0])
@@ -98,10 +71,12 @@ def users_of(prepared: Iterable[Prepared]) -> set[str]:
     return users
 
 
-def stored_keys(prepared: Iterable[Prepared], rows: dict[str, UserRow]) -> dict[bytes, Occurrence]:
+def stored_keys(
+    digests: Iterable[ItemDigests], rows: dict[str, UserRow]
+) -> dict[bytes, Occurrence]:
     """The delivered-table keys to look up: occurrences of users the state knows."""
     wanted: dict[bytes, Occurrence] = {}
-    for _, events, purchases in prepared:
+    for _, events, purchases in digests:
         for occs in (events, purchases):
             for occ in occs:
                 if occ is not None:
@@ -111,20 +86,38 @@ def stored_keys(prepared: Iterable[Prepared], rows: dict[str, UserRow]) -> dict[
     return wanted
 
 
-def attribute_digests(key: str, obj: BrazeObject) -> Digests:
-    return [
-        (name, value_digest(value))
-        for name, value in obj.items()
-        if name != key and name not in ALWAYS_KEPT
-    ]
-
-
-def _attribute_count(obj: BrazeObject) -> int:
-    """Keys of an attributes object that are attributes (not the identifier or a flag)."""
-    flags = (
-        ("_update_existing_only" in obj) + ("_merge_objects" in obj) + ("push_token_import" in obj)
+def selected(digests: ItemDigests, positions: dict[str, list[int]]) -> ItemDigests:
+    """The digests of the objects at ``positions`` (per array), as ``Item.narrowed`` keeps them."""
+    return (
+        tuple([digests[0][i] for i in positions.get("attributes", ())]),
+        tuple([digests[1][i] for i in positions.get("events", ())]),
+        tuple([digests[2][i] for i in positions.get("purchases", ())]),
     )
-    return len(obj) - 1 - flags
+
+
+def _narrowed(
+    item: Item, digests: ItemDigests, sent: list[Sent] | None, kept: dict[str, Positions]
+) -> Item:
+    """The item with only the kept objects, and only the sent attributes of narrowed ones."""
+    left = item.narrowed({a: list(kept[a]) for a in ARRAYS})
+    assert left is not None  # the caller keeps at least one object
+    objects = [digests[0][i] for i in kept["attributes"]]
+    attributes = left.attributes
+    if sent is not None and any(sent):
+        narrowed = list(attributes)
+        for n, i in enumerate(kept["attributes"]):
+            names = sent[i]
+            obj = digests[0][i]
+            if names and obj is not None:
+                user, _, values = obj
+                narrowed[n] = {
+                    k: v for k, v in attributes[n].items() if k not in values or k in names
+                }
+                objects[n] = (user, None, {name: values[name] for name in names})
+        attributes = tuple(narrowed)
+    events = tuple([digests[1][i] for i in kept["events"]])
+    purchases = tuple([digests[2][i] for i in kept["purchases"]])
+    return left._replace(attributes=attributes, digests=(tuple(objects), events, purchases))
 
 
 class Delta:
@@ -132,152 +125,154 @@ class Delta:
 
     def __init__(self, names: dict[str, int]) -> None:
         self.names = names  # attribute name -> id, as stored
-        self.values: dict[str, dict[str, Any]] = {}  # in flight: user -> name -> value sent
+        self.values: dict[str, ValueDigests] = {}  # in flight: user -> name -> digest sent
         self.wholes: dict[tuple[RowRef, str], bytes] = {}  # whole digests awaiting confirmation
         self.occurrences: set[Occurrence] = set()  # events and purchases in flight
         self.deferred: dict[str, bytes] = {}  # exact whole digests of unchanged users, to store
         self._nothing_left: dict[tuple[int, int], Filtered] = {}  # immutable, so shared
 
     def decide(
-        self, item: Item, prepared: Prepared, rows: dict[str, UserRow], known: set[Occurrence]
+        self, item: Item, digests: ItemDigests, rows: dict[str, UserRow], known: set[Occurrence]
     ) -> Filtered:
-        identities, event_occs, purchase_occs = prepared
-        attributes, unchanged = item.attributes, 0
-        if attributes:
-            attributes, unchanged = self._attributes_left(item.ref, attributes, identities, rows)
-        events, events_dropped = self._objects_left(item.events, event_occs, known)
-        purchases, purchases_dropped = self._objects_left(item.purchases, purchase_occs, known)
-        dropped = events_dropped + purchases_dropped
-        if attributes is item.attributes and not dropped and (attributes or events or purchases):
+        objects, event_occs, purchase_occs = digests
+        sent: list[Sent] | None = None
+        unchanged = 0
+        if objects:
+            sent, unchanged = self._attributes_left(item.ref, objects, rows)
+        events = self._kept(event_occs, known) if event_occs else None
+        purchases = self._kept(purchase_occs, known) if purchase_occs else None
+        all_kept = sent is None and events is None and purchases is None
+        if all_kept and (objects or event_occs or purchase_occs):
             return Filtered(item, 0, 0)
-        if not (attributes or events or purchases):
+        kept: dict[str, Positions] = {
+            "attributes": (
+                range(len(objects)) if sent is None else [i for i, s in enumerate(sent) if s != ()]
+            ),
+            "events": range(len(event_occs)) if events is None else events,
+            "purchases": range(len(purchase_occs)) if purchases is None else purchases,
+        }
+        dropped = (
+            len(event_occs) - len(kept["events"]) + len(purchase_occs) - len(kept["purchases"])
+        )
+        if not (kept["attributes"] or kept["events"] or kept["purchases"]):
             counts = (unchanged, dropped)
             nothing = self._nothing_left.get(counts)
             if nothing is None:
                 nothing = self._nothing_left[counts] = Filtered(None, unchanged, dropped)
             return nothing
-        left = Item(item.ref, item.record, item.user, attributes, events, purchases)
-        return Filtered(left, unchanged, dropped)
+        return Filtered(_narrowed(item, digests, sent, kept), unchanged, dropped)
 
-    def _objects_left(
-        self,
-        objects: tuple[BrazeObject, ...],
-        occurrences: tuple[Occurrence | None, ...],
-        known: set[Occurrence],
-    ) -> tuple[tuple[BrazeObject, ...], int]:
-        if not objects:
-            return objects, 0
-        kept: list[BrazeObject] = []
-        for obj, occ in zip(objects, occurrences, strict=True):
-            if occ is None:
-                kept.append(obj)  # cannot be fingerprinted: always sent
-            elif occ not in known and occ not in self.occurrences:
-                self.occurrences.add(occ)
-                kept.append(obj)
-        dropped = len(objects) - len(kept)
-        return (tuple(kept) if dropped else objects), dropped
+    def _kept(
+        self, occurrences: tuple[Occurrence | None, ...], known: set[Occurrence]
+    ) -> Positions | None:
+        """Positions of the events (or purchases) to send; None when all of them are."""
+        in_flight = self.occurrences
+        kept: list[int] | None = None
+        for i, occ in enumerate(occurrences):
+            if occ is not None and (occ in known or occ in in_flight):
+                if kept is None:
+                    kept = list(range(i))
+                continue
+            if occ is not None:  # else it cannot be fingerprinted: always sent
+                in_flight.add(occ)
+            if kept is not None:
+                kept.append(i)
+        return kept
 
     def _attributes_left(
-        self,
-        ref: RowRef,
-        objects: tuple[BrazeObject, ...],
-        identities: tuple[ObjectIdentity | None, ...],
-        rows: dict[str, UserRow],
-    ) -> tuple[tuple[BrazeObject, ...], int]:
-        kept: list[BrazeObject] = []
+        self, ref: RowRef, objects: tuple[ObjectDigests | None, ...], rows: dict[str, UserRow]
+    ) -> tuple[list[Sent] | None, int]:
+        """What is left of each attributes object (None: all of every one), and how many
+        attributes were left out."""
+        left: list[Sent] | None = None
         unchanged = 0
-        same = True
-        for obj, identity in zip(objects, identities, strict=True):
-            if identity is None:
-                kept.append(obj)  # names nobody (push-token import): passed through
-                continue
-            left, dropped = self._object_left(ref, obj, identity, rows.get(identity[1]))
-            unchanged += dropped
-            same = same and left is obj
+        for i, obj in enumerate(objects):
+            sent: Sent = None  # names nobody (push-token import): passed through
+            if obj is not None:
+                sent, dropped = self._object_left(ref, obj, rows.get(obj[0]))
+                unchanged += dropped
+            if sent is not None and left is None:
+                left = [None] * i
             if left is not None:
-                kept.append(left)
-        return (objects if same else tuple(kept)), unchanged
+                left.append(sent)
+        return left, unchanged
 
     def _object_left(
-        self, ref: RowRef, obj: BrazeObject, identity: ObjectIdentity, row: UserRow | None
-    ) -> tuple[BrazeObject | None, int]:
-        key, user = identity
+        self, ref: RowRef, obj: ObjectDigests, row: UserRow | None
+    ) -> tuple[Sent, int]:
+        user, whole, values = obj
         in_flight = self.values.get(user)
-        whole = whole_digest(obj)
         if in_flight is None:
             if row is None:
-                return self._new_user(ref, obj, identity, whole), 0
+                return self._new_user(ref, obj), 0
             if whole is not None and row[1] == whole:
-                return None, _attribute_count(obj)
+                return (), len(values)
         remembered = decode_values(row[2]) if row is not None else {}
-        left: BrazeObject = {}
-        sent = unchanged = 0
+        sent: list[str] = []
         exact = True  # every value had a digest: the whole digest may be stored
-        for name, value in obj.items():
-            if name == key or name in ALWAYS_KEPT:
-                left[name] = value
-                continue
-            digest = value_digest(value)
-            if digest is not None and self._same(digest, value, name, in_flight, remembered):
-                unchanged += 1
+        for name, digest in values.items():
+            if digest is not None and self._same(digest, name, in_flight, remembered):
                 continue
             exact = exact and digest is not None
-            left[name] = value
-            sent += 1
-            self.values.setdefault(user, {})[name] = value
+            sent.append(name)
+            self.values.setdefault(user, {})[name] = digest
+        unchanged = len(values) - len(sent)
         # The whole digest is exact only if every key left out equals the database's value.
         storable = whole if exact and in_flight is None else None
         if sent:
             if storable is not None:
                 self.wholes[ref, user] = storable
-            return (obj if not unchanged else left), unchanged
+            return (None if not unchanged else tuple(sent)), unchanged
         if storable is not None:
             self.deferred[user] = storable
-        return None, unchanged
+        return (), unchanged
 
     def _same(
         self,
         digest: bytes,
-        value: Any,
         name: str,
-        in_flight: dict[str, Any] | None,
+        in_flight: ValueDigests | None,
         remembered: dict[int, bytes],
     ) -> bool:
-        """Is ``value`` what was last sent (in flight) or else last confirmed for this key?"""
+        """Is ``digest`` what was last sent (in flight) or else last confirmed for this key?"""
         if in_flight is not None:
-            last = in_flight.get(name, _ABSENT)
+            last: bytes | None = in_flight.get(name, _ABSENT)
             if last is not _ABSENT:
-                return value is last or digest == value_digest(last)
+                return digest == last  # an operator in flight (None) equals nothing
         name_id = self.names.get(name)
         return name_id is not None and remembered.get(name_id) == digest
 
-    def _new_user(
-        self, ref: RowRef, obj: BrazeObject, identity: ObjectIdentity, whole: bytes | None
-    ) -> BrazeObject:
-        """A user the state never saw: everything is sent, and nothing needs a digest yet."""
-        key, user = identity
-        values = {name: v for name, v in obj.items() if name != key and name not in ALWAYS_KEPT}
+    def _new_user(self, ref: RowRef, obj: ObjectDigests) -> Sent:
+        """A user the state never saw: everything is sent, and its digests go in flight."""
+        user, whole, values = obj
         if values:  # else an identifier only: it creates the profile
-            self.values[user] = values
-            if whole is not None and not any(map(is_operator, values.values())):
+            self.values[user] = dict(values)  # a copy: settling deletes from it
+            if whole is not None and None not in values.values():
                 self.wholes[ref, user] = whole
-        return obj
+        return None
 
-    def settle(
-        self, ref: RowRef, user: str, key: str, obj: BrazeObject
-    ) -> tuple[Digests, bytes | None]:
+    def settle(self, ref: RowRef, user: str, values: ValueDigests) -> bytes | None:
         """An attributes object left flight (confirmed or released): forget it as in flight.
 
-        Returns its digests and the whole digest to store (None unless still exact).
+        Returns the whole digest to store (None unless still exact).
         """
-        digests = attribute_digests(key, obj)
         in_flight = self.values.get(user)
         if in_flight is not None:
-            for name, digest in digests:
-                last = in_flight.get(name, _ABSENT)
-                if last is not _ABSENT and (last is obj[name] or value_digest(last) == digest):
-                    del in_flight[name]
-            if not in_flight:
+            if in_flight == values:  # the common case: the user's only row in flight
                 del self.values[user]
+            else:
+                for name, digest in values.items():
+                    if in_flight.get(name, _ABSENT) == digest:
+                        del in_flight[name]
+                if not in_flight:
+                    del self.values[user]
         whole = self.wholes.pop((ref, user), None)
-        return digests, (whole if user not in self.values else None)
+        return whole if user not in self.values else None
+
+    def release(self, ref: RowRef, digests: ItemDigests) -> None:
+        """Objects that were filtered but will not be confirmed: no longer in flight."""
+        objects, events, purchases = digests
+        for obj in objects:
+            if obj is not None:
+                self.settle(ref, obj[0], obj[2])
+        self.occurrences.difference_update(o for o in (*events, *purchases) if o is not None)

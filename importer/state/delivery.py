@@ -12,6 +12,10 @@ again next time). One run at a time: ``open`` takes a lock that dies with the pr
         state.release(refused_items)                    # optional: frees in-flight bookkeeping
         state.record_run("nightly", summary)
 
+Each item is handled by its digests (``item_digests``), computed here unless the item carries
+them (``Item.digests``, filled where it was converted); ``record`` and ``forget`` take the
+digests of confirmed or released rows directly, so confirming needs no objects at all.
+
 What is digested and why is in ``digest``; the in-run rules in ``changes``; the file layout in
 ``store``; the writes in ``record``.
 """
@@ -28,9 +32,9 @@ from typing import Any
 from importer.errors import ConfigError, FatalError
 from importer.filelock import FileLock, Holder
 from importer.models import Item
-from importer.state.changes import Delta, Filtered, prepare, stored_keys, users_of
-from importer.state.digest import identity_of
-from importer.state.record import flush_deferred, record_deliveries
+from importer.state.changes import Delta, Filtered, stored_keys, users_of
+from importer.state.digest import ItemDigests, item_digests
+from importer.state.record import Confirmed, flush_deferred, record_deliveries
 from importer.state.store import (
     connect,
     describe,
@@ -42,9 +46,15 @@ from importer.state.store import (
     transaction,
 )
 
-__all__ = ["DeliveryState", "Filtered", "inspect_state"]
+__all__ = ["Confirmed", "DeliveryState", "Filtered", "digests_of", "inspect_state"]
 
 _DEFERRED_FLUSH = 10_000  # whole digests of unchanged users held in memory before writing
+
+
+def digests_of(item: Item) -> ItemDigests:
+    """The item's digests: those it carries, or computed now (e.g. an item narrowed since)."""
+    digests: ItemDigests | None = item.digests
+    return item_digests(item) if digests is None else digests
 
 
 class DeliveryState:
@@ -121,19 +131,19 @@ class DeliveryState:
         Two queries per 500 users (users, then fingerprints), not one per row. Items must come
         in input order: a later row is compared with what an earlier one put in flight.
         """
-        prepared = [prepare(item) for item in items]
-        users = users_of(prepared)
+        digests = [digests_of(item) for item in items]
+        users = users_of(digests)
         with self._failing_as("reading"):
             if len(self._delta.deferred) >= _DEFERRED_FLUSH:
                 with transaction(self._conn):
                     flush_deferred(self._conn, self._delta)
             rows = fetch_users(self._conn, users) if users else {}
-            wanted = stored_keys(prepared, rows) if rows else {}
+            wanted = stored_keys(digests, rows) if rows else {}
             known = (
                 {wanted[key] for key in fetch_delivered(self._conn, wanted)} if wanted else set()
             )
         decide = self._delta.decide
-        return [decide(item, p, rows, known) for item, p in zip(items, prepared, strict=True)]
+        return [decide(item, d, rows, known) for item, d in zip(items, digests, strict=True)]
 
     # --- recording --------------------------------------------------------------------------
 
@@ -143,8 +153,12 @@ class DeliveryState:
         Pass only delivered objects (filtered items as sent, or the originals: both record the
         same), in the order they were filtered — a user's later value must be confirmed last.
         """
+        self.record([(item.ref, digests_of(item)) for item in items])
+
+    def record(self, confirmed: Iterable[Confirmed]) -> None:
+        """``confirm`` for rows given as (ref, digests of what Braze took): one transaction."""
         with self._failing_as("recording deliveries"):
-            record_deliveries(self._conn, self._delta, items)
+            record_deliveries(self._conn, self._delta, confirmed)
 
     def release(self, items: Iterable[Item]) -> None:
         """Forget items that were filtered but will not be confirmed (refused, failed, dry run).
@@ -152,14 +166,12 @@ class DeliveryState:
         Optional: without it their values stay in flight for the rest of the run, so an
         identical later row is left out too; they are still sent again next run.
         """
-        delta = self._delta
-        for item in items:
-            for obj in item.attributes:
-                identity = identity_of(obj)
-                if identity is not None:
-                    delta.settle(item.ref, identity[1], identity[0], obj)
-            _, events, purchases = prepare(item)
-            delta.occurrences.difference_update(o for o in (*events, *purchases) if o is not None)
+        self.forget((item.ref, digests_of(item)) for item in items)
+
+    def forget(self, released: Iterable[Confirmed]) -> None:
+        """``release`` for rows given as (ref, digests)."""
+        for ref, digests in released:
+            self._delta.release(ref, digests)
 
     # --- runs and inspection ----------------------------------------------------------------
 

@@ -18,17 +18,21 @@
   among that one user's events.
 - The digest of a whole attributes object (8 bytes) recognises an unchanged user with one hash
   instead of one per attribute: the common case of a nightly re-export.
+
+``item_digests`` computes all of that for one item where the item is made — in a conversion
+worker process when there are several — so the main process only looks up and compares.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from hashlib import blake2b
 from typing import Any
 
 import orjson
 
-from importer.models import BrazeObject
+from importer.models import BrazeObject, Item
 
 UNSET = bytes(8)  # the digest of null: the attribute was unset
 DIGEST_BYTES = 8
@@ -41,6 +45,54 @@ _SORTED = orjson.OPT_SORT_KEYS
 _SEP = "\x1f"  # unit separator, between alias label and name
 
 ObjectIdentity = tuple[str, str]  # (the key identifying the object, the user's key)
+Occurrence = tuple[str, bytes]  # (user key, fingerprint) of an event or purchase
+# Attribute name -> value digest, for every key of an attributes object but its identifier and
+# ALWAYS_KEPT; None for a value that is never compared (an operator, or not canonical JSON).
+ValueDigests = dict[str, bytes | None]
+ObjectDigests = tuple[str, bytes | None, ValueDigests]  # (user key, whole digest, value digests)
+# What the state needs of an item, position by position (picklable: made in worker processes).
+ItemDigests = tuple[
+    tuple[ObjectDigests | None, ...],  # per attributes object; None: it names nobody
+    tuple[Occurrence | None, ...],  # per event; None: it cannot be fingerprinted
+    tuple[Occurrence | None, ...],  # per purchase
+]
+
+
+def item_digests(item: Item) -> ItemDigests:
+    """Everything the state compares of an item's objects: pure, so any process can do it."""
+    # Comprehensions over tuples and skipped empties: once per row, on every row.
+    attributes, events, purchases = item.attributes, item.events, item.purchases
+    if item.wire is not None and not (attributes or events or purchases):
+        objects = item.decoded()  # it carries its objects as JSON only
+        attributes, events, purchases = objects.attributes, objects.events, objects.purchases
+    return (
+        tuple([object_digests(obj) for obj in attributes]) if attributes else (),
+        tuple([occurrence(obj, event_fingerprint) for obj in events]) if events else (),
+        tuple([occurrence(obj, purchase_fingerprint) for obj in purchases]) if purchases else (),
+    )
+
+
+def object_digests(obj: BrazeObject) -> ObjectDigests | None:
+    identity = identity_of(obj)
+    if identity is None:
+        return None
+    key, user = identity
+    values = {
+        name: value_digest(value)
+        for name, value in obj.items()
+        if name != key and name not in ALWAYS_KEPT
+    }
+    return user, whole_digest(obj), values
+
+
+def occurrence(
+    obj: BrazeObject, fingerprint: Callable[[BrazeObject], bytes | None]
+) -> Occurrence | None:
+    identity = identity_of(obj)
+    if identity is None:
+        return None
+    fp = fingerprint(obj)
+    return None if fp is None else (identity[1], fp)
 
 
 def identity_of(obj: BrazeObject) -> ObjectIdentity | None:
