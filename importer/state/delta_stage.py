@@ -3,18 +3,32 @@
 Rows are filtered against the delivery state in chunks (one query per chunk, not per row);
 what Braze confirmed is recorded when its answer arrives, never before — a refused or failed
 object is tried again next night.
+
+Confirmations are batched: ``answered`` queues what an answer confirmed, and ``flush`` records
+everything queued in one transaction, then runs each answer's ``then`` (the engine writes its
+journal lines there) in the order the answers came. So the state is committed before the journal
+says those rows were delivered: killed in between, resume re-reads the rows and the state leaves
+them out; the other order would let a later night send them again. Until recorded, confirmed
+objects stay in flight, so a later row repeating them is still left out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from importer.models import ARRAYS, Item, RowFailure, RowSkipped
+from importer.models import ARRAYS, Batch, Item, RowSkipped
 from importer.send import BatchResult
-from importer.state.delivery import DeliveryState
+from importer.state.changes import selected
+from importer.state.delivery import Confirmed, DeliveryState, digests_of
+from importer.state.digest import ItemDigests
 
 CHUNK = 500
+# Confirmed rows queued before ``answered`` records them itself, between the engine's flushes:
+# ~30 ms of answers at Braze's rate, so a killed run has little to send again, while a
+# transaction's fixed cost is shared by ~27 requests.
+FLUSH_ROWS = 2_000
 
 
 @dataclass(slots=True)
@@ -23,21 +37,46 @@ class DeltaCounts:
     events_already_sent: int = 0
 
 
-def accepted_part(item: Item, failure: RowFailure) -> Item | None:
-    """The objects of ``item`` Braze accepted when it refused the others (``failure.refused``)."""
-    if not failure.refused:
-        return None
-    kept: dict[str, list[int]] = {
-        a: [i for i in range(len(getattr(item, a))) if i not in failure.refused.get(a, ())]
-        for a in ARRAYS
-    }
-    return item.narrowed(kept)
+def _row_digests(batch: Batch) -> Sequence[ItemDigests]:
+    """Each row's digests: those the packer kept, else computed from the decoded rows."""
+    digests = batch.digests
+    if digests and None not in digests:
+        return digests
+    return [digests_of(item) for item in batch.items()]
+
+
+def taken(result: BatchResult) -> tuple[list[Confirmed], list[Confirmed]]:
+    """What Braze took of a request's rows (in row order), and what it did not."""
+    batch = result.batch
+    digests = _row_digests(batch)
+    confirmed = {n: (batch.refs[n], digests[n]) for n in result.delivered}
+    released: list[Confirmed] = []
+    if result.failures:
+        row_of = {ref: n for n, ref in enumerate(batch.refs)}
+        for failure in result.failures:
+            n = row_of.get(failure.ref)
+            if n is None:
+                continue
+            refused = failure.refused
+            if not refused:
+                released.append((failure.ref, digests[n]))
+                continue
+            accepted: dict[str, list[int]] = {
+                a: [i for i in range(len(digests[n][k])) if i not in refused.get(a, ())]
+                for k, a in enumerate(ARRAYS)
+            }
+            if any(accepted.values()):
+                confirmed[n] = (failure.ref, selected(digests[n], accepted))
+            released.append((failure.ref, selected(digests[n], refused)))
+    return [confirmed[n] for n in sorted(confirmed)], released
 
 
 class DeltaStage:
     def __init__(self, state: DeliveryState) -> None:
         self.state = state
         self.counts = DeltaCounts()
+        self._queued: list[Confirmed] = []  # confirmed, not yet recorded
+        self._thens: deque[Callable[[], None]] = deque()  # waiting for the queue's commit
 
     def filter(self, outcomes: Iterable[Item | RowSkipped]) -> Iterator[Item | RowSkipped]:
         """Items with unchanged attributes and already-sent events removed; an item with nothing
@@ -55,34 +94,50 @@ class DeltaStage:
             yield from self._filtered(chunk)
 
     def _filtered(self, chunk: list[Item]) -> Iterator[Item | RowSkipped]:
+        counts = self.counts
         for item, left in zip(chunk, self.state.filter_many(chunk), strict=True):
-            self.counts.attributes_unchanged += left.attributes_unchanged
-            self.counts.events_already_sent += left.events_already_sent
+            if left.item is not None and left.item is item:
+                yield item
+                continue
+            counts.attributes_unchanged += left.attributes_unchanged
+            counts.events_already_sent += left.events_already_sent
             yield left.item if left.item is not None else RowSkipped(item.ref, "unchanged")
 
-    def answered(self, result: BatchResult) -> None:
-        """Record what Braze took; forget what it did not (tried again next run)."""
-        if not (result.delivered or result.failures):
-            return  # e.g. a request split in two: its halves answer for its rows
-        items = result.batch.items()
-        confirmed = [items[row] for row in result.delivered]
-        released = []
-        by_ref = {item.ref: item for item in items}
-        for failure in result.failures:
-            item = by_ref.get(failure.ref)
-            if item is None:
-                continue
-            accepted = accepted_part(item, failure)
-            if accepted is not None:
-                confirmed.append(accepted)
-            refused = item.narrowed(failure.refused) if failure.refused else item
-            if refused is not None:
-                released.append(refused)
-        if confirmed:
-            order = {item.ref: n for n, item in enumerate(items)}
-            self.state.confirm(sorted(confirmed, key=lambda i: order[i.ref]))
-        if released:
-            self.state.release(released)
+    def answered(self, result: BatchResult, then: Callable[[], None] | None = None) -> None:
+        """Queue what Braze took, to be recorded by the next ``flush``; forget at once what it
+        did not (tried again next run). ``then`` runs once the state has committed this answer,
+        after the ``then`` of every earlier answer. Without a ``then``, records at once."""
+        if result.delivered or result.failures:  # else e.g. split: its halves answer for it
+            confirmed, released = taken(result)
+            if released:
+                self.state.forget(released)
+            self._queued += confirmed
+        if then is None:
+            self.flush()
+        elif not self._queued and not self._thens:
+            then()
+        else:
+            self._thens.append(then)
+            if len(self._queued) >= FLUSH_ROWS:
+                self.flush()
+
+    def flush(self) -> None:
+        """Record every queued confirmation in one transaction, then run the waiting thens.
+
+        Raises ``FatalError`` when the state file cannot be written; the queue is kept, and no
+        ``then`` runs for it.
+        """
+        if self._queued:
+            self.state.record(self._queued)
+            self._queued = []
+        thens = self._thens
+        while thens:
+            thens.popleft()()  # one at a time: if one raises, the later ones still wait
+
+    @property
+    def pending(self) -> int:
+        """Answers whose ``then`` waits for a flush."""
+        return len(self._thens)
 
     def unsent(self, items: Iterable[Item]) -> None:
         self.state.release(items)

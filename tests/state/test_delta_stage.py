@@ -1,22 +1,37 @@
-"""The --state stage: digests made where rows are converted decide and record like any."""
+"""The --state stage: digests made where rows are converted, confirmations recorded in batches.
+
+The sandbox tests wire the stage as the engine does — filter, pack, send, ``answered`` with a
+``then`` that writes the journal line — with a list standing in for the journal.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import pickle
+import random
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from importer.models import Item
-from importer.send import serialised
+import importer.state.record
+from importer.config import BatchLimits, RetryPolicy
+from importer.errors import FatalError
+from importer.models import Batch, Item, RowRef
+from importer.sandbox import SandboxSettings, sandbox_in_thread
+from importer.send import BatchResult, BrazeClient, Pacer, Sender, pack, serialised
 from importer.state import DeliveryState, DeltaStage, inspect_state, item_digests
 from importer.state.delivery import Filtered
+from importer.state.delta_stage import FLUSH_ROWS
 from importer.state.digest import value_digest
 from tests.state.builders import event, exports, item, nights
+
+KEY = "sandbox-key"
+POLICY = RetryPolicy(attempts=4, base_s=0.001, cap_s=0.01, request_timeout_s=5.0)
 
 
 def carried(row: Item) -> Item:
@@ -32,6 +47,12 @@ def decided(filtered: Filtered) -> tuple[Item | None, int, int]:
         filtered.attributes_unchanged,
         filtered.events_already_sent,
     )
+
+
+def results_of(rows: list[Item], per_request: int) -> list[BatchResult]:
+    """Every row delivered, ``per_request`` rows to a request (packed as the engine packs)."""
+    batches = [b for b in pack(rows, BatchLimits(per_request, per_request)) if isinstance(b, Batch)]
+    return [BatchResult(b, 201, 1, 0.0, delivered=tuple(range(b.rows))) for b in batches]
 
 
 @pytest.fixture
@@ -107,3 +128,131 @@ def test_a_narrowed_row_carries_the_digests_of_what_is_left(stage: DeltaStage) -
     stage.state.confirm([left])
     nothing = item(4, attributes={"city": "Hamburg", "vip": True}, events=[event()])
     assert [type(out).__name__ for out in stage.filter([nothing])] == ["RowSkipped"]
+
+
+# --- confirmations in batches -------------------------------------------------------------------
+
+
+def test_answers_wait_for_a_flush_and_their_thens_run_in_answer_order(
+    stage: DeltaStage, tmp_path: Path
+) -> None:
+    rows = [
+        carried(item(n, user=f"u{n}", attributes={"a": n}, events=[event(f"u{n}")]))
+        for n in range(2, 102)
+    ]
+    kept = [out for out in stage.filter(rows) if isinstance(out, Item)]
+    journal: list[tuple[str, int]] = []
+
+    def then(result: BatchResult) -> Callable[[], None]:
+        # What the engine writes here, the state must already hold (read by another connection).
+        return lambda: journal.append(
+            (result.batch.label, inspect_state(tmp_path / "s.state")["events"])
+        )
+
+    results = results_of(kept, 10)
+    for result in results:
+        stage.answered(result, then(result))
+    assert journal == [] and stage.pending == len(results)
+    stage.flush()
+    assert journal == [(r.batch.label, 100) for r in results]
+    assert stage.pending == 0
+    skipped = stage.filter([carried(row._replace(ref=RowRef("next.csv", 1))) for row in rows])
+    assert all(not isinstance(out, Item) for out in skipped)
+
+
+def test_an_answer_with_nothing_to_record_waits_behind_earlier_ones(stage: DeltaStage) -> None:
+    (first,) = results_of([carried(item(2, events=[event()]))], 10)
+    nothing = BatchResult(first.batch, 400, 1, 0.0, split=True)  # its halves answer for it
+    order: list[str] = []
+    stage.answered(nothing, lambda: order.append("alone"))
+    assert order == ["alone"]  # nothing queued before it: at once
+    stage.answered(first, lambda: order.append("first"))
+    stage.answered(nothing, lambda: order.append("split"))
+    assert order == ["alone"]
+    stage.flush()
+    assert order == ["alone", "first", "split"]
+
+
+def test_a_full_queue_records_itself_in_one_transaction(stage: DeltaStage, tmp_path: Path) -> None:
+    rows = [carried(item(n, user=f"u{n}", events=[event(f"u{n}")])) for n in range(FLUSH_ROWS + 75)]
+    results = results_of([out for out in stage.filter(rows) if isinstance(out, Item)], 75)
+    done: list[int] = []
+    flushed_at = None
+    for n, result in enumerate(results):
+        stage.answered(result, lambda n=n: done.append(n))  # type: ignore[misc]
+        if done and flushed_at is None:
+            flushed_at = n
+    assert flushed_at is not None and (flushed_at + 1) * 75 >= FLUSH_ROWS > flushed_at * 75
+    assert done == list(range(flushed_at + 1))
+    assert inspect_state(tmp_path / "s.state")["events"] == (flushed_at + 1) * 75
+    stage.flush()
+    assert done == list(range(len(results)))
+
+
+def test_a_failed_commit_runs_no_then_and_a_later_flush_records_it(
+    stage: DeltaStage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> int:
+        raise importer.state.record.sqlite3.OperationalError("disk I/O error")
+
+    rows = [carried(item(2, attributes={"a": 1}, events=[event()]))]
+    (result,) = results_of([out for out in stage.filter(rows) if isinstance(out, Item)], 10)
+    done: list[str] = []
+    stage.answered(result, lambda: done.append("journal"))
+    with monkeypatch.context() as patched:
+        patched.setattr(importer.state.record, "add_delivered", broken)
+        with pytest.raises(FatalError, match="recording deliveries failed"):
+            stage.flush()
+    assert done == [] and inspect_state(tmp_path / "s.state")["events"] == 0
+    stage.flush()
+    assert done == ["journal"] and inspect_state(tmp_path / "s.state")["events"] == 1
+
+
+# --- through the sandbox ------------------------------------------------------------------------
+
+
+def send_all(url: str, stage: DeltaStage, rows: list[Item], journal: list[Any]) -> None:
+    """The engine's wiring, in small: filter, pack, send; the journal line after the state."""
+    kept = [out for out in stage.filter(rows) if isinstance(out, Item)]
+    batches = [b for b in pack(kept, BatchLimits(10, 10)) if isinstance(b, Batch)]
+
+    def on_result(result: BatchResult) -> None:
+        stage.answered(result, lambda: journal.append(result))
+
+    async def main() -> None:
+        async with BrazeClient(url, KEY, concurrency=4, timeout_s=5.0) as client:
+            sender = Sender(client, Pacer(0), POLICY, on_result, rng=random.Random(1))
+
+            async def worker() -> None:
+                while batches:
+                    await sender.send(batches.pop(0))
+
+            await asyncio.gather(*(worker() for _ in range(4)))
+        stage.flush()
+
+    asyncio.run(main())
+
+
+def test_refused_objects_are_not_recorded_and_go_out_again_next_night(tmp_path: Path) -> None:
+    def night(n: int) -> list[Item]:
+        # Row 5's event belongs to u3, whom Braze refuses; its attributes (v3's) are taken.
+        rows = [
+            item(2 + k, user=f"u{k}", attributes={"a": k}, events=[event(f"u{k}")])
+            for k in range(20)
+        ]
+        rows[3] = item(5, user="v3", attributes={"b": 1}, events=[event("u3")])
+        return [carried(row._replace(ref=RowRef(f"night{n}.csv", row.ref.line))) for row in rows]
+
+    path = tmp_path / "s.state"
+    with sandbox_in_thread(SandboxSettings(blocked_external_ids=frozenset({"u3"}))) as sandbox:
+        for n in (1, 2):
+            journal: list[BatchResult] = []
+            with DeliveryState.open(path, run_label=f"night {n}") as state:
+                send_all(sandbox.url, DeltaStage(state), night(n), journal)
+            failed = [f for result in journal for f in result.failures]
+            assert [(f.ref.line, f.refused) for f in failed] == [(5, {"events": [0]})]
+        attributes = sandbox.accepted("attributes")
+        events = sandbox.accepted("events")
+    assert len(attributes) == 20  # night 2 sends no attribute again, v3's included
+    assert len(events) == 19  # and no event; u3's was refused both nights, tried both nights
+    assert inspect_state(path)["events"] == 19
