@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -35,6 +38,7 @@ from importer.mapping import CompiledMapping, default_mapping, mapping_from_text
 from importer.models import CsvRecord, Item, RowFailure, RowRef, RowSkipped, SourceRow
 from importer.send import serialised
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 CHUNK_ROWS = 500  # rows per hand-over: ~10 ms of work, small enough to keep the order cheap
 # Sources smaller than this are converted in the main process: starting processes costs more.
 POOL_MIN_BYTES = 2_000_000
@@ -85,15 +89,36 @@ _converters: list[Converter] = []
 _digests: Digests | None = None
 
 
-def _start_worker(specs: Sequence[ConverterSpec], digests: Digests | None) -> None:
+def _start_worker(specs: Sequence[ConverterSpec], digests: Digests | None, parent: int) -> None:
     global _digests
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with(parent)
     import gc
 
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)  # as the main process runs (importer.runner.entry)
     _converters[:] = [spec.build() for spec in specs]
     _digests = digests
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the main process is gone, however it went (SIGKILL, OOM): a forked
+    worker holds both ends of the pool's pipes, so it would never see them close, and an
+    orphan keeps the caller's stderr open. Linux says so at once (PR_SET_PDEATHSIG); elsewhere
+    a thread looks every half second."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # it died before the request was made
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _ready() -> None:
@@ -194,7 +219,7 @@ class ConvertPool:
             self.workers,
             mp_context=get_context("fork" if "fork" in methods else "spawn"),
             initializer=_start_worker,
-            initargs=(self._specs, self._digests),
+            initargs=(self._specs, self._digests, os.getpid()),
         )
         for _ in range(self.workers):
             self._executor.submit(_ready)

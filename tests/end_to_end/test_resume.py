@@ -32,15 +32,20 @@ time = "when"
 """
 
 
-def _data(tmp_path: Path, rows: int, *, users: int | None = None, bad_every: int = 0) -> Path:
-    lines = ["id,points,when"]
+def _data(
+    tmp_path: Path, rows: int, *, users: int | None = None, bad_every: int = 0, pad: int = 0
+) -> Path:
+    """``pad``: characters of an unmapped column per row (a file over 2 MB is converted by
+    worker processes, importer.runner.pool)."""
+    lines = ["id,points,when,pad"]
+    filler = "p" * pad
     for n in range(rows):
         user = f"u{n % users}" if users else f"u{n}"
         points = "12.5" if bad_every and n % bad_every == 0 else str(n)
         second = n % 60
         minute = n // 60 % 60
         hour = n // 3600
-        lines.append(f"{user},{points},2024-03-01T{hour:02}:{minute:02}:{second:02}Z")
+        lines.append(f"{user},{points},2024-03-01T{hour:02}:{minute:02}:{second:02}Z,{filler}")
     path = tmp_path / "data.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     (tmp_path / "map.toml").write_text(MAPPING, encoding="utf-8")
@@ -117,9 +122,10 @@ def _interrupt_until_done(
         command = _cli("resume", str(run_dir), "--quiet")
 
 
-def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, workers: str) -> None:
     rows = 12_000
-    _data(tmp_path, rows)
+    _data(tmp_path, rows, pad=200 if workers != "1" else 0)
     settings = SandboxSettings(
         latency_ms=5,
         p_429=0.03,
@@ -145,6 +151,8 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
             str(concurrency),
             "--batch-mode",
             "mau50",
+            "--workers",
+            workers,
         )
         events = _event_keys(sandbox)
         attributes = {a["external_id"] for a in sandbox.accepted("attributes")}
@@ -163,9 +171,10 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
     assert summary["rows_read"] == summary["delivered"] == rows
 
 
-def test_sigint_stops_cleanly_and_resume_sends_no_duplicate(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigint_stops_cleanly_and_resume_sends_no_duplicate(tmp_path: Path, workers: str) -> None:
     rows = 6_000
-    _data(tmp_path, rows)
+    _data(tmp_path, rows, pad=400 if workers != "1" else 0)
     with sandbox_in_thread(SandboxSettings(latency_ms=5, p_500=0.02, seed=3)) as sandbox:
         kills, _ = _interrupt_until_done(
             tmp_path,
@@ -179,6 +188,8 @@ def test_sigint_stops_cleanly_and_resume_sends_no_duplicate(tmp_path: Path) -> N
             "4",
             "--batch-mode",
             "mau50",
+            "--workers",
+            workers,
         )
         events = _event_keys(sandbox)
     assert kills >= 3
