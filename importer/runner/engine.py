@@ -40,7 +40,7 @@ from importer.runner.pool import (
 from importer.runner.report import Reporter
 from importer.runner.signals import StopSignals
 from importer.send import BatchResult, BrazeClient, Pacer, Sender, UserOrder, pack
-from importer.state import DeliveryState, DeltaStage
+from importer.state import DeliveryState, DeltaStage, item_digests
 
 log = logging.getLogger("importer")
 QUEUED_BATCHES = 4  # packed requests waiting for a worker
@@ -82,7 +82,8 @@ class Engine:
         self.pool: ConvertPool | None = None
         workers = self.config.workers or default_workers()
         if workers > 1 and attempt.specs is not None and (total is None or total >= POOL_MIN_BYTES):
-            self.pool = ConvertPool(workers, attempt.specs)
+            digests = item_digests if attempt.state is not None else None
+            self.pool = ConvertPool(workers, attempt.specs, digests)
             self.pool.start()
         self._chunks: deque[Chunk] = deque()  # handed to the pool, not yet joined
 
@@ -123,7 +124,18 @@ class Engine:
         if self.delta is not None:
             # The state before the journal: killed in between, resume re-reads these rows and
             # the state leaves them out; the other order would let a later night send them again.
-            self.delta.answered(result)
+            # The state records answers in batches (off the hot path) and calls back once
+            # committed; until then these rows count as unsent.
+            self.delta.answered(result, lambda: self._recorded(result))
+        else:
+            self._recorded(result)
+
+    def flush_state(self) -> None:
+        """Commit the confirmations the state has queued (and write their journal lines)."""
+        if self.delta is not None:
+            self.delta.flush()
+
+    def _recorded(self, result: BatchResult) -> None:
         self.journal.result(result)  # writes the batch's failures first
         self.stats.delivered += len(result.delivered)
         self.stats.failed += len(result.failures)
@@ -295,6 +307,11 @@ async def _send_all(engine: Engine, client: BrazeClient) -> None:
 
 async def _ticker(engine: Engine, reporter: Reporter | None, started: float) -> None:
     while True:
+        try:
+            engine.flush_state()
+        except FatalError as exc:  # the state file cannot be written: stop sending
+            engine.abort_reason = engine.abort_reason or str(exc)
+            engine.stopping = True
         engine.refresh()
         engine.stats.elapsed_s = engine.attempt.earlier_elapsed_s + time.monotonic() - started
         if reporter is not None:
@@ -316,6 +333,7 @@ async def _produce_and_send(engine: Engine) -> None:
         timeout_s=config.retry.request_timeout_s,
     ) as client:
         await _send_all(engine, client)
+    engine.flush_state()
 
 
 async def run_engine(
@@ -335,6 +353,10 @@ async def run_engine(
     except* asyncio.CancelledError:
         pass  # a second signal, or the drain timeout: the journal is already complete
     finally:
+        try:
+            engine.flush_state()  # what was answered before a stop or an abort
+        except FatalError as exc:
+            abort = abort or str(exc)
         if engine.pool is not None:
             engine.pool.close()
         if signals is not None:

@@ -52,7 +52,14 @@ def _source(path: Path, rows: int, offset: int) -> Path:
     return path
 
 
-def _import(tmp_path: Path, workers: int, *, dry_run: bool = False) -> dict[str, Any]:
+def _import(
+    tmp_path: Path,
+    workers: int,
+    *,
+    dry_run: bool = False,
+    state: Path | None = None,
+    night: int = 0,
+) -> dict[str, Any]:
     """One import of the same two sources; the run directory is ``run-<workers>``."""
     mapping = tmp_path / "map.toml"
     mapping.write_text(MAPPING, encoding="utf-8")
@@ -63,13 +70,14 @@ def _import(tmp_path: Path, workers: int, *, dry_run: bool = False) -> dict[str,
             endpoint=sandbox.url,
             api_key=KEY,
             mapping_path=mapping,
-            run_dir=tmp_path / f"run-{workers}",
+            run_dir=tmp_path / f"run-{workers}-{night}",
             rate_per_minute=0,
             concurrency=1,  # one request at a time: the sandbox sees them in order
             batch_mode="legacy",
             retry=RetryPolicy(attempts=2, base_s=0.001, cap_s=0.01),
             dry_run=dry_run,
             workers=workers,
+            state_path=state,
         )
         report = run_import(config)
         accepted = {a: sandbox.accepted(a) for a in ("attributes", "events", "purchases")}
@@ -112,6 +120,20 @@ def test_a_dry_run_with_workers_counts_what_one_process_counts(tmp_path: Path) -
     two = _import(tmp_path, 3, dry_run=True)
     assert one["summary"]["requests"] > 10
     assert two["summary"] == one["summary"] and two["failures"] == one["failures"]
+
+
+@pytest.mark.usefixtures("small_pool")
+def test_with_state_workers_leave_out_what_one_process_leaves_out(tmp_path: Path) -> None:
+    """The workers hash each item for --state (importer.state.item_digests); the main process
+    decides from those digests, on the first night and on a night where nothing changed."""
+    nights: dict[int, list[dict[str, Any]]] = {}
+    for workers in (1, 2):
+        state = tmp_path / f"state-{workers}.db"
+        nights[workers] = [_import(tmp_path, workers, state=state, night=n) for n in (1, 2)]
+    assert nights[2] == nights[1]
+    second = nights[1][1]
+    assert second["summary"]["events_already_sent"] == 900 + 300
+    assert second["accepted"]["events"] == []
 
 
 def test_the_default_is_the_cores_this_process_may_use() -> None:
