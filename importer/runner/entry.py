@@ -34,7 +34,8 @@ from importer.rundir import (
     source_entry,
     unchanged_source,
 )
-from importer.runner.engine import Attempt, Engine, final_status, loop_runner, run_engine
+from importer.runner.drive import final_status, loop_runner, run_engine
+from importer.runner.engine import Attempt, Engine
 from importer.runner.pool import ConverterSpec
 from importer.runner.report import Reporter, RunReport
 from importer.runner.signals import StopSignals

@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -92,6 +93,7 @@ _digests: Digests | None = None
 def _start_worker(specs: Sequence[ConverterSpec], digests: Digests | None, parent: int) -> None:
     global _digests
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.setprofile(None)  # a profiler of the main process is not forked along
     _die_with(parent)
     import gc
 
