@@ -58,6 +58,50 @@ def in_zone(naive: datetime, zone: tzinfo, text: str) -> str:
     return naive.isoformat() + _offset_text(offset)
 
 
+class HourlyOffsets:
+    """``in_zone`` for one zone, with the UTC offset remembered per wall-clock hour.
+
+    Placing a wall time costs two ``utcoffset`` calls and exports rarely repeat a timestamp to
+    the second, but they do repeat the hour. An hour is remembered only when its first and last
+    instant, at fold 0 and 1, have one offset: an hour holding a daylight-saving change (a gap,
+    an overlap, a half-hour zone's change) always takes ``in_zone``.
+    """
+
+    __slots__ = ("_hours", "_zone")
+    KEPT = 200_000  # hours remembered (~23 years of them); beyond that, every value asks
+
+    def __init__(self, zone: tzinfo) -> None:
+        self._zone = zone
+        self._hours: dict[tuple[int, int, int, int], str] = {}
+
+    def place(self, naive: datetime, text: str) -> str:
+        key = (naive.year, naive.month, naive.day, naive.hour)
+        offset = self._hours.get(key)
+        if offset is None:
+            offset = self._steady_offset(naive)
+            if offset is None:
+                return in_zone(naive, self._zone, text)
+            if len(self._hours) < self.KEPT:
+                self._hours[key] = offset
+        return naive.isoformat() + offset
+
+    def _steady_offset(self, naive: datetime) -> str | None:
+        start = naive.replace(minute=0, second=0, microsecond=0)
+        end = start + _LAST_OF_HOUR
+        zone = self._zone
+        offsets = {
+            zone.utcoffset(moment)
+            for moment in (start, start.replace(fold=1), end, end.replace(fold=1))
+        }
+        if len(offsets) != 1:
+            return None
+        offset = offsets.pop()
+        return None if offset is None else _offset_text(offset)
+
+
+_LAST_OF_HOUR = timedelta(minutes=59, seconds=59, microseconds=999_999)
+
+
 class TimeFormat:
     """A strptime format with a regex fast path when its codes are %Y %m %d and optionally %H,
     %H %M or %H %M %S, in any order between literal characters (``%d.%m.%Y %H:%M``). Like
@@ -110,6 +154,7 @@ def _reason(exc: ValueError, fmt: str | None, expected: str) -> str:
 def time_parser(fmt: str | None, zone: tzinfo) -> Callable[[str], str]:
     """The cached text -> ISO 8601 parser for one (format, zone); one per pair per process."""
     custom = TimeFormat(fmt) if fmt else None
+    hours = HourlyOffsets(zone)
 
     @lru_cache(maxsize=CACHE_SIZE)
     def general(text: str) -> str:
@@ -122,7 +167,7 @@ def time_parser(fmt: str | None, zone: tzinfo) -> Callable[[str], str]:
             ) from None
         if moment.tzinfo is not None:
             return moment.isoformat()
-        return in_zone(moment, zone, text)
+        return hours.place(moment, text)
 
     if custom is not None:
         return general

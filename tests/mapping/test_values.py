@@ -4,12 +4,16 @@ the same value, or the same refusal with the same code and message, for any text
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.errors import RecordError
+from importer.mapping.times import HourlyOffsets, in_zone
 from importer.mapping.values import (
     boolean_converter,
     boolean_text_parser,
@@ -69,3 +73,47 @@ def test_boolean_text_parser_is_boolean_converter(
     text: str, words: tuple[tuple[str, ...], tuple[str, ...]]
 ) -> None:
     assert outcome(boolean_text_parser(*words), text) == outcome(boolean_converter(*words), text)
+
+
+_ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Pacific/Chatham", "UTC")
+_HOURLY = {name: HourlyOffsets(ZoneInfo(name)) for name in _ZONES}  # shared: the cache fills
+
+
+@given(
+    zone=st.sampled_from(_ZONES),
+    moment=st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 12, 31)),
+)
+def test_an_hour_remembered_places_a_time_as_in_zone_does(zone: str, moment: datetime) -> None:
+    """Offsets are remembered per wall-clock hour only where the hour has one offset; DST gaps,
+    overlaps and half-hour changes (Lord Howe, Chatham) must still come out as ``in_zone``."""
+    naive = moment.replace(microsecond=0)
+    text = naive.isoformat()
+    try:
+        expected: str | RecordError = in_zone(naive, ZoneInfo(zone), text)
+    except RecordError as exc:
+        expected = exc
+    for _ in range(2):  # once to fill the hour, once from it
+        try:
+            placed: str | RecordError = _HOURLY[zone].place(naive, text)
+        except RecordError as exc:
+            placed = exc
+        if isinstance(expected, RecordError):
+            assert isinstance(placed, RecordError) and placed.message == expected.message
+        else:
+            assert placed == expected
+
+
+def test_every_hour_around_a_dst_change_places_as_in_zone() -> None:
+    zone = ZoneInfo("Europe/Berlin")
+    hourly = HourlyOffsets(zone)
+    for start in (datetime(2024, 3, 31, 0), datetime(2024, 10, 27, 0)):
+        for minutes in range(0, 5 * 60, 7):
+            naive = start + timedelta(minutes=minutes)
+            text = naive.isoformat()
+            try:
+                expected = in_zone(naive, zone, text)
+            except RecordError:
+                with pytest.raises(RecordError):
+                    hourly.place(naive, text)
+                continue
+            assert hourly.place(naive, text) == expected
