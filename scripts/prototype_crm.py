@@ -94,7 +94,8 @@ NEWSLETTER_FOLDED = {key.casefold(): value for key, value in NEWSLETTER.items()}
 GIFT_FOLDED = {key.casefold(): value for key, value in GIFT.items()}
 CRM_IMPORT = {"system": "legacy_crm", "exported": "2024-11-30"}
 EMAIL = re.compile(r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]{2,}")
-PHONE = re.compile(r"\+?[0-9(][0-9 ()./-]*")
+# Braze's loose phone rule and "at least 3 digits" in one match.
+PHONE = re.compile(r"(?=(?:[^0-9]*[0-9]){3})\+?[0-9(][0-9 ()./-]*")
 LONG_DIGITS = re.compile(r"\d{19}")
 BERLIN = ZoneInfo("Europe/Berlin")
 LIMIT_PER_ARRAY, LIMIT_TOTAL, LIMIT_BYTES = 75, 225, 4_000_000
@@ -254,7 +255,7 @@ def convert(row: list[str]) -> tuple[bytes, bytes | None, bytes | None]:
         raise Fail("invalid_email")
     v = phone.strip()
     if v not in NULLS:
-        if PHONE.fullmatch(v) is None or len(v) > 40 or sum(c.isdigit() for c in v) < 3:
+        if len(v) > 40 or PHONE.fullmatch(v) is None:
             raise Fail("invalid_phone")
         a["phone"] = v
     v = birthday.strip()
