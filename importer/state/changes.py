@@ -109,11 +109,12 @@ def _narrowed(
             names = sent[i]
             obj = digests[0][i]
             if names and obj is not None:
-                user, _, values = obj
+                user, _, _, values = obj
+                assert values is not None  # what is narrowed was compared
                 narrowed[n] = {
                     k: v for k, v in attributes[n].items() if k not in values or k in names
                 }
-                objects[n] = (user, None, {name: values[name] for name in names})
+                objects[n] = (user, None, len(names), {name: values[name] for name in names})
         attributes = tuple(narrowed)
     events = tuple([digests[1][i] for i in kept["events"]])
     purchases = tuple([digests[2][i] for i in kept["purchases"]])
@@ -129,11 +130,31 @@ class Delta:
         self.wholes: dict[tuple[RowRef, str], bytes] = {}  # whole digests awaiting confirmation
         self.occurrences: set[Occurrence] = set()  # events and purchases in flight
         self.deferred: dict[str, bytes] = {}  # exact whole digests of unchanged users, to store
-        self._nothing_left: dict[tuple[int, int], Filtered] = {}  # immutable, so shared
+        self._nothings: dict[tuple[int, int], Filtered] = {}  # immutable, so shared
+        self._seen = self._compared = 0  # attributes objects, and those compared by value
+
+    def needs_values(self, digests: ItemDigests, rows: dict[str, UserRow]) -> bool:
+        """Is this item compared attribute by attribute (a user new, in flight or changed), so
+        that ``decide`` needs its value digests?"""
+        for obj in digests[0]:
+            if obj is not None:
+                user, whole = obj[0], obj[1]
+                row = rows.get(user)
+                if row is None or whole is None or row[1] != whole or user in self.values:
+                    return True
+        return False
+
+    def compared_share(self) -> float:
+        """The share of attributes objects decided since the last call that needed their
+        value digests (1 when there were none)."""
+        share = self._compared / self._seen if self._seen else 1.0
+        self._seen = self._compared = 0
+        return share
 
     def decide(
         self, item: Item, digests: ItemDigests, rows: dict[str, UserRow], known: set[Occurrence]
     ) -> Filtered:
+        """What is left of ``item``; its value digests must be there if ``needs_values``."""
         objects, event_occs, purchase_occs = digests
         sent: list[Sent] | None = None
         unchanged = 0
@@ -141,9 +162,18 @@ class Delta:
             sent, unchanged = self._attributes_left(item.ref, objects, rows)
         events = self._kept(event_occs, known) if event_occs else None
         purchases = self._kept(purchase_occs, known) if purchase_occs else None
-        all_kept = sent is None and events is None and purchases is None
-        if all_kept and (objects or event_occs or purchase_occs):
+        if sent is None and events is None and purchases is None:
+            if not (objects or event_occs or purchase_occs):
+                return self._nothing_left(0, 0)
+            if item.digests is not digests:  # made here: the packer keeps them for confirming
+                item = item._replace(digests=digests)
             return Filtered(item, 0, 0)
+        attributes_left = len(objects) if sent is None else len(sent) - sent.count(())
+        events_left = len(event_occs) if events is None else len(events)
+        purchases_left = len(purchase_occs) if purchases is None else len(purchases)
+        dropped = len(event_occs) - events_left + len(purchase_occs) - purchases_left
+        if not (attributes_left or events_left or purchases_left):
+            return self._nothing_left(unchanged, dropped)
         kept: dict[str, Positions] = {
             "attributes": (
                 range(len(objects)) if sent is None else [i for i, s in enumerate(sent) if s != ()]
@@ -151,16 +181,13 @@ class Delta:
             "events": range(len(event_occs)) if events is None else events,
             "purchases": range(len(purchase_occs)) if purchases is None else purchases,
         }
-        dropped = (
-            len(event_occs) - len(kept["events"]) + len(purchase_occs) - len(kept["purchases"])
-        )
-        if not (kept["attributes"] or kept["events"] or kept["purchases"]):
-            counts = (unchanged, dropped)
-            nothing = self._nothing_left.get(counts)
-            if nothing is None:
-                nothing = self._nothing_left[counts] = Filtered(None, unchanged, dropped)
-            return nothing
         return Filtered(_narrowed(item, digests, sent, kept), unchanged, dropped)
+
+    def _nothing_left(self, unchanged: int, dropped: int) -> Filtered:
+        nothing = self._nothings.get((unchanged, dropped))
+        if nothing is None:
+            nothing = self._nothings[unchanged, dropped] = Filtered(None, unchanged, dropped)
+        return nothing
 
     def _kept(
         self, occurrences: tuple[Occurrence | None, ...], known: set[Occurrence]
@@ -184,29 +211,37 @@ class Delta:
     ) -> tuple[list[Sent] | None, int]:
         """What is left of each attributes object (None: all of every one), and how many
         attributes were left out."""
+        if len(objects) == 1:  # a mapped row: the fast path
+            obj = objects[0]
+            if obj is None:
+                return None, 0
+            sent, unchanged = self._object_left(ref, obj, rows.get(obj[0]))
+            return (None if sent is None else [sent]), unchanged
         left: list[Sent] | None = None
         unchanged = 0
         for i, obj in enumerate(objects):
-            sent: Sent = None  # names nobody (push-token import): passed through
+            part: Sent = None  # names nobody (push-token import): passed through
             if obj is not None:
-                sent, dropped = self._object_left(ref, obj, rows.get(obj[0]))
+                part, dropped = self._object_left(ref, obj, rows.get(obj[0]))
                 unchanged += dropped
-            if sent is not None and left is None:
+            if part is not None and left is None:
                 left = [None] * i
             if left is not None:
-                left.append(sent)
+                left.append(part)
         return left, unchanged
 
     def _object_left(
         self, ref: RowRef, obj: ObjectDigests, row: UserRow | None
     ) -> tuple[Sent, int]:
-        user, whole, values = obj
+        user, whole, count, values = obj
         in_flight = self.values.get(user)
-        if in_flight is None:
-            if row is None:
-                return self._new_user(ref, obj), 0
-            if whole is not None and row[1] == whole:
-                return (), len(values)
+        self._seen += 1
+        if in_flight is None and row is not None and whole is not None and row[1] == whole:
+            return (), count
+        self._compared += 1
+        assert values is not None  # needs_values said so
+        if in_flight is None and row is None:
+            return self._new_user(ref, user, whole, values), 0
         remembered = decode_values(row[2]) if row is not None else {}
         sent: list[str] = []
         exact = True  # every value had a digest: the whole digest may be stored
@@ -216,7 +251,7 @@ class Delta:
             exact = exact and digest is not None
             sent.append(name)
             self.values.setdefault(user, {})[name] = digest
-        unchanged = len(values) - len(sent)
+        unchanged = count - len(sent)
         # The whole digest is exact only if every key left out equals the database's value.
         storable = whole if exact and in_flight is None else None
         if sent:
@@ -242,9 +277,8 @@ class Delta:
         name_id = self.names.get(name)
         return name_id is not None and remembered.get(name_id) == digest
 
-    def _new_user(self, ref: RowRef, obj: ObjectDigests) -> Sent:
+    def _new_user(self, ref: RowRef, user: str, whole: bytes | None, values: ValueDigests) -> Sent:
         """A user the state never saw: everything is sent, and its digests go in flight."""
-        user, whole, values = obj
         if values:  # else an identifier only: it creates the profile
             self.values[user] = dict(values)  # a copy: settling deletes from it
             if whole is not None and None not in values.values():
@@ -273,6 +307,6 @@ class Delta:
         """Objects that were filtered but will not be confirmed: no longer in flight."""
         objects, events, purchases = digests
         for obj in objects:
-            if obj is not None:
-                self.settle(ref, obj[0], obj[2])
+            if obj is not None and obj[3] is not None:  # else never in flight
+                self.settle(ref, obj[0], obj[3])
         self.occurrences.difference_update(o for o in (*events, *purchases) if o is not None)

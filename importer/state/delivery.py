@@ -33,7 +33,7 @@ from importer.errors import ConfigError, FatalError
 from importer.filelock import FileLock, Holder
 from importer.models import Item
 from importer.state.changes import Delta, Filtered, stored_keys, users_of
-from importer.state.digest import ItemDigests, item_digests
+from importer.state.digest import ItemDigests, item_digests, with_values
 from importer.state.record import Confirmed, flush_deferred, record_deliveries
 from importer.state.store import (
     connect,
@@ -49,6 +49,13 @@ from importer.state.store import (
 __all__ = ["Confirmed", "DeliveryState", "Filtered", "digests_of", "inspect_state"]
 
 _DEFERRED_FLUSH = 10_000  # whole digests of unchanged users held in memory before writing
+
+
+def _lacks_values(digests: ItemDigests) -> bool:
+    for obj in digests[0]:  # noqa: SIM110 - a loop: no generator per row
+        if obj is not None and obj[3] is None:
+            return True
+    return False
 
 
 def digests_of(item: Item) -> ItemDigests:
@@ -131,7 +138,11 @@ class DeliveryState:
         Two queries per 500 users (users, then fingerprints), not one per row. Items must come
         in input order: a later row is compared with what an earlier one put in flight.
         """
-        digests = [digests_of(item) for item in items]
+        # Without digests made elsewhere, the value digests wait until an item needs them.
+        digests = [
+            item.digests if item.digests is not None else item_digests(item, values=False)
+            for item in items
+        ]
         users = users_of(digests)
         with self._failing_as("reading"):
             if len(self._delta.deferred) >= _DEFERRED_FLUSH:
@@ -142,8 +153,18 @@ class DeliveryState:
             known = (
                 {wanted[key] for key in fetch_delivered(self._conn, wanted)} if wanted else set()
             )
-        decide = self._delta.decide
-        return [decide(item, d, rows, known) for item, d in zip(items, digests, strict=True)]
+        needs_values, decide = self._delta.needs_values, self._delta.decide
+        left = []
+        for item, d in zip(items, digests, strict=True):
+            if _lacks_values(d) and needs_values(d, rows):
+                d = with_values(item, d)
+            left.append(decide(item, d, rows, known))
+        return left
+
+    def compared_share(self) -> float:
+        """The share of attributes objects filtered since the last call that needed their
+        value digests (1 when there were none)."""
+        return self._delta.compared_share()
 
     # --- recording --------------------------------------------------------------------------
 

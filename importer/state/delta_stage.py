@@ -25,6 +25,10 @@ from importer.state.delivery import Confirmed, DeliveryState, digests_of
 from importer.state.digest import ItemDigests
 
 CHUNK = 500
+# Items come with their value digests (``item_digests(values=True)``, in the conversion workers)
+# while at least this share of recent attributes objects needed them: below it, computing the
+# few here costs the main process less than the workers would spend on every row.
+VALUES_WANTED = 0.2
 # Confirmed rows queued before ``answered`` records them itself, between the engine's flushes:
 # ~30 ms of answers at Braze's rate, so a killed run has little to send again, while a
 # transaction's fixed cost is shared by ~27 requests.
@@ -49,25 +53,27 @@ def taken(result: BatchResult) -> tuple[list[Confirmed], list[Confirmed]]:
     """What Braze took of a request's rows (in row order), and what it did not."""
     batch = result.batch
     digests = _row_digests(batch)
-    confirmed = {n: (batch.refs[n], digests[n]) for n in result.delivered}
+    refs = batch.refs
+    if not result.failures:  # the common case: rows in order, all of them taken
+        return [(refs[n], digests[n]) for n in result.delivered], []
+    confirmed = {n: (refs[n], digests[n]) for n in result.delivered}
     released: list[Confirmed] = []
-    if result.failures:
-        row_of = {ref: n for n, ref in enumerate(batch.refs)}
-        for failure in result.failures:
-            n = row_of.get(failure.ref)
-            if n is None:
-                continue
-            refused = failure.refused
-            if not refused:
-                released.append((failure.ref, digests[n]))
-                continue
-            accepted: dict[str, list[int]] = {
-                a: [i for i in range(len(digests[n][k])) if i not in refused.get(a, ())]
-                for k, a in enumerate(ARRAYS)
-            }
-            if any(accepted.values()):
-                confirmed[n] = (failure.ref, selected(digests[n], accepted))
-            released.append((failure.ref, selected(digests[n], refused)))
+    row_of = {ref: n for n, ref in enumerate(refs)}
+    for failure in result.failures:
+        n = row_of.get(failure.ref)
+        if n is None:
+            continue
+        refused = failure.refused
+        if not refused:
+            released.append((failure.ref, digests[n]))
+            continue
+        accepted: dict[str, list[int]] = {
+            a: [i for i in range(len(digests[n][k])) if i not in refused.get(a, ())]
+            for k, a in enumerate(ARRAYS)
+        }
+        if any(accepted.values()):
+            confirmed[n] = (failure.ref, selected(digests[n], accepted))
+        released.append((failure.ref, selected(digests[n], refused)))
     return [confirmed[n] for n in sorted(confirmed)], released
 
 
@@ -76,6 +82,9 @@ class DeltaStage:
         self.state = state
         self.counts = DeltaCounts()
         self._queued: list[Confirmed] = []  # confirmed, not yet recorded
+        self._compared = 1.0  # share of recent objects that needed value digests, smoothed
+        # What the engine passes to ``item_digests`` for the rows it converts next.
+        self.wants_values = True
         self._thens: deque[Callable[[], None]] = deque()  # waiting for the queue's commit
 
     def filter(self, outcomes: Iterable[Item | RowSkipped]) -> Iterator[Item | RowSkipped]:
@@ -95,7 +104,10 @@ class DeltaStage:
 
     def _filtered(self, chunk: list[Item]) -> Iterator[Item | RowSkipped]:
         counts = self.counts
-        for item, left in zip(chunk, self.state.filter_many(chunk), strict=True):
+        decided = self.state.filter_many(chunk)
+        self._compared = (self._compared + self.state.compared_share()) / 2
+        self.wants_values = self._compared >= VALUES_WANTED
+        for item, left in zip(chunk, decided, strict=True):
             if left.item is not None and left.item is item:
                 yield item
                 continue

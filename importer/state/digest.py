@@ -20,13 +20,16 @@
   instead of one per attribute: the common case of a nightly re-export.
 
 ``item_digests`` computes all of that for one item where the item is made — in a conversion
-worker process when there are several — so the main process only looks up and compares.
+worker process when there are several — so the main process only looks up and compares. The
+value digests cost one hash per attribute, most of the work, and a night where little changed
+needs few of them (an unchanged user is recognised by its whole digest): ``values=False`` leaves
+them out, and ``with_values`` adds them to the items that turn out to need them.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from hashlib import blake2b
 from typing import Any
 
@@ -43,13 +46,21 @@ ALWAYS_KEPT = frozenset({"_update_existing_only", "_merge_objects", "push_token_
 _OPERATORS = frozenset({"inc", "add", "remove", "$add", "$remove", "$update"})
 _SORTED = orjson.OPT_SORT_KEYS
 _SEP = "\x1f"  # unit separator, between alias label and name
+_IDENTIFIER_OF_TAG = {
+    "x": "external_id",
+    "b": "braze_id",
+    "a": "user_alias",
+    "m": "email",
+    "p": "phone",
+}
 
 ObjectIdentity = tuple[str, str]  # (the key identifying the object, the user's key)
 Occurrence = tuple[str, bytes]  # (user key, fingerprint) of an event or purchase
 # Attribute name -> value digest, for every key of an attributes object but its identifier and
 # ALWAYS_KEPT; None for a value that is never compared (an operator, or not canonical JSON).
 ValueDigests = dict[str, bytes | None]
-ObjectDigests = tuple[str, bytes | None, ValueDigests]  # (user key, whole digest, value digests)
+# (user key, whole digest, attributes in it, value digests or None: see ``with_values``)
+ObjectDigests = tuple[str, bytes | None, int, ValueDigests | None]
 # What the state needs of an item, position by position (picklable: made in worker processes).
 ItemDigests = tuple[
     tuple[ObjectDigests | None, ...],  # per attributes object; None: it names nobody
@@ -58,41 +69,78 @@ ItemDigests = tuple[
 ]
 
 
-def item_digests(item: Item) -> ItemDigests:
-    """Everything the state compares of an item's objects: pure, so any process can do it."""
+def item_digests(item: Item, values: bool = True) -> ItemDigests:
+    """Everything the state compares of an item's objects: pure, so any process can do it.
+
+    ``values=False`` leaves the value digests out (None), for ``with_values`` to add if needed.
+    """
     # Comprehensions over tuples and skipped empties: once per row, on every row.
-    attributes, events, purchases = item.attributes, item.events, item.purchases
-    if item.wire is not None and not (attributes or events or purchases):
-        objects = item.decoded()  # it carries its objects as JSON only
-        attributes, events, purchases = objects.attributes, objects.events, objects.purchases
+    attributes, events, purchases = _objects(item)
+    objects = tuple([object_digests(obj, values) for obj in attributes]) if attributes else ()
+    # The row's user once, not once per object: pickled once, and one string in memory.
+    user = objects[0][0] if objects and objects[0] is not None else None
     return (
-        tuple([object_digests(obj) for obj in attributes]) if attributes else (),
-        tuple([occurrence(obj, event_fingerprint) for obj in events]) if events else (),
-        tuple([occurrence(obj, purchase_fingerprint) for obj in purchases]) if purchases else (),
+        objects,
+        tuple([occurrence(obj, event_fingerprint, user) for obj in events]) if events else (),
+        tuple([occurrence(obj, purchase_fingerprint, user) for obj in purchases])
+        if purchases
+        else (),
     )
 
 
-def object_digests(obj: BrazeObject) -> ObjectDigests | None:
+def with_values(item: Item, digests: ItemDigests) -> ItemDigests:
+    """``digests`` with the value digests ``item_digests(item, values=False)`` left out."""
+    objects = tuple(
+        obj if obj is None or obj[3] is not None else (*obj[:3], value_digests(attrs, obj[0]))
+        for obj, attrs in zip(digests[0], _objects(item)[0], strict=True)
+    )
+    return objects, digests[1], digests[2]
+
+
+def _objects(item: Item) -> tuple[tuple[BrazeObject, ...], ...]:
+    if item.wire is not None and not (item.attributes or item.events or item.purchases):
+        item = item.decoded()  # it carries its objects as JSON only
+    return item.attributes, item.events, item.purchases
+
+
+def object_digests(obj: BrazeObject, values: bool = True) -> ObjectDigests | None:
     identity = identity_of(obj)
     if identity is None:
         return None
     key, user = identity
-    values = {
+    if values:
+        digests = _value_digests(obj, key)
+        return user, whole_digest(obj), len(digests), digests
+    flags = (  # ALWAYS_KEPT, spelled out: once per row
+        ("_update_existing_only" in obj) + ("_merge_objects" in obj) + ("push_token_import" in obj)
+    )
+    return user, whole_digest(obj), len(obj) - 1 - flags, None
+
+
+def value_digests(obj: BrazeObject, user: str) -> ValueDigests:
+    """The value digests of an attributes object of ``user`` (a key from ``identity_of``)."""
+    return _value_digests(obj, _IDENTIFIER_OF_TAG[user[0]])
+
+
+def _value_digests(obj: BrazeObject, key: str) -> ValueDigests:
+    return {
         name: value_digest(value)
         for name, value in obj.items()
         if name != key and name not in ALWAYS_KEPT
     }
-    return user, whole_digest(obj), values
 
 
 def occurrence(
-    obj: BrazeObject, fingerprint: Callable[[BrazeObject], bytes | None]
+    obj: BrazeObject, fingerprint: Callable[[BrazeObject], bytes | None], user: str | None = None
 ) -> Occurrence | None:
+    """The event's or purchase's (user, fingerprint); ``user`` when it is that user."""
     identity = identity_of(obj)
     if identity is None:
         return None
     fp = fingerprint(obj)
-    return None if fp is None else (identity[1], fp)
+    if fp is None:
+        return None
+    return (user if identity[1] == user else identity[1]), fp
 
 
 def identity_of(obj: BrazeObject) -> ObjectIdentity | None:
@@ -183,6 +231,11 @@ def decode_values(blob: bytes | None) -> dict[int, bytes]:
     if not blob:
         return {}
     return dict(_ENTRY.iter_unpack(blob))
+
+
+def encode_pairs(name_ids: Iterable[int], digests: Iterable[bytes | None]) -> bytes:
+    """``encode_values`` of (id, digest) pairs, none of them None."""
+    return b"".join(map(_ENTRY.pack, name_ids, digests))
 
 
 def encode_values(values: dict[int, bytes]) -> bytes:

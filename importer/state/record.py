@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from operator import countOf
 
 from importer.models import RowRef
 from importer.state.changes import Delta
@@ -18,6 +19,7 @@ from importer.state.digest import (
     ValueDigests,
     decode_values,
     delivered_key,
+    encode_pairs,
     encode_values,
 )
 from importer.state.store import (
@@ -40,20 +42,7 @@ def record_deliveries(
     conn: sqlite3.Connection, delta: Delta, confirmed: Iterable[Confirmed]
 ) -> None:
     """Remember the confirmed objects and take them out of flight (rows in input order)."""
-    updates: list[Update] = []
-    events: list[Occurrence] = []
-    purchases: list[Occurrence] = []
-    settle, discard = delta.settle, delta.occurrences.discard
-    for ref, (objects, event_occs, purchase_occs) in confirmed:
-        for obj in objects:
-            if obj is not None:
-                user, _, values = obj
-                updates.append((user, values, settle(ref, user, values)))
-        for occs, into in ((event_occs, events), (purchase_occs, purchases)):
-            for occ in occs:
-                if occ is not None:
-                    into.append(occ)
-                    discard(occ)
+    updates, events, purchases = _out_of_flight(delta, confirmed)
     if not (updates or events or purchases):
         return
     # First seen, first numbered: tomorrow's export in the same order reads neighbouring pages.
@@ -70,6 +59,28 @@ def record_deliveries(
         )
         bump_counters(conn, counts)
     delta.names.update(new_names)
+
+
+def _out_of_flight(
+    delta: Delta, confirmed: Iterable[Confirmed]
+) -> tuple[list[Update], list[Occurrence], list[Occurrence]]:
+    """What to write for the confirmed rows, each taken out of flight."""
+    updates: list[Update] = []
+    events: list[Occurrence | None] = []
+    purchases: list[Occurrence | None] = []
+    settle = delta.settle
+    for ref, (objects, event_occs, purchase_occs) in confirmed:
+        for obj in objects:
+            if obj is not None:
+                user, values = obj[0], obj[3]
+                assert values is not None  # what was sent was compared
+                updates.append((user, values, settle(ref, user, values)))
+        events += event_occs
+        purchases += purchase_occs
+    delivered_events = [occ for occ in events if occ is not None]
+    delivered_purchases = [occ for occ in purchases if occ is not None]
+    delta.occurrences.difference_update(delivered_events, delivered_purchases)
+    return updates, delivered_events, delivered_purchases
 
 
 def flush_deferred(conn: sqlite3.Connection, delta: Delta) -> None:
@@ -118,8 +129,18 @@ def _write_users(
 ) -> dict[str, int]:
     """Merge confirmed digests into the users' rows; new users get a row even without any."""
     counts = {"attribute_values": 0, "attributes_unset": 0}
+    written: list[tuple[str, int, bytes | None, bytes]] = []
     merged: dict[str, tuple[dict[int, bytes], list[bytes | None]]] = {}
+    updated = {user for user, _, _ in updates}
+    once = len(updates) == len(updated)
     for user, values, whole in updates:
+        if once and user not in rows and None not in values.values():
+            # The common case, a new user's one object: encoded straight from its digests.
+            ids = map(names.__getitem__, values)
+            written.append((user, numbers[user], whole, encode_pairs(ids, values.values())))
+            counts["attribute_values"] += len(values)
+            counts["attributes_unset"] += countOf(values.values(), UNSET)
+            continue
         entry = merged.get(user)
         if entry is None:
             row = rows.get(user)
@@ -127,21 +148,15 @@ def _write_users(
             _count(counts, entry[0], -1)
         stored, last_whole = entry
         last_whole[0] = whole  # the user's last object decides: earlier ones are overwritten
-        if None in values.values():  # an operator: the value is no longer known
-            for name, digest in values.items():
-                if digest is None:
-                    stored.pop(names[name], None)
-                else:
-                    stored[names[name]] = digest
-        else:
-            stored.update({names[n]: digest for n, digest in values.items() if digest is not None})
-    written = []
+        for name, digest in values.items():
+            if digest is None:  # an operator: the value is no longer known
+                stored.pop(names[name], None)
+            else:
+                stored[names[name]] = digest
     for user, (stored, last_whole) in merged.items():
         _count(counts, stored, 1)
         written.append((user, numbers[user], last_whole[0], encode_values(stored)))
-    written += [
-        (user, numbers[user], None, b"") for user in numbers.keys() - merged.keys() - rows.keys()
-    ]
+    written += [(user, numbers[user], None, b"") for user in numbers.keys() - rows.keys() - updated]
     write_users(conn, written)
     return counts
 
@@ -149,4 +164,4 @@ def _write_users(
 def _count(counts: dict[str, int], stored: dict[int, bytes], sign: int) -> None:
     if stored:
         counts["attribute_values"] += sign * len(stored)
-        counts["attributes_unset"] += sign * list(stored.values()).count(UNSET)
+        counts["attributes_unset"] += sign * countOf(stored.values(), UNSET)

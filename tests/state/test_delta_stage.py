@@ -26,7 +26,7 @@ from importer.sandbox import SandboxSettings, sandbox_in_thread
 from importer.send import BatchResult, BrazeClient, Pacer, Sender, pack, serialised
 from importer.state import DeliveryState, DeltaStage, inspect_state, item_digests
 from importer.state.delivery import Filtered
-from importer.state.delta_stage import FLUSH_ROWS
+from importer.state.delta_stage import CHUNK, FLUSH_ROWS
 from importer.state.digest import value_digest
 from tests.state.builders import event, exports, item, nights
 
@@ -34,9 +34,9 @@ KEY = "sandbox-key"
 POLICY = RetryPolicy(attempts=4, base_s=0.001, cap_s=0.01, request_timeout_s=5.0)
 
 
-def carried(row: Item) -> Item:
+def carried(row: Item, values: bool = True) -> Item:
     """The row as a conversion worker hands it over: its digests made there, pickled across."""
-    return row._replace(digests=pickle.loads(pickle.dumps(item_digests(row))))
+    return row._replace(digests=pickle.loads(pickle.dumps(item_digests(row, values))))
 
 
 def decided(filtered: Filtered) -> tuple[Item | None, int, int]:
@@ -65,9 +65,9 @@ def stage(tmp_path: Path) -> Iterator[DeltaStage]:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(exports())
+@given(exports(), st.booleans())
 def test_digests_made_in_a_worker_decide_and_record_as_digests_made_here(
-    nights: list[tuple[list[Item], list[bool], int]],
+    nights: list[tuple[list[Item], list[bool], int]], values: bool
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         here, there = Path(tmp) / "here.state", Path(tmp) / "there.state"
@@ -79,7 +79,7 @@ def test_digests_made_in_a_worker_decide_and_record_as_digests_made_here(
                 for start in range(0, len(rows), batch):
                     chunk = range(start, min(start + batch, len(rows)))
                     plain = mine.filter_many([rows[i] for i in chunk])
-                    made = theirs.filter_many([carried(rows[i]) for i in chunk])
+                    made = theirs.filter_many([carried(rows[i], values) for i in chunk])
                     assert list(map(decided, plain)) == list(map(decided, made))
                     sent = [
                         (p.item, m.item, refused[i])
@@ -94,12 +94,13 @@ def test_digests_made_in_a_worker_decide_and_record_as_digests_made_here(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(nights(), st.sampled_from(["here", "worker"]))
+@given(nights(), st.sampled_from(["here", "worker", "worker without values"]))
 def test_rows_carrying_their_objects_as_json_only_are_decided_alike(
     rows: list[Item], digests: str
 ) -> None:
     """A worker hands rows over as JSON (``Item.wire``); with or without their digests."""
-    as_json = [serialised(carried(row) if digests == "worker" else row) for row in rows]
+    made = {"here": lambda row: row, "worker": carried}.get(digests, lambda r: carried(r, False))
+    as_json = [serialised(made(row)) for row in rows]
     with tempfile.TemporaryDirectory() as tmp:
         for night in (1, 2):
             with (
@@ -122,12 +123,29 @@ def test_a_narrowed_row_carries_the_digests_of_what_is_left(stage: DeltaStage) -
     assert isinstance(left, Item) and left.digests is not None
     assert left.attributes == ({"external_id": "u1", "city": "Hamburg"},)
     assert left.events == (event(),)
-    (user, _, values), *_ = left.digests[0]
-    assert (user, values) == ("xu1", {"city": value_digest("Hamburg")})
+    (user, _, count, values), *_ = left.digests[0]
+    assert (user, count, values) == ("xu1", 1, {"city": value_digest("Hamburg")})
     assert left.digests[1] == (again.digests[1][1],)
     stage.state.confirm([left])
     nothing = item(4, attributes={"city": "Hamburg", "vip": True}, events=[event()])
     assert [type(out).__name__ for out in stage.filter([nothing])] == ["RowSkipped"]
+
+
+def test_value_digests_are_wanted_while_rows_are_new_or_changed(stage: DeltaStage) -> None:
+    def night(city: str) -> list[Item]:
+        return [
+            carried(item(n, user=f"u{n}", attributes={"city": city}), stage.wants_values)
+            for n in range(3 * CHUNK)
+        ]
+
+    wanted = []
+    for city in ("Berlin", "Berlin", "Berlin", "Hamburg"):
+        wanted.append(stage.wants_values)
+        kept = [out for out in stage.filter(night(city)) if isinstance(out, Item)]
+        stage.state.confirm(kept)
+    wanted.append(stage.wants_values)
+    # New users, then unchanged (one night to notice), then all changed (noticed at once).
+    assert wanted == [True, True, False, False, True]
 
 
 # --- confirmations in batches -------------------------------------------------------------------
