@@ -191,16 +191,20 @@ class Engine:
             for row in self._to_convert(source):
                 rows.append(row)
                 if len(rows) >= CHUNK_ROWS:
-                    chunks.append(pool.chunk(number, rows))
+                    chunks.append(pool.chunk(number, rows, self._values_wanted()))
                     rows = []
                     while len(chunks) >= pool.depth:
                         yield from self._joined(chunks.popleft())
                         if self.stopping:
                             return
             if rows:
-                chunks.append(pool.chunk(number, rows))
+                chunks.append(pool.chunk(number, rows, self._values_wanted()))
         while chunks and not self.stopping:
             yield from self._joined(chunks.popleft())
+
+    def _values_wanted(self) -> bool:
+        """Whether the workers should hash every attribute value for --state, as it asks."""
+        return self.delta is not None and self.delta.wants_values
 
     def _joined(self, chunk: Chunk) -> Iterator[Item | RowSkipped]:
         for out in chunk.joined():

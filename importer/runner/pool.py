@@ -44,7 +44,8 @@ CHUNK_ROWS = 500  # rows per hand-over: ~10 ms of work, small enough to keep the
 # Sources smaller than this are converted in the main process: starting processes costs more.
 POOL_MIN_BYTES = 2_000_000
 
-Digests = Callable[[Item], Any]  # importer.state's per-item hashing, run where the item is made
+# importer.state's per-item hashing, run where the item is made: (item, value digests too?)
+Digests = Callable[[Item, bool], Any]
 Outcome = Item | RowFailure | RowSkipped
 # A worker's answer for one row: (user, wire, digests) for an Item, else the failure (its record
 # left out: the main process has it) or the skip.
@@ -128,9 +129,14 @@ def _ready() -> None:
 
 
 def convert_chunk(
-    source: int, name: str, header: tuple[str, ...] | None, rows: list[tuple[int, Any]]
+    source: int,
+    name: str,
+    header: tuple[str, ...] | None,
+    rows: list[tuple[int, Any]],
+    values: bool = True,
 ) -> list[_Answer]:
-    """Convert one chunk of a source: (line, cells or record dict) pairs -> answers."""
+    """Convert one chunk of a source: (line, cells or record dict) pairs -> answers. ``values``:
+    whether --state wants each attribute's digest too (importer.state.DeltaStage.wants_values)."""
     convert = _converters[source].convert
     digests = _digests
     answers: list[_Answer] = []
@@ -140,7 +146,7 @@ def convert_chunk(
         if out.__class__ is Item:
             item = out
             if digests is not None:
-                item = item._replace(digests=digests(item))
+                item = item._replace(digests=digests(item, values))
             answers.append((item.user, serialised(item).wire, item.digests))
         elif isinstance(out, RowFailure):
             answers.append(replace(out, record=None))
@@ -226,7 +232,7 @@ class ConvertPool:
         for _ in range(self.workers):
             self._executor.submit(_ready)
 
-    def chunk(self, source: int, rows: list[SourceRow | RowFailure]) -> Chunk:
+    def chunk(self, source: int, rows: list[SourceRow | RowFailure], values: bool = True) -> Chunk:
         """Hand ``rows`` (all of source ``source``) over for conversion."""
         chunk = Chunk(rows)
         payload: list[tuple[int, Any]] = []
@@ -243,7 +249,7 @@ class ConvertPool:
             chunk.outcomes = [row for row in rows if isinstance(row, RowFailure)]
             return chunk
         name = rows[0].ref.source
-        chunk.answers = self._executor.submit(convert_chunk, source, name, header, payload)
+        chunk.answers = self._executor.submit(convert_chunk, source, name, header, payload, values)
         return chunk
 
     def close(self) -> None:
