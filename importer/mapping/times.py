@@ -68,7 +68,7 @@ class HourlyOffsets:
     """
 
     __slots__ = ("_hours", "_zone")
-    KEPT = 200_000  # hours remembered (~23 years of them); beyond that, every value asks
+    KEPT = 50_000  # hours remembered (~6 years of them, ~7 MB); beyond that, every value asks
 
     def __init__(self, zone: tzinfo) -> None:
         self._zone = zone
