@@ -245,9 +245,11 @@ class ConvertPool:
                     payload.append((row.ref.line, record.cells))
                 else:
                     payload.append((row.ref.line, record))
-        if not payload or self._executor is None:  # the reader's failures only
+        if not payload:  # the reader's failures only
             chunk.outcomes = [row for row in rows if isinstance(row, RowFailure)]
             return chunk
+        if self._executor is None:  # never silently drop rows
+            raise RuntimeError("rows handed to a conversion pool that is not running")
         name = rows[0].ref.source
         chunk.answers = self._executor.submit(convert_chunk, source, name, header, payload, values)
         return chunk
