@@ -35,11 +35,12 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench.py --scenario throughput --mappings benchmark,crm,wide --workers-list 1,default
 
 # The ceiling per mapping, stateless and with a fresh --state; a night where nothing changed
-# against a --dry-run; the shared quota. (The fault mix, scripts/faults.py, is to be added.)
+# against a --dry-run; the shared quota; the fault mix (1% 429s, 0.5% 500s, 0.5% drops).
 bench-rate: $(STAMP)
 	$(BIN)/python scripts/bench.py --scenario ceiling --mappings benchmark,crm,wide --workers-list 1,default --states none,fresh
 	$(BIN)/python scripts/bench.py --scenario unchanged --mappings crm --workers-list 1,default
 	$(BIN)/python scripts/bench.py --scenario shared --rows 400000
+	$(BIN)/python scripts/faults.py
 
 bench-memory: $(STAMP)
 	$(BIN)/python scripts/bench.py --scenario memory --mappings benchmark --workers-list 1,default --rows 10000000
