@@ -36,6 +36,7 @@ from importer.state.changes import Delta, Filtered, stored_keys, users_of
 from importer.state.digest import ItemDigests, item_digests, with_values
 from importer.state.record import Confirmed, flush_deferred, record_deliveries
 from importer.state.store import (
+    Neighbours,
     connect,
     describe,
     end_run,
@@ -73,6 +74,7 @@ class DeliveryState:
         self._lock = lock
         self._run_id = run_id
         self._delta = Delta(load_names(conn))
+        self._users_near, self._delivered_near = Neighbours(), Neighbours()
 
     @classmethod
     def open(cls, path: Path, *, run_label: str) -> DeliveryState:
@@ -148,11 +150,10 @@ class DeliveryState:
             if len(self._delta.deferred) >= _DEFERRED_FLUSH:
                 with transaction(self._conn):
                     flush_deferred(self._conn, self._delta)
-            rows = fetch_users(self._conn, users) if users else {}
+            rows = fetch_users(self._conn, users, self._users_near) if users else {}
             wanted = stored_keys(digests, rows) if rows else {}
-            known = (
-                {wanted[key] for key in fetch_delivered(self._conn, wanted)} if wanted else set()
-            )
+            delivered = fetch_delivered(self._conn, wanted, self._delivered_near) if wanted else ()
+            known = {wanted[key] for key in delivered}
         needs_values, decide = self._delta.needs_values, self._delta.decide
         left = []
         for item, d in zip(items, digests, strict=True):

@@ -113,22 +113,70 @@ def _in_query(head: str, count: int) -> str:
     return f"{head} IN ({','.join('?' * count)})"
 
 
-def fetch_users(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, UserRow]:
-    """The stored rows of those users that have one: one query per 500 users."""
+class Neighbours:
+    """Whether a chunk of look-ups first tries one range scan. A nightly export in yesterday's
+    order asks for neighbours (keys and user numbers follow the file), and one scan over them
+    reads each page once, in order: ~1.7× cheaper per user, ~4× per event than one B-tree
+    descent per key. A scan that meets ``SPARSE`` times the rows asked for (the keys are spread
+    out, or the users have many events) gives way to look-ups by key for the next ``PAUSE``
+    chunks. One per table: their keys are spread out independently."""
+
+    SPARSE = 3
+    PAUSE = 16
+
+    def __init__(self) -> None:
+        self._pause = 0
+
+    def scan(
+        self, conn: sqlite3.Connection, sql: str, chunk: Sequence[Any]
+    ) -> list[tuple[Any, ...]] | None:
+        """The rows of ``sql`` (a range over ``chunk``'s first and last key), or None."""
+        if self._pause:
+            self._pause -= 1
+            return None
+        limit = self.SPARSE * len(chunk)
+        rows = conn.execute(sql, (chunk[0], chunk[-1], limit)).fetchall()
+        if len(rows) < limit:
+            return rows
+        self._pause = self.PAUSE
+        return None
+
+
+_USERS_RANGE = "SELECT key, num, whole, attrs FROM users WHERE key BETWEEN ? AND ? LIMIT ?"
+_DELIVERED_RANGE = "SELECT k FROM delivered WHERE k BETWEEN ? AND ? LIMIT ?"
+
+
+def fetch_users(
+    conn: sqlite3.Connection, keys: Iterable[str], near: Neighbours | None = None
+) -> dict[str, UserRow]:
+    """The stored rows of those users that have one: a range scan or one query per 500 users."""
     found: dict[str, UserRow] = {}
     for chunk in _chunks(sorted(set(keys))):  # sorted: neighbouring pages are read together
-        sql = _in_query("SELECT key, num, whole, attrs FROM users WHERE key", len(chunk))
-        for key, num, whole, attrs in conn.execute(sql, chunk):
+        rows = near.scan(conn, _USERS_RANGE, chunk) if near is not None else None
+        if rows is None:
+            sql = _in_query("SELECT key, num, whole, attrs FROM users WHERE key", len(chunk))
+            rows = conn.execute(sql, chunk).fetchall()
+        else:  # the range may hold other users too
+            wanted = set(chunk)
+            rows = [row for row in rows if row[0] in wanted]
+        for key, num, whole, attrs in rows:
             found[key] = (num, whole, attrs)
     return found
 
 
-def fetch_delivered(conn: sqlite3.Connection, keys: Iterable[bytes]) -> set[bytes]:
+def fetch_delivered(
+    conn: sqlite3.Connection, keys: Iterable[bytes], near: Neighbours | None = None
+) -> set[bytes]:
     """Which of these delivered-table keys (user number + fingerprint) are stored."""
     known: set[bytes] = set()
     for chunk in _chunks(sorted(set(keys))):
-        sql = _in_query("SELECT k FROM delivered WHERE k", len(chunk))
-        known.update(key for (key,) in conn.execute(sql, chunk))
+        rows = near.scan(conn, _DELIVERED_RANGE, chunk) if near is not None else None
+        if rows is None:
+            sql = _in_query("SELECT k FROM delivered WHERE k", len(chunk))
+            known.update(key for (key,) in conn.execute(sql, chunk))
+        else:  # the range may hold the users' other events too
+            wanted = set(chunk)
+            known.update(key for (key,) in rows if key in wanted)
     return known
 
 
