@@ -25,7 +25,7 @@ only one that must be narrowed is decoded. Two shortcuts keep the rest cheap:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,6 @@ from importer.state.digest import (
     Occurrence,
     ValueDigests,
     decode_values,
-    delivered_key,
 )
 from importer.state.store import UserRow
 
@@ -53,46 +52,6 @@ class Filtered:
     item: Item | None
     attributes_unchanged: int  # attribute keys left out
     events_already_sent: int  # events + purchases left out
-
-
-def users_of(digests: Iterable[ItemDigests]) -> set[str]:
-    users: set[str] = set()
-    add = users.add
-    for objects, events, purchases in digests:  # plain loops: cheaper than generators here
-        for obj in objects:
-            if obj is not None:
-                add(obj[0])
-        for occ in events:
-            if occ is not None:
-                add(occ[0])
-        for occ in purchases:
-            if occ is not None:
-                add(occ[0])
-    return users
-
-
-def stored_keys(
-    digests: Iterable[ItemDigests], rows: dict[str, UserRow]
-) -> dict[bytes, Occurrence]:
-    """The delivered-table keys to look up: occurrences of users the state knows."""
-    wanted: dict[bytes, Occurrence] = {}
-    for _, events, purchases in digests:
-        for occs in (events, purchases):
-            for occ in occs:
-                if occ is not None:
-                    row = rows.get(occ[0])
-                    if row is not None:
-                        wanted[delivered_key(row[0], occ[1])] = occ
-    return wanted
-
-
-def selected(digests: ItemDigests, positions: dict[str, list[int]]) -> ItemDigests:
-    """The digests of the objects at ``positions`` (per array), as ``Item.narrowed`` keeps them."""
-    return (
-        tuple([digests[0][i] for i in positions.get("attributes", ())]),
-        tuple([digests[1][i] for i in positions.get("events", ())]),
-        tuple([digests[2][i] for i in positions.get("purchases", ())]),
-    )
 
 
 def _narrowed(
@@ -143,6 +102,31 @@ class Delta:
                 if row is None or whole is None or row[1] != whole or user in self.values:
                     return True
         return False
+
+    def unchanged(
+        self, digests: ItemDigests, rows: dict[str, UserRow], known: set[Occurrence]
+    ) -> Filtered | None:
+        """``decide``'s answer for an item with nothing new, in one pass; None for any other."""
+        objects, events, purchases = digests
+        attributes = 0
+        for obj in objects:
+            if obj is None:
+                return None
+            user, whole = obj[0], obj[1]
+            row = rows.get(user)
+            if row is None or whole is None or row[1] != whole or user in self.values:
+                return None
+            attributes += obj[2]
+        for occ in events:
+            if occ not in known:  # None (no fingerprint) never is
+                return None
+        for occ in purchases:
+            if occ not in known:
+                return None
+        if not (objects or events or purchases):
+            return None
+        self._seen += len(objects)
+        return self._nothing_left(attributes, len(events) + len(purchases))
 
     def compared_share(self) -> float:
         """The share of attributes objects decided since the last call that needed their

@@ -23,7 +23,7 @@ What is digested and why is in ``digest``; the in-run rules in ``changes``; the 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -32,11 +32,18 @@ from typing import Any
 from importer.errors import ConfigError, FatalError
 from importer.filelock import FileLock, Holder
 from importer.models import Item
-from importer.state.changes import Delta, Filtered, stored_keys, users_of
-from importer.state.digest import ItemDigests, item_digests, with_values
+from importer.state.changes import Delta, Filtered
+from importer.state.digest import (
+    ItemDigests,
+    Occurrence,
+    delivered_key,
+    item_digests,
+    with_values,
+)
 from importer.state.record import Confirmed, flush_deferred, record_deliveries
 from importer.state.store import (
     Neighbours,
+    UserRow,
     connect,
     describe,
     end_run,
@@ -50,6 +57,42 @@ from importer.state.store import (
 __all__ = ["Confirmed", "DeliveryState", "Filtered", "digests_of", "inspect_state"]
 
 _DEFERRED_FLUSH = 10_000  # whole digests of unchanged users held in memory before writing
+
+
+def _users_of(digests: Iterable[ItemDigests]) -> set[str]:
+    users: set[str] = set()
+    add = users.add
+    for objects, events, purchases in digests:  # plain loops: cheaper than generators here
+        for obj in objects:
+            if obj is not None:
+                add(obj[0])
+        for occ in events:
+            if occ is not None:
+                add(occ[0])
+        for occ in purchases:
+            if occ is not None:
+                add(occ[0])
+    return users
+
+
+def _stored_keys(
+    digests: Iterable[ItemDigests], rows: dict[str, UserRow]
+) -> dict[bytes, Occurrence]:
+    """The delivered-table keys to look up: occurrences of users the state knows."""
+    wanted: dict[bytes, Occurrence] = {}
+    for _, events, purchases in digests:
+        for occs in (events, purchases):
+            for occ in occs:
+                if occ is not None:
+                    row = rows.get(occ[0])
+                    if row is not None:
+                        wanted[delivered_key(row[0], occ[1])] = occ
+    return wanted
+
+
+def _bare(item: Item) -> bool:
+    """Does the item carry its digests only (see ``filter_many``)?"""
+    return item.wire is None and not (item.attributes or item.events or item.purchases)
 
 
 def _lacks_values(digests: ItemDigests) -> bool:
@@ -134,32 +177,46 @@ class DeliveryState:
         """What is left of one item; ``filter_many`` does the same for a batch, much faster."""
         return self.filter_many((item,))[0]
 
-    def filter_many(self, items: Sequence[Item]) -> list[Filtered]:
+    def filter_many(
+        self, items: Sequence[Item], objects: Callable[[Item], Item] | None = None
+    ) -> list[Filtered]:
         """Drop attributes equal to the last delivered value and events already delivered.
 
         Two queries per 500 users (users, then fingerprints), not one per row. Items must come
         in input order: a later row is compared with what an earlier one put in flight.
+
+        An item may come with its digests only — no objects, not even as JSON — when a
+        conversion worker saved itself the work on a night where most rows are unchanged;
+        ``objects`` gives such an item its objects back if any of them is to be sent.
         """
         # Without digests made elsewhere, the value digests wait until an item needs them.
         digests = [
             item.digests if item.digests is not None else item_digests(item, values=False)
             for item in items
         ]
-        users = users_of(digests)
+        users = _users_of(digests)
         with self._failing_as("reading"):
             if len(self._delta.deferred) >= _DEFERRED_FLUSH:
                 with transaction(self._conn):
                     flush_deferred(self._conn, self._delta)
             rows = fetch_users(self._conn, users, self._users_near) if users else {}
-            wanted = stored_keys(digests, rows) if rows else {}
+            wanted = _stored_keys(digests, rows) if rows else {}
             delivered = fetch_delivered(self._conn, wanted, self._delivered_near) if wanted else ()
             known = {wanted[key] for key in delivered}
-        needs_values, decide = self._delta.needs_values, self._delta.decide
+        delta = self._delta
         left = []
         for item, d in zip(items, digests, strict=True):
-            if _lacks_values(d) and needs_values(d, rows):
+            nothing = delta.unchanged(d, rows, known)  # a night where little changed: most
+            if nothing is not None:
+                left.append(nothing)
+                continue
+            if _bare(item) and (d[0] or d[1] or d[2]):
+                if objects is None:
+                    raise ValueError(f"{item.ref}: an item without its objects needs objects=")
+                item = objects(item)._replace(digests=d)
+            if _lacks_values(d) and delta.needs_values(d, rows):
                 d = with_values(item, d)
-            left.append(decide(item, d, rows, known))
+            left.append(delta.decide(item, d, rows, known))
         return left
 
     def compared_share(self) -> float:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from importer.models import ARRAYS, Batch, Item, RowSkipped
 from importer.send import BatchResult
-from importer.state.changes import selected
 from importer.state.delivery import Confirmed, DeliveryState, digests_of
 from importer.state.digest import ItemDigests
 
@@ -49,6 +48,15 @@ def _row_digests(batch: Batch) -> Sequence[ItemDigests]:
     return [digests_of(item) for item in batch.items()]
 
 
+def _selected(digests: ItemDigests, positions: dict[str, list[int]]) -> ItemDigests:
+    """The digests of the objects at ``positions`` (per array), as ``Item.narrowed`` keeps them."""
+    return (
+        tuple([digests[0][i] for i in positions.get("attributes", ())]),
+        tuple([digests[1][i] for i in positions.get("events", ())]),
+        tuple([digests[2][i] for i in positions.get("purchases", ())]),
+    )
+
+
 def taken(result: BatchResult) -> tuple[list[Confirmed], list[Confirmed]]:
     """What Braze took of a request's rows (in row order), and what it did not."""
     batch = result.batch
@@ -72,18 +80,24 @@ def taken(result: BatchResult) -> tuple[list[Confirmed], list[Confirmed]]:
             for k, a in enumerate(ARRAYS)
         }
         if any(accepted.values()):
-            confirmed[n] = (failure.ref, selected(digests[n], accepted))
-        released.append((failure.ref, selected(digests[n], refused)))
+            confirmed[n] = (failure.ref, _selected(digests[n], accepted))
+        released.append((failure.ref, _selected(digests[n], refused)))
     return [confirmed[n] for n in sorted(confirmed)], released
 
 
 class DeltaStage:
-    def __init__(self, state: DeliveryState) -> None:
+    """``objects``: how an item that came with its digests only gets its objects back (the
+    engine converts its record again); needed once ``wants_values`` is False and the engine
+    then leaves the objects out (see ``DeliveryState.filter_many``)."""
+
+    def __init__(self, state: DeliveryState, objects: Callable[[Item], Item] | None = None) -> None:
         self.state = state
+        self.objects = objects
         self.counts = DeltaCounts()
         self._queued: list[Confirmed] = []  # confirmed, not yet recorded
         self._compared = 1.0  # share of recent objects that needed value digests, smoothed
-        # What the engine passes to ``item_digests`` for the rows it converts next.
+        # What the engine passes to ``item_digests`` for the rows it converts next. False: most
+        # rows are unchanged, so their objects may be left out too (``objects``).
         self.wants_values = True
         self._thens: deque[Callable[[], None]] = deque()  # waiting for the queue's commit
 
@@ -104,7 +118,7 @@ class DeltaStage:
 
     def _filtered(self, chunk: list[Item]) -> Iterator[Item | RowSkipped]:
         counts = self.counts
-        decided = self.state.filter_many(chunk)
+        decided = self.state.filter_many(chunk, self.objects)
         self._compared = (self._compared + self.state.compared_share()) / 2
         self.wants_values = self._compared >= VALUES_WANTED
         for item, left in zip(chunk, decided, strict=True):
