@@ -80,13 +80,17 @@ def _stored_keys(
 ) -> dict[bytes, Occurrence]:
     """The delivered-table keys to look up: occurrences of users the state knows."""
     wanted: dict[bytes, Occurrence] = {}
-    for _, events, purchases in digests:
-        for occs in (events, purchases):
-            for occ in occs:
-                if occ is not None:
-                    row = rows.get(occ[0])
-                    if row is not None:
-                        wanted[delivered_key(row[0], occ[1])] = occ
+    for _, events, purchases in digests:  # plain loops, no tuple of the two: once per row
+        for occ in events:
+            if occ is not None:
+                row = rows.get(occ[0])
+                if row is not None:
+                    wanted[delivered_key(row[0], occ[1])] = occ
+        for occ in purchases:
+            if occ is not None:
+                row = rows.get(occ[0])
+                if row is not None:
+                    wanted[delivered_key(row[0], occ[1])] = occ
     return wanted
 
 

@@ -155,12 +155,12 @@ def fetch_users(
         rows = near.scan(conn, _USERS_RANGE, chunk) if near is not None else None
         if rows is None:
             sql = _in_query("SELECT key, num, whole, attrs FROM users WHERE key", len(chunk))
-            rows = conn.execute(sql, chunk).fetchall()
+            found.update(
+                {key: (n, whole, attrs) for key, n, whole, attrs in conn.execute(sql, chunk)}
+            )
         else:  # the range may hold other users too
             wanted = set(chunk)
-            rows = [row for row in rows if row[0] in wanted]
-        for key, num, whole, attrs in rows:
-            found[key] = (num, whole, attrs)
+            found.update({key: (n, w, attrs) for key, n, w, attrs in rows if key in wanted})
     return found
 
 

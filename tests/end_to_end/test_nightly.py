@@ -126,6 +126,49 @@ def test_second_night_sends_nothing_and_a_delta_sends_only_the_delta(tmp_path: P
     assert os.stat(tmp_path / "state.db").st_mode & 0o777 == 0o600
 
 
+def test_worker_processes_leave_out_each_night_what_one_process_leaves_out(
+    tmp_path: Path,
+) -> None:
+    """Over 2 MB the rows are converted (and hashed for the state) in worker processes; once
+    most rows turn out unchanged they stop hashing every value, and the main process hashes
+    the few rows that changed. Each night must send exactly what one process sends."""
+    users = 50_000  # > 2 MB: the pool starts (importer.runner.pool.POOL_MIN_BYTES)
+    changed, extra = set(range(0, users, 100)), set(range(50, users, 100))
+    exports = [
+        _export(tmp_path / "n1.csv", users),
+        _export(tmp_path / "n2.csv", users),
+        _export(tmp_path / "n3.csv", users, changed=changed, extra=extra),
+    ]
+    assert exports[0].stat().st_size > 2_000_000
+    seen: dict[str, list[tuple[Any, ...]]] = {}
+    for workers in ("1", "2"):
+        (tmp_path / "state.db").unlink(missing_ok=True)
+        seen[workers] = []
+        with sandbox_in_thread(SandboxSettings()) as sandbox:
+            for night, export in enumerate(exports, start=1):
+                before = {a: len(sandbox.accepted(a)) for a in ("attributes", "events")}
+                run = f"w{workers}-n{night}"
+                done = _summary(_import(tmp_path, sandbox.url, export, run, "--workers", workers))
+                sent = {a: sandbox.accepted(a)[n:] for a, n in before.items()}
+                seen[workers].append(
+                    (
+                        done["exit_code"],
+                        done["skipped"],
+                        done["attributes_unchanged"],
+                        done["events_already_sent"],
+                        done["objects_sent"],
+                        sorted(
+                            orjson.dumps(o, option=orjson.OPT_SORT_KEYS) for o in sent["attributes"]
+                        ),
+                        sorted(e["properties"]["order_id"] for e in sent["events"]),
+                    )
+                )
+    assert seen["2"] == seen["1"]
+    first, second, third = seen["1"]
+    assert first[1] == {} and second[1] == {"unchanged": users}
+    assert third[6] == sorted(f"o{n}b" for n in extra)
+
+
 def test_kill_and_resume_with_state_delivers_no_event_twice(tmp_path: Path) -> None:
     users = 6_000
     source = _export(tmp_path / "d.csv", users)
