@@ -4,7 +4,7 @@ the same value, or the same refusal with the same code and message, for any text
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.errors import RecordError
-from importer.mapping.times import HourlyOffsets, in_zone
+from importer.mapping.times import DayOffsets, date_parser, in_zone, time_parser
 from importer.mapping.values import (
     boolean_converter,
     boolean_text_parser,
@@ -76,7 +76,7 @@ def test_boolean_text_parser_is_boolean_converter(
 
 
 _ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Pacific/Chatham", "UTC")
-_HOURLY = {name: HourlyOffsets(ZoneInfo(name)) for name in _ZONES}  # shared: the cache fills
+_DAILY = {name: DayOffsets(ZoneInfo(name)) for name in _ZONES}  # shared: the cache fills
 
 
 @given(
@@ -84,7 +84,7 @@ _HOURLY = {name: HourlyOffsets(ZoneInfo(name)) for name in _ZONES}  # shared: th
     moment=st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 12, 31)),
 )
 def test_an_hour_remembered_places_a_time_as_in_zone_does(zone: str, moment: datetime) -> None:
-    """Offsets are remembered per wall-clock hour only where the hour has one offset; DST gaps,
+    """Offsets are remembered per day and hour, only where the hour has one offset; DST gaps,
     overlaps and half-hour changes (Lord Howe, Chatham) must still come out as ``in_zone``."""
     naive = moment.replace(microsecond=0)
     text = naive.isoformat()
@@ -94,7 +94,7 @@ def test_an_hour_remembered_places_a_time_as_in_zone_does(zone: str, moment: dat
         expected = exc
     for _ in range(2):  # once to fill the hour, once from it
         try:
-            placed: str | RecordError = _HOURLY[zone].place(naive, text)
+            placed: str | RecordError = _DAILY[zone].place(naive, text)
         except RecordError as exc:
             placed = exc
         if isinstance(expected, RecordError):
@@ -105,7 +105,7 @@ def test_an_hour_remembered_places_a_time_as_in_zone_does(zone: str, moment: dat
 
 def test_every_hour_around_a_dst_change_places_as_in_zone() -> None:
     zone = ZoneInfo("Europe/Berlin")
-    hourly = HourlyOffsets(zone)
+    hourly = DayOffsets(zone)
     for start in (datetime(2024, 3, 31, 0), datetime(2024, 10, 27, 0)):
         for minutes in range(0, 5 * 60, 7):
             naive = start + timedelta(minutes=minutes)
@@ -117,3 +117,91 @@ def test_every_hour_around_a_dst_change_places_as_in_zone() -> None:
                     hourly.place(naive, text)
                 continue
             assert hourly.place(naive, text) == expected
+
+
+_FORMATS = (None, "%d.%m.%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H", "%d.%m.%Y")
+_NEAR_MISSES = st.sampled_from(
+    [
+        "2024-02-30T10:00:00",
+        "2023-02-29 00:00:00",
+        "2024-03-31T02:30:00",
+        "2024-10-27T02:30:00",
+        "2024-01-01T24:00:00",
+        "2024-01-01T23:60:00",
+        "2024-01-01T23:59:60",
+        "0000-01-01T00:00:00",
+        "31.12.2024 23:59",
+        "32.12.2024 10:00",
+        "29.02.2023 10:00",
+        "1.2.2024 3:04",
+        "2024-1-01T10:00:00",
+        "2024-01-01T10:00:00+02:00",
+        "2024-01-01t10:00:00",
+        "٢٠٢٤-01-01T10:00:00",
+        "12/31/2024 07",
+    ]
+)
+
+
+def _reference_time(text: str, fmt: str | None, zone: ZoneInfo) -> str:
+    """What a time cell gives, made the slow, obvious way: strptime or fromisoformat, then the
+    zone's offset for that wall time (a DST gap refused)."""
+    try:
+        moment = datetime.strptime(text, fmt) if fmt else datetime.fromisoformat(text)
+    except ValueError:
+        raise RecordError("invalid_time", "") from None
+    if moment.tzinfo is not None:
+        return moment.isoformat()
+    return in_zone(moment, zone, text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    zone=st.sampled_from(_ZONES),
+    fmt=st.sampled_from(_FORMATS),
+    moment=st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 12, 31)),
+    near_miss=st.none() | _NEAR_MISSES,
+)
+def test_a_time_written_in_full_comes_out_as_the_datetime_way(
+    zone: str, fmt: str | None, moment: datetime, near_miss: str | None
+) -> None:
+    """The text fast path (fields rearranged, the hour's offset from the day's table) gives the
+    value the datetime way gives, and refuses what it refuses — DST gaps, overlaps (first
+    occurrence wins), half-hour zones, impossible dates and hours included."""
+    text = near_miss or (
+        moment.isoformat(sep=" " if moment.minute % 2 else "T")[:19]
+        if fmt is None
+        else moment.strftime(fmt)
+    )
+    parse = time_parser(fmt, ZoneInfo(zone))
+    try:
+        expected: str | None = _reference_time(text, fmt, ZoneInfo(zone))
+    except RecordError:
+        expected = None
+    try:
+        got: str | None = parse(text)
+    except RecordError:
+        got = None
+    assert got == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fmt=st.sampled_from((None, "%d.%m.%Y", "%m/%d/%Y", "%Y%m%d")),
+    day=st.dates(min_value=date(1, 1, 1)),
+    near_miss=st.none() | st.sampled_from(["30.02.2024", "2023-02-29", "00.01.2024", "2024-13-01"]),
+)
+def test_a_date_written_in_full_comes_out_as_the_datetime_way(
+    fmt: str | None, day: date, near_miss: str | None
+) -> None:
+    text = near_miss or (day.isoformat() if fmt is None else day.strftime(fmt))
+    try:
+        moment = datetime.strptime(text, fmt) if fmt else datetime.fromisoformat(text)
+        expected: str | None = moment.date().isoformat()
+    except ValueError:
+        expected = None
+    try:
+        got: str | None = date_parser(fmt)(text)
+    except RecordError:
+        got = None
+    assert got == expected
