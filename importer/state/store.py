@@ -65,10 +65,11 @@ def connect(path: Path) -> sqlite3.Connection:
         if mode != "wal":
             raise sqlite3.OperationalError(f"cannot switch to WAL mode (got {mode})")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages: the hot B-tree levels
-        # Reads through mmap skip a pread and a copy per page: ~30% more random look-ups at 10M
-        # users. SQLite caps it (2 GiB in common builds); writes still go through the WAL.
-        conn.execute("PRAGMA mmap_size=4294967296")
+        # 32 MiB of pages: the hot B-tree levels. No mmap: every page of the file a night
+        # touched would stay in the process's resident set (a 1,000,000-user file took a
+        # nightly run from ~100 to ~410 MB), for ~6% more CPU on a night where nothing changed.
+        conn.execute("PRAGMA cache_size=-32768")
+        conn.execute("PRAGMA mmap_size=0")
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA wal_autocheckpoint=16384")  # checkpoint every 64 MiB, not 4 MiB
         with transaction(conn):
