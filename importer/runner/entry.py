@@ -13,26 +13,28 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from importer.config import ImportConfig, ReadOptions
-from importer.convert import Converter
-from importer.errors import ImporterError
+from importer.config import ImportConfig
 from importer.filelock import utc_now
-from importer.mapping import CompiledMapping, default_mapping, load_mapping
+from importer.mapping import CompiledMapping, load_mapping
 from importer.models import RowConverter, RowSource
-from importer.read import Source, open_source, open_stream
+from importer.read import Source, open_source
 from importer.rundir import (
     FailureSource,
     Journal,
     RetryConverter,
     check_mapping,
+    close_all,
     config_from,
+    converters_for,
     default_run_dir,
     parent_failures,
     read_manifest,
+    read_options,
     read_outcomes,
+    reopen_files,
+    reopen_retry,
     settings_of,
     source_entry,
-    unchanged_source,
 )
 from importer.runner.drive import final_status, loop_runner, run_engine
 from importer.runner.engine import Attempt, Engine
@@ -42,40 +44,9 @@ from importer.runner.signals import StopSignals
 from importer.state import DeliveryState
 
 
-def _read_options(config: ImportConfig, mapping: CompiledMapping | None) -> ReadOptions:
-    if mapping is None:
-        return config.read
-    given = mapping.input
-    from_mapping = ReadOptions(
-        format=given.format,
-        encoding=given.encoding,
-        delimiter=given.delimiter,
-        max_cell_bytes=given.max_cell_bytes,
-    )
-    return config.read.merged_over(from_mapping)
-
-
-def _converters(sources: Sequence[Source], mapping: CompiledMapping | None) -> list[RowConverter]:
-    converters: list[RowConverter] = []
-    for source in sources:
-        if mapping is None:
-            converters.append(Converter(default_mapping(source.header, source.name)))
-            continue
-        if source.header is not None:
-            mapping.check_header(source.header, source.name)
-        converters.append(Converter(mapping))
-    return converters
-
-
 def _specs(sources: Sequence[Source], mapping: CompiledMapping | None) -> list[ConverterSpec]:
     """How worker processes build the same converters (importer.runner.pool)."""
     return [ConverterSpec.of(mapping, source.name, source.header) for source in sources]
-
-
-def _close_all(sources: Sequence[RowSource]) -> None:
-    for source in sources:
-        with contextlib.suppress(OSError):
-            source.close()
 
 
 def _execute(
@@ -175,43 +146,28 @@ def run_import(
     """Import ``config.sources``. Raises ConfigError (exit 2) before sending; otherwise returns
     a report whose ``exit_code`` follows the documented table."""
     mapping = load_mapping(config.mapping_path) if config.mapping_path else None
-    options = _read_options(config, mapping)
+    options = read_options(config, mapping)
     sources: list[Source] = []
     try:
         for name in config.sources:
             sources.append(open_source(name, options))
-        converters = _converters(sources, mapping)
+        converters = converters_for(sources, mapping)
         specs = _specs(sources, mapping)
         return _start(
             config, list(sources), converters, {"kind": "run"}, reporter, handle_signals, specs
         )
     finally:
-        _close_all(sources)
+        close_all(sources)
 
 
 def _reopen(
     manifest: dict[str, Any], config: ImportConfig, mapping: CompiledMapping | None
 ) -> tuple[list[RowSource], list[RowConverter], list[ConverterSpec] | None]:
     if manifest.get("kind") == "retry":
-        entry = manifest["sources"][0]
-        parent = manifest["retry_of"]
-        source = FailureSource(unchanged_source(entry), parent.get("only", ()))
-        parent_manifest = read_manifest(Path(parent["run_dir"]))
-        formats = {s["name"]: s.get("format") for s in parent_manifest.get("sources", [])}
-        return [source], [RetryConverter(source, mapping, formats)], None
-    options = _read_options(config, mapping)
-    sources: list[Source] = []
-    try:
-        for entry in manifest.get("sources", []):
-            path = unchanged_source(entry)
-            stream = path.open("rb")
-            sources.append(
-                open_stream(entry["name"], stream, options, size=entry["size"], owns_stream=True)
-            )
-        return list(sources), _converters(sources, mapping), _specs(sources, mapping)
-    except ImporterError:
-        _close_all(sources)
-        raise
+        source, converter = reopen_retry(manifest, mapping)
+        return [source], [converter], None
+    sources, converters = reopen_files(manifest, config, mapping)
+    return list(sources), converters, _specs(sources, mapping)
 
 
 def resume_import(
@@ -249,7 +205,7 @@ def resume_import(
             )
             return _execute(attempt, journal, manifest, reporter, handle_signals)
     finally:
-        _close_all(sources)
+        close_all(sources)
 
 
 def retry_import(
