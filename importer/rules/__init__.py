@@ -2,10 +2,22 @@
 (docs/braze.md, Identifiers, Attribute rules, Event and purchase rules).
 
 ``user_fields`` holds the rules of identifiers and standard attributes, ``objects`` those of
-events and purchases and the check of a whole object.
+events and purchases and the check of a whole object; ``profile`` how an attribute changes a
+stored profile and ``export`` the rules of ``/users/export/ids`` (the sandbox and ``verify``).
 """
 
+from importer.rules.export import (
+    EVENT_WINDOW_DAYS,
+    EXPORT_FIELDS,
+    EXPORT_PATH,
+    EXPORTED_STANDARD,
+    MAX_EXPORT_IDS,
+    braze_time,
+    has_time_of_day,
+    parse_instant,
+)
 from importer.rules.objects import check_object, checker_for
+from importer.rules.profile import MAX_ARRAY_ITEMS, apply_attribute, operation_of
 from importer.rules.user_fields import (
     ATTRIBUTE_FIELDS,
     MAX_EXTERNAL_ID_BYTES,
@@ -17,11 +29,22 @@ from importer.rules.user_fields import (
 
 __all__ = [
     "ATTRIBUTE_FIELDS",
+    "EVENT_WINDOW_DAYS",
+    "EXPORTED_STANDARD",
+    "EXPORT_FIELDS",
+    "EXPORT_PATH",
+    "MAX_ARRAY_ITEMS",
+    "MAX_EXPORT_IDS",
     "MAX_EXTERNAL_ID_BYTES",
     "MAX_IMAGE_URL_CHARS",
     "MAX_STRING_CHARS",
     "Checker",
     "Violation",
+    "apply_attribute",
+    "braze_time",
     "check_object",
     "checker_for",
+    "has_time_of_day",
+    "operation_of",
+    "parse_instant",
 ]

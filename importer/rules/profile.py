@@ -1,0 +1,104 @@
+"""How one attribute of a ``/users/track`` attributes object changes a stored profile
+(docs/braze.md, Operations on attributes), shared by the sandbox (which keeps profiles) and
+``verify`` (which works out what a profile should hold).
+
+``null`` unsets; arrays are stored as unique values, at most ``MAX_ARRAY_ITEMS``, the oldest
+dropped; ``add`` moves an existing value to the end; nested objects are replaced, or deep-merged
+with ``_merge_objects``; ``$add``, ``$remove``, ``$update`` apply in that order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_ARRAY_ITEMS = 500
+_ARRAY_OPERATORS = frozenset({"add", "remove"})
+_OBJECT_OPERATORS = frozenset({"$add", "$remove", "$update"})
+
+
+def operation_of(value: Any) -> str | None:
+    """``"inc"``, ``"array"`` (add/remove) or ``"objects"`` ($add/$remove/$update) for a value
+    that changes the stored one rather than replacing it; None for a plain value."""
+    if type(value) is not dict or not value:
+        return None
+    if len(value) == 1 and "inc" in value:
+        return "inc"
+    if value.keys() <= _ARRAY_OPERATORS:
+        return "array"
+    if value.keys() & _OBJECT_OPERATORS:
+        return "objects"
+    return None
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    """An array as Braze stores it: each value once, at its first place."""
+    kept: list[Any] = []
+    for value in values:
+        if value not in kept:
+            kept.append(value)
+    return kept[-MAX_ARRAY_ITEMS:]
+
+
+def _merge(stored: Any, update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(stored) if type(stored) is dict else {}
+    for key, value in update.items():
+        if type(value) is dict and type(merged.get(key)) is dict:
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _array_operation(stored: Any, operation: dict[str, Any]) -> list[Any]:
+    values = list(stored) if type(stored) is list else []
+    for value in operation.get("add") or ():
+        if value in values:
+            values.remove(value)  # an existing value moves to the end
+        values.append(value)
+    removed = operation.get("remove") or ()
+    return [v for v in values if v not in removed][-MAX_ARRAY_ITEMS:]
+
+
+def _matches(entry: Any, selector: Any) -> bool:
+    if type(entry) is not dict or type(selector) is not dict:
+        return False
+    key = selector.get("$identifier_key")
+    return key is not None and entry.get(key) == selector.get("$identifier_value")
+
+
+def _object_operation(stored: Any, operation: dict[str, Any], merge: bool) -> list[Any]:
+    """``$add``, then ``$remove``, then ``$update``, as Braze orders them within one request."""
+    values = list(stored) if type(stored) is list else []
+    values.extend(operation.get("$add") or ())
+    for selector in operation.get("$remove") or ():
+        values = [v for v in values if not _matches(v, selector)]
+    for update in operation.get("$update") or ():
+        new = update.get("$new_object") if type(update) is dict else None
+        if type(new) is not dict:
+            continue
+        values = [
+            (_merge(v, new) if merge else {**v, **new}) if _matches(v, update) else v
+            for v in values
+        ]
+    return values
+
+
+def apply_attribute(attributes: dict[str, Any], name: str, value: Any, merge: bool) -> None:
+    """Change ``attributes`` as Braze changes a profile when ``name`` is sent as ``value``
+    (``merge``: the object carried ``"_merge_objects": true``)."""
+    kind = operation_of(value)
+    if value is None:
+        attributes.pop(name, None)
+    elif kind == "inc":
+        stored = attributes.get(name)
+        attributes[name] = (stored if type(stored) is int else 0) + value["inc"]
+    elif kind == "array":
+        attributes[name] = _array_operation(attributes.get(name), value)
+    elif kind == "objects":
+        attributes[name] = _object_operation(attributes.get(name), value, merge)
+    elif type(value) is list:
+        attributes[name] = _unique(value)
+    elif type(value) is dict and merge:
+        attributes[name] = _merge(attributes.get(name), value)
+    else:
+        attributes[name] = value
