@@ -108,6 +108,20 @@ def _sandbox_options(func: F) -> F:
             help="Refuse with a 400 any request carrying this user.",
         ),
         click.option("--seed", type=int, help="Seed for the fault dice."),
+        click.option(
+            "--profiles",
+            is_flag=True,
+            help="Keep a profile per user and answer POST /users/export/ids (for verify).",
+        ),
+        click.option(
+            "--export-limit-per-minute", type=int, help="Rate limit of /users/export/ids."
+        ),
+        click.option(
+            "--p-lose-attribute",
+            type=float,
+            default=0.0,
+            help="Fault: this share of users is exported without one attribute.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -141,6 +155,9 @@ def sandbox(**opts: Any) -> None:
         poisoned_external_ids=frozenset(opts["poison_external_id"]),
         seed=opts["seed"],
         keep_in_memory=False,
+        profiles=opts["profiles"],
+        export_limit_per_minute=opts["export_limit_per_minute"],
+        p_lose_attribute=opts["p_lose_attribute"],
     )
 
     def ready(url: str) -> None:

@@ -13,11 +13,14 @@ in flight at once are counted in ``Sandbox.stats``.
 
 from __future__ import annotations
 
+from importer.sandbox.profiles import Profile, Profiles
 from importer.sandbox.server import Sandbox, sandbox_in_thread, serve_forever, start_sandbox
 from importer.sandbox.settings import SandboxSettings
 from importer.sandbox.stats import SandboxStats
 
 __all__ = [
+    "Profile",
+    "Profiles",
     "Sandbox",
     "SandboxSettings",
     "SandboxStats",

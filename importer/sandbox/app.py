@@ -1,12 +1,15 @@
 """The HTTP side of the sandbox: routing, auth, rate limit, faults, latency, drops.
 
 Order of checks for one request: path and method (404), API key (401/403), rate limit (429),
-injected 429/500/503, content type (415), body size (413), then the body itself (see track.py).
+injected 429/500/503, content type (415), body size (413), then the body itself (see track.py;
+export.py for ``POST /users/export/ids``, which has a rate limit of its own and is never
+dropped or slowed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -15,7 +18,10 @@ from aiohttp import web
 
 from importer.config import MAX_BODY_BYTES, BatchLimits
 from importer.models import ARRAYS, BrazeObject
+from importer.rules import EXPORT_PATH
+from importer.sandbox.export import Exporter
 from importer.sandbox.faults import FaultPlan, Faults
+from importer.sandbox.profiles import Profiles
 from importer.sandbox.ratelimit import RETRY_AFTER, Headers, RateLimiter
 from importer.sandbox.record import Recorder
 from importer.sandbox.settings import SandboxSettings
@@ -43,6 +49,15 @@ class TrackApp:
         self._recorder = recorder
         self._limits = BatchLimits.for_mode(settings.batch_mode)
         self._limiter = RateLimiter(settings)
+        export_limits = dataclasses.replace(
+            settings,
+            limit_per_minute=settings.export_limit_per_minute,
+            limit_per_3s=None,
+            limit_per_hour=None,
+        )
+        self._export_limiter = RateLimiter(export_limits)
+        self.profiles = Profiles()
+        self.exporter = Exporter(settings, self.profiles)
         self._faults = Faults(settings)
         self._latency_s = settings.latency_ms / 1000
         self._slow_s = settings.slow_ms / 1000
@@ -54,6 +69,11 @@ class TrackApp:
         held: tuple[str, ...] = ()
         try:
             plan = self._faults.draw()
+            if request.path == EXPORT_PATH and request.method == "POST":
+                reply = await self._export(request, plan)
+                status = reply.status
+                await asyncio.sleep(self._latency_s)
+                return reply
             reply, result = await self._answer(request, plan)
             if result is not None:
                 held = self._stats.hold_users(number, result.users)
@@ -98,6 +118,23 @@ class TrackApp:
         reply = _json(result.status, result.payload, headers)
         return reply, (result if result.status == 201 else None)
 
+    async def _export(self, request: web.Request, plan: FaultPlan) -> web.Response:
+        denied = self._authorize(request.headers.get("Authorization", ""))
+        if denied is not None:
+            return denied
+        allowed, headers = self._export_limiter.admit()
+        if not allowed:
+            return _json(429, {"message": "API rate limit exceeded"}, headers)
+        if plan.status is not None:
+            return self._injected(plan.status, headers)
+        if request.content_type != "application/json":
+            return _json(415, {"message": "Unsupported Media Type"}, headers)
+        raw = await self._read_body(request)
+        if raw is None:
+            return _json(413, {"message": "Request Entity Too Large"}, headers)
+        result = self.exporter.answer(raw)
+        return _json(result.status, result.payload, headers)
+
     def _authorize(self, authorization: str) -> web.Response | None:
         key = authorization[7:] if authorization.startswith("Bearer ") else None
         if key == self._settings.api_key:
@@ -135,6 +172,9 @@ class TrackApp:
                 self._recorder.write(array, objects)
             if self._settings.keep_in_memory:
                 self.accepted[array].extend(objects)
+            if self._settings.profiles:
+                for obj in objects:
+                    self.profiles.apply(array, obj)
 
     async def _wait(self, plan: FaultPlan) -> None:
         delay = self._latency_s

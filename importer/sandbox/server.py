@@ -14,6 +14,7 @@ from importer.config import MAX_BODY_BYTES
 from importer.errors import ConfigError
 from importer.models import BrazeObject
 from importer.sandbox.app import TrackApp
+from importer.sandbox.profiles import Profiles
 from importer.sandbox.record import Recorder
 from importer.sandbox.settings import SandboxSettings
 from importer.sandbox.stats import SandboxStats, StatsBook
@@ -47,6 +48,16 @@ class Sandbox:
     def accepted(self, array: str) -> list[BrazeObject]:
         """Objects accepted so far in ``array`` (needs ``keep_in_memory``), in arrival order."""
         return list(self._app.accepted[array])
+
+    @property
+    def profiles(self) -> Profiles:
+        """The profiles built from every accepted object (``settings.profiles``). Change them only
+        while no request is being answered (a test altering what Braze holds)."""
+        return self._app.profiles
+
+    def lost_attributes(self) -> dict[str, str]:
+        """The ``p_lose_attribute`` fault so far: user -> the attribute left out of exports."""
+        return dict(self._app.exporter.lost)
 
     async def close(self) -> None:
         await self._runner.cleanup()

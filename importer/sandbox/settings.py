@@ -37,6 +37,14 @@ class SandboxSettings:
     # A request carrying any object of these users is refused whole: 400, nothing processed.
     poisoned_external_ids: frozenset[str] = frozenset()
     seed: int | None = None
+    # POST /users/export/ids (docs/braze.md, Exporting profiles): a profile per user is kept
+    # from every accepted object when ``profiles`` is on (off by default: it costs the server
+    # CPU and memory per object, which benchmarks must not pay); the export has its own rate
+    # limit.
+    profiles: bool = False
+    export_limit_per_minute: int | None = None
+    export_fields_required: bool = True  # a workspace onboarded on or after 2024-08-22
+    p_lose_attribute: float = 0.0  # fault: this share of users exported without one attribute
 
     def __post_init__(self) -> None:
         chances = {
@@ -46,6 +54,7 @@ class SandboxSettings:
             "p_drop": self.p_drop,
             "p_drop_after_apply": self.p_drop_after_apply,
             "p_slow": self.p_slow,
+            "p_lose_attribute": self.p_lose_attribute,
         }
         for name, value in chances.items():
             if not 0.0 <= value <= 1.0:
@@ -58,6 +67,7 @@ class SandboxSettings:
             ("limit_per_minute", self.limit_per_minute),
             ("limit_per_3s", self.limit_per_3s),
             ("limit_per_hour", self.limit_per_hour),
+            ("export_limit_per_minute", self.export_limit_per_minute),
         ):
             if limit is not None and limit < 1:
                 raise ConfigError(f"sandbox {name} must be at least 1")
