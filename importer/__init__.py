@@ -34,6 +34,7 @@ from importer.models import ImportStats
 
 if TYPE_CHECKING:  # at run time these come on first use: the runner pulls in aiohttp
     from importer.runner import Reporter, RunReport, resume_import, retry_import, run_import
+    from importer.verify import VerifyReport, VerifyReporter, verify_run
 
 # The one place the version is written; pyproject.toml reads it from here. A literal, not
 # importlib.metadata: that import alone costs ~20 ms of every start, `--help` included.
@@ -63,13 +64,17 @@ __all__ = [
     "RunReport",
     "TransientError",
     "Unreachable",
+    "VerifyReport",
+    "VerifyReporter",
     "resolve_endpoint",
     "resume_import",
     "retry_import",
     "run_import",
+    "verify_run",
 ]
 
 _FROM_RUNNER = ("Reporter", "RunReport", "resume_import", "retry_import", "run_import")
+_FROM_VERIFY = ("VerifyReport", "VerifyReporter", "verify_run")
 
 
 def __getattr__(name: str) -> object:
@@ -78,4 +83,8 @@ def __getattr__(name: str) -> object:
         from importer import runner
 
         return getattr(runner, name)
+    if name in _FROM_VERIFY:
+        from importer import verify
+
+        return getattr(verify, name)
     raise AttributeError(f"module 'importer' has no attribute {name!r}")

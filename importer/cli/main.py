@@ -24,6 +24,7 @@ from importer.cli.options import (
 )
 from importer.cli.progress import make_reporter, summary_text
 from importer.cli.tools import exit_for, init_mapping, sandbox, state
+from importer.cli.verify import verify
 from importer.config import (
     DEFAULT_CONCURRENCY,
     ImportConfig,
@@ -303,5 +304,5 @@ def retry(
     _drive(start, quiet=quiet, verbose=verbose, output=output, metrics_file=metrics_file)
 
 
-for command in (init_mapping, sandbox, state):
+for command in (init_mapping, sandbox, state, verify):
     main.add_command(command)

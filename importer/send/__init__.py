@@ -6,19 +6,22 @@ user's requests in order; ``pacer`` and ``rate_control`` keep the pace the rate 
 maps Braze's answer back to rows. Only this stage is async.
 """
 
-from importer.send.client import REDACTED, BrazeClient
+from importer.send.client import REDACTED, Answer, BrazeClient, classify
 from importer.send.pacer import Pacer
 from importer.send.packer import pack, serialised
-from importer.send.sender import BatchResult, Sender
+from importer.send.sender import BatchResult, Sender, backoff_s
 from importer.send.user_order import UserOrder
 
 __all__ = [
     "REDACTED",
+    "Answer",
     "BatchResult",
     "BrazeClient",
     "Pacer",
     "Sender",
     "UserOrder",
+    "backoff_s",
+    "classify",
     "pack",
     "serialised",
 ]

@@ -166,10 +166,19 @@ def translate_transport_errors() -> Iterator[None]:
 
 
 class BrazeClient:
-    """Sends bodies to ``{endpoint}/users/track`` over one pooled session."""
+    """Sends bodies to ``{endpoint}{path}`` (``/users/track`` unless told) over one pooled
+    session."""
 
-    def __init__(self, endpoint: str, api_key: str, *, concurrency: int, timeout_s: float) -> None:
-        self._url = URL(f"{endpoint}/users/track")  # parsed once, not per request
+    def __init__(
+        self,
+        endpoint: str,
+        api_key: str,
+        *,
+        concurrency: int,
+        timeout_s: float,
+        path: str = "/users/track",
+    ) -> None:
+        self._url = URL(f"{endpoint}{path}")  # parsed once, not per request
         self._key = api_key.encode()
         self._headers = {
             "Authorization": f"Bearer {api_key}",

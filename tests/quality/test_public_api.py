@@ -37,12 +37,15 @@ PINNED = [
     "RunReport",
     "TransientError",
     "Unreachable",
+    "VerifyReport",
+    "VerifyReporter",
     "resolve_endpoint",
     "resume_import",
     "retry_import",
     "run_import",
+    "verify_run",
 ]
-PUBLIC_FUNCTIONS = ("run_import", "resume_import", "retry_import", "resolve_endpoint")
+PUBLIC_FUNCTIONS = ("run_import", "resume_import", "retry_import", "resolve_endpoint", "verify_run")
 
 
 def test_the_surface_is_exactly_the_pinned_one() -> None:

@@ -1,0 +1,164 @@
+"""Ask ``POST /users/export/ids`` for users, ``MAX_EXPORT_IDS`` at a time, at the pacer's pace.
+
+The sending pieces are the importer's (importer.send): ``BrazeClient`` on the export path, the
+``Pacer`` (a 429 pauses every asker for the server's wait), ``classify`` and the retry policy's
+capped, jittered backoff for 5xx, timeouts and dropped connections. An export only reads, so a
+request whose answer was lost is simply asked again. A refused request (400) or key (401/403)
+aborts: exit 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from importer.config import RetryPolicy
+from importer.errors import AbortError, RateLimited, TransientError
+from importer.rules import MAX_EXPORT_IDS
+from importer.send import BrazeClient, Pacer, backoff_s, classify
+
+Found = dict[str, dict[str, Any] | None]  # user key -> the exported user, None: not returned
+
+
+@dataclass(slots=True)
+class AskCounters:
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+
+def identifier_body(users: Sequence[str], fields: Sequence[str]) -> bytes:
+    """The request for ``users`` (importer user keys: external ids and aliases only)."""
+    external_ids: list[str] = []
+    aliases: list[dict[str, str]] = []
+    for user in users:
+        kind, _, rest = user.partition(":")
+        if kind == "external_id":
+            external_ids.append(rest)
+        else:
+            label, _, name = rest.partition(":")
+            aliases.append({"alias_name": name, "alias_label": label})
+    body: dict[str, Any] = {"fields_to_export": list(fields)}
+    if external_ids:
+        body["external_ids"] = external_ids
+    if aliases:
+        body["user_aliases"] = aliases
+    return orjson.dumps(body)
+
+
+def _keys_of(user: dict[str, Any]) -> list[str]:
+    keys = []
+    if isinstance(user.get("external_id"), str):
+        keys.append(f"external_id:{user['external_id']}")
+    for alias in user.get("user_aliases") or ():
+        if isinstance(alias, dict):
+            keys.append(f"user_alias:{alias.get('alias_label')}:{alias.get('alias_name')}")
+    return keys
+
+
+def matched(users: Sequence[str], payload: Any) -> Found:
+    """Each asked user's object in an answer (matched on external_id and aliases, never on
+    the order: docs/braze.md, Exporting profiles)."""
+    found: Found = dict.fromkeys(users)
+    exported = payload.get("users") if isinstance(payload, dict) else None
+    if not isinstance(exported, list):
+        raise AbortError("the export answer holds no users array")
+    for user in exported:
+        if not isinstance(user, dict):
+            continue
+        for key in _keys_of(user):
+            if key in found:
+                found[key] = user
+    return found
+
+
+class ProfileAsker:
+    """Asks for profiles; many tasks may share one asker (the pacer spaces them)."""
+
+    def __init__(
+        self,
+        client: BrazeClient,
+        pacer: Pacer,
+        policy: RetryPolicy,
+        fields: Sequence[str],
+        *,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._client = client
+        self._pacer = pacer
+        self._policy = policy
+        self._fields = list(fields)
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.counters = AskCounters()
+
+    async def ask_all(
+        self,
+        users: Sequence[str],
+        concurrency: int,
+        on_done: Callable[[int], None] | None = None,
+    ) -> Found:
+        chunks = [users[n : n + MAX_EXPORT_IDS] for n in range(0, len(users), MAX_EXPORT_IDS)]
+        queue: asyncio.Queue[Sequence[str]] = asyncio.Queue()
+        for chunk in chunks:
+            queue.put_nowait(chunk)
+        found: Found = {}
+
+        async def worker() -> None:
+            while not queue.empty():
+                chunk = queue.get_nowait()
+                found.update(await self.ask(chunk))
+                if on_done is not None:
+                    on_done(len(chunk))
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, min(concurrency, len(chunks)))):
+                group.create_task(worker())
+        return found
+
+    async def ask(self, users: Sequence[str]) -> Found:
+        body = identifier_body(users, self._fields)
+        transient = rate_limited = 0
+        while True:
+            await self._pacer.acquire()
+            self.counters.requests += 1
+            answer = None
+            try:
+                answer = await self._client.post(body)
+                if answer.status != 429:
+                    self._pacer.on_response(answer.headers, time.time())
+                verdict = classify(answer)
+            except RateLimited as exc:
+                rate_limited += 1
+                self.counters.rate_limited += 1
+                headers = answer.headers if answer is not None else None
+                self._pacer.on_rate_limited(exc.wait_s, headers, time.time())
+                if rate_limited > self._policy.max_rate_limit_waits:
+                    message = f"export still rate limited after {rate_limited} waits"
+                    raise AbortError(message) from None
+                continue
+            except TransientError as exc:
+                self._pacer.on_no_answer()
+                transient += 1
+                if transient >= self._policy.attempts:
+                    raise AbortError(f"export gave up after {transient} attempts: {exc}") from None
+                self.counters.retries += 1
+                await self._sleep(backoff_s(self._policy, transient, self._rng))
+                continue
+            if answer.status >= 300:
+                message = getattr(verdict, "message", "")
+                raise AbortError(
+                    f"Braze refused the export request (HTTP {answer.status}: {message})"
+                )
+            try:
+                payload = orjson.loads(answer.body)
+            except orjson.JSONDecodeError:
+                raise AbortError("the export answer is not JSON") from None
+            return matched(users, payload)
