@@ -10,7 +10,6 @@ ordering); write verify.jsonl and verify.json (importer.verify.report).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
@@ -22,7 +21,7 @@ from importer.config import RetryPolicy
 from importer.errors import ConfigError
 from importer.filelock import FileLock, Holder
 from importer.models import BrazeObject, Item, RowConverter, RowFailure, RowSource
-from importer.rules import ATTRIBUTE_FIELDS, EXPORT_PATH, EXPORTED_STANDARD
+from importer.rules import ATTRIBUTE_FIELDS, EXPORTED_STANDARD
 from importer.rundir import (
     check_mapping,
     close_all,
@@ -33,16 +32,14 @@ from importer.rundir import (
     reopen_files,
     reopen_retry,
 )
-from importer.send import BrazeClient, Pacer
 from importer.verify.compare import Comparer, Mismatch
 from importer.verify.expected import Expected, Sample
-from importer.verify.fetch import Found, ProfileAsker
+from importer.verify.fetch import ExportRounds, Found
 from importer.verify.report import VerifyReport, VerifyReporter, write_results
 
 DEFAULT_SAMPLE = 1_000
 DEFAULT_RATE = 250  # requests per minute: Braze's export limit for newer workspaces
 DEFAULT_SETTLE_S = 60.0
-_CONCURRENCY = 8
 _PROGRESS_EVERY = 10_000  # rows read between progress reports
 
 
@@ -172,33 +169,22 @@ def _sample(
     return sample
 
 
-async def _ask(
-    endpoint: str,
-    api_key: str,
-    rate: int,
-    fields: Sequence[str],
-    users: Sequence[str],
-    reporter: VerifyReporter | None,
-    policy: RetryPolicy,
-) -> tuple[Found, ProfileAsker]:
-    client = BrazeClient(
-        endpoint,
-        api_key,
-        concurrency=_CONCURRENCY,
-        timeout_s=policy.request_timeout_s,
-        path=EXPORT_PATH,
-    )
-    done = 0
-
-    def on_done(count: int) -> None:
-        nonlocal done
-        done += count
-        if reporter is not None:
-            reporter.progress("asking", done, len(users))
-
-    async with client:
-        asker = ProfileAsker(client, Pacer(rate), policy, fields)
-        return await asker.ask_all(users, _CONCURRENCY, on_done), asker
+def _judge(
+    users: Sequence[Expected], found: Found, comparer: Comparer
+) -> tuple[list[Mismatch], int, int]:
+    """(every mismatch, users mismatching, users missing)."""
+    mismatches: list[Mismatch] = []
+    mismatched = missing = 0
+    for user in users:
+        lines = comparer.compare(user, found.get(user.user))
+        if not lines:
+            continue
+        mismatches += lines
+        if found.get(user.user) is None:
+            missing += 1
+        else:
+            mismatched += 1
+    return mismatches, mismatched, missing
 
 
 def verify_run(
@@ -217,45 +203,30 @@ def verify_run(
     """Check that Braze holds what the run in ``run_dir`` delivered, for ``sample`` users
     (None: every user). Raises ConfigError (exit 2) when the run's sources or mapping changed."""
     started = time.monotonic()
-    policy = policy or RetryPolicy()
     manifest = read_manifest(run_dir)
     if manifest["settings"].get("dry_run"):
         raise ConfigError(f"{run_dir} was a dry run: it delivered nothing to verify")
     only = frozenset(fields) if fields is not None else None
     with _locked(run_dir):
         chosen = _sample(run_dir, manifest, api_key, sample, seed, reporter)
+        reading_s = time.monotonic() - started
         users = [u for u in chosen.chosen() if not u.uncertain]
-        target = endpoint or manifest["settings"]["endpoint"]
-        export_fields = _fields_to_export(users, only)
-        keys = [u.user for u in users]
-        found, asker = asyncio.run(
-            _ask(target, api_key, rate_per_minute, export_fields, keys, reporter, policy)
+        export = ExportRounds(
+            endpoint or manifest["settings"]["endpoint"],
+            api_key,
+            rate_per_minute,
+            _fields_to_export(users, only),
+            policy or RetryPolicy(),
         )
-        now = time.time()
-        ingested_by = _epoch(manifest.get("ended_at")) or now
-        first = Comparer(only, now, ingested_by)
+        found = export.ask([u.user for u in users], reporter)
+        ingested_by = _epoch(manifest.get("ended_at")) or time.time()
+        first = Comparer(only, time.time(), ingested_by)
         again = [u.user for u in users if first.compare(u, found.get(u.user))]
         if again:
             time.sleep(settle_s)
-            later, asker_again = asyncio.run(
-                _ask(target, api_key, rate_per_minute, export_fields, again, None, policy)
-            )
-            found |= later
-            asker.counters.requests += asker_again.counters.requests
-            asker.counters.rate_limited += asker_again.counters.rate_limited
+            found |= export.ask(again, None)
         final = Comparer(only, time.time(), ingested_by)
-        mismatches: list[Mismatch] = []
-        mismatched = missing = 0
-        for user in users:
-            lines = final.compare(user, found.get(user.user))
-            if not lines:
-                continue
-            mismatches += lines
-            if found.get(user.user) is None:
-                missing += 1
-            else:
-                mismatched += 1
-        tally = final.tally
+        mismatches, mismatched, missing = _judge(users, found, final)
         report = VerifyReport(
             run_dir=run_dir,
             rows_delivered=chosen.rows,
@@ -266,12 +237,14 @@ def verify_run(
             users_rechecked=len(again),
             users_uncertain=len(chosen.users) - len(users),
             other_identifier_rows=chosen.other_identifier_rows,
-            fields_compared=tally.fields_compared,
-            operations_checked=tally.operations_checked,
-            fields_skipped=dict(tally.skipped),
+            fields_compared=final.tally.fields_compared,
+            operations_checked=final.tally.operations_checked,
+            fields_skipped=dict(final.tally.skipped),
             mismatches=len(mismatches),
-            requests=asker.counters.requests,
-            rate_limited=asker.counters.rate_limited,
+            requests=export.counters.requests,
+            rate_limited=export.counters.rate_limited,
+            reading_s=reading_s,
+            asking_s=export.seconds,
             elapsed_s=time.monotonic() - started,
         )
         write_results(report, mismatches)

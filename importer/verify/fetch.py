@@ -20,8 +20,11 @@ import orjson
 
 from importer.config import RetryPolicy
 from importer.errors import AbortError, RateLimited, TransientError
-from importer.rules import MAX_EXPORT_IDS
+from importer.rules import EXPORT_PATH, MAX_EXPORT_IDS
 from importer.send import BrazeClient, Pacer, backoff_s, classify
+from importer.verify.report import VerifyReporter
+
+_CONCURRENCY = 8  # requests in flight at most (the pacer decides how many per second)
 
 Found = dict[str, dict[str, Any] | None]  # user key -> the exported user, None: not returned
 
@@ -78,6 +81,11 @@ def matched(users: Sequence[str], payload: Any) -> Found:
     return found
 
 
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
 class ProfileAsker:
     """Asks for profiles; many tasks may share one asker (the pacer spaces them)."""
 
@@ -118,9 +126,12 @@ class ProfileAsker:
                 if on_done is not None:
                     on_done(len(chunk))
 
-        async with asyncio.TaskGroup() as group:
-            for _ in range(max(1, min(concurrency, len(chunks)))):
-                group.create_task(worker())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(max(1, min(concurrency, len(chunks)))):
+                    group.create_task(worker())
+        except BaseExceptionGroup as failed:
+            raise _first(failed) from None  # one asker's abort stopped the others: say why
         return found
 
     async def ask(self, users: Sequence[str]) -> Found:
@@ -162,3 +173,53 @@ class ProfileAsker:
             except orjson.JSONDecodeError:
                 raise AbortError("the export answer is not JSON") from None
             return matched(users, payload)
+
+
+class ExportRounds:
+    """Asks the export for users, in rounds (each on its own event loop, between them the
+    caller's settle delay); counts requests and time over all rounds."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        api_key: str,
+        rate_per_minute: int,
+        fields: Sequence[str],
+        policy: RetryPolicy,
+    ) -> None:
+        self._endpoint, self._key, self._rate = endpoint, api_key, rate_per_minute
+        self._fields, self._policy = fields, policy
+        self.counters = AskCounters()
+        self.seconds = 0.0
+
+    def ask(self, users: Sequence[str], reporter: VerifyReporter | None) -> Found:
+        started = time.monotonic()
+        try:
+            return asyncio.run(self._ask(users, reporter))
+        finally:
+            self.seconds += time.monotonic() - started
+
+    async def _ask(self, users: Sequence[str], reporter: VerifyReporter | None) -> Found:
+        client = BrazeClient(
+            self._endpoint,
+            self._key,
+            concurrency=_CONCURRENCY,
+            timeout_s=self._policy.request_timeout_s,
+            path=EXPORT_PATH,
+        )
+        done = 0
+
+        def on_done(count: int) -> None:
+            nonlocal done
+            done += count
+            if reporter is not None:
+                reporter.progress("asking", done, len(users))
+
+        async with client:
+            asker = ProfileAsker(client, Pacer(self._rate), self._policy, self._fields)
+            try:
+                return await asker.ask_all(users, _CONCURRENCY, on_done)
+            finally:
+                for name in ("requests", "retries", "rate_limited"):
+                    total = getattr(self.counters, name) + getattr(asker.counters, name)
+                    setattr(self.counters, name, total)

@@ -46,6 +46,8 @@ class VerifyReport:
     mismatches: int = 0  # lines of verify.jsonl
     requests: int = 0
     rate_limited: int = 0
+    reading_s: float = 0.0  # reading the sources again and working out the expected values
+    asking_s: float = 0.0  # asking the export (both rounds, the settle delay not included)
     elapsed_s: float = 0.0
 
     @property
@@ -55,7 +57,8 @@ class VerifyReport:
     def as_summary(self) -> dict[str, Any]:
         summary = asdict(self)
         summary["run_dir"] = str(self.run_dir)
-        summary["elapsed_s"] = round(self.elapsed_s, 3)
+        for name in ("reading_s", "asking_s", "elapsed_s"):
+            summary[name] = round(summary[name], 3)
         summary["exit_code"] = self.exit_code
         return summary
 

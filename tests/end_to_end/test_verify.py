@@ -105,7 +105,7 @@ def test_after_sigkill_and_resume_every_user_matches(tmp_path: Path) -> None:
             signal.SIGKILL,
             3,
             random.Random(13),
-            *"--rate 6000 --concurrency 4 --batch-mode mau50 --workers 1".split(),
+            *["--rate", "6000", "--concurrency", "4", "--batch-mode", "mau50", "--workers", "1"],
         )
         code, summary, lines = _verify_cli(tmp_path / "run", "--all")
     assert kills >= 1
