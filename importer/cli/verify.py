@@ -78,7 +78,10 @@ def summary_text(report: VerifyReport) -> str:
         f"{report.users_rechecked:,} users asked again after the settle delay"
     )
     where = report.run_dir / "verify.jsonl"
-    lines.append(f"  mismatches: {where}" if report.mismatches else "  every field matched")
+    if report.mismatches:
+        lines.append(f"  mismatches: {where}")
+    else:
+        lines.append("  every field matched" if report.users_checked else "  no user to check")
     return "\n".join(lines)
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from importer import ImportConfig, RetryPolicy, run_import, verify_run
+from importer import ImportConfig, Locked, RetryPolicy, run_import, verify_run
+from importer.filelock import FileLock, Holder
 from importer.sandbox import Sandbox, SandboxSettings, sandbox_in_thread
 from tests.end_to_end.test_resume import _cli, _env, _interrupt_until_done
 
@@ -172,7 +173,8 @@ def test_a_sample_checks_the_users_it_names_and_no_more(tmp_path: Path) -> None:
     assert first.users_checked == 40 and first.requests == 1 + 1  # 40 users, then the re-ask
     assert first.mismatched > 0
     assert (run_dir / "verify.jsonl").read_bytes() == lines  # the same sample again
-    assert again.as_summary() | {"elapsed_s": 0} == first.as_summary() | {"elapsed_s": 0}
+    timings = {"reading_s": 0, "asking_s": 0, "elapsed_s": 0}
+    assert again.as_summary() | timings == first.as_summary() | timings
 
 
 def test_a_changed_source_or_mapping_is_refused_with_exit_2(tmp_path: Path) -> None:
@@ -189,3 +191,17 @@ def test_a_changed_source_or_mapping_is_refused_with_exit_2(tmp_path: Path) -> N
         mapping = tmp_path / "map.toml"
         mapping.write_text(MAPPING.replace('plan = "plan"', 'plan = "tags"'), encoding="utf-8")
         assert _verify_cli(run_dir, "--all")[0] == 2
+
+
+def test_a_run_directory_in_use_is_refused(tmp_path: Path) -> None:
+    source = _data(tmp_path, 10, users=10)
+    with sandbox_in_thread(SandboxSettings(profiles=True)) as sandbox:
+        run_dir = _import(tmp_path, sandbox, source, tmp_path / "map.toml")
+        lock = FileLock(run_dir / ".lock", guarded=run_dir, what="run directory")
+        lock.acquire(Holder.this_process("a resume"))
+        try:
+            with pytest.raises(Locked, match="in use"):
+                verify_run(run_dir, api_key=KEY, settle_s=0)
+        finally:
+            lock.release()
+        assert verify_run(run_dir, api_key=KEY, settle_s=0, rate_per_minute=6000).exit_code == 0
