@@ -171,8 +171,10 @@ def test_the_rate_limit_is_respected(tmp_path: Path) -> None:
 
 
 def test_workers_are_added_while_answers_lag_up_to_the_concurrency_cap(tmp_path: Path) -> None:
-    """16 workers to start; slow answers (100 ms) add more until --concurrency is in flight."""
-    with sandbox_in_thread(SandboxSettings(latency_ms=100)) as sandbox:
+    """16 workers to start; slow answers add more until --concurrency is in flight. 500 ms, not
+    100: the producer shares this process with the sandbox, and on a loaded machine it could not
+    keep 48 requests ready within 100 ms (the test failed under load)."""
+    with sandbox_in_thread(SandboxSettings(latency_ms=500)) as sandbox:
         report = _run(tmp_path, sandbox, _good_rows(6_000), concurrency=48)
     summary = _summary(report)
     assert report.exit_code == 0 and summary["delivered"] == 6_000
