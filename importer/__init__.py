@@ -27,6 +27,7 @@ from importer.errors import (
     RateLimited,
     RecordError,
     RetryableError,
+    StorageError,
     TransientError,
     Unreachable,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "RetryPolicy",
     "RetryableError",
     "RunReport",
+    "StorageError",
     "TransientError",
     "Unreachable",
     "VerifyReport",

@@ -7,11 +7,15 @@ behaviour, and each class carries the process exit code the CLI uses for it::
     ├── FatalError                   abort the run                           (exit_code 3)
     │   ├── ConfigError              bad option, endpoint or key; nothing sent (exit_code 2)
     │   │   ├── MappingError         bad mapping file: file, line, column, key (exit_code 2)
-    │   │   ├── InputError           unreadable source / bad header, before sending (exit_code 2)
-    │   │   └── Locked               state file or run directory held by a running job (exit_code 2)
+    │   │   └── InputError           unreadable source / bad header, before sending (exit_code 2)
+    │   ├── Locked                   state file or run directory held by a running job; nothing
+    │   │                            sent; try again later                   (exit_code 75)
     │   ├── AbortError               401/403, endpoint unreachable after retries (exit_code 3)
+    │   ├── StorageError             run directory not writable (full disk, read-only, permissions);
+    │   │                            the message names the path and the fix  (exit_code 3)
     │   ├── Interrupted              SIGINT/SIGTERM stopped the run; logs complete (exit_code 130)
-    │   └── InternalError            a bug: an exception nobody expected      (exit_code 3)
+    │   └── InternalError            a bug: an exception nobody expected; its traceback goes to
+    │                                error.log in the run directory          (exit_code 70)
     ├── RetryableError               transient: the sender tries again with backoff
     │   ├── RateLimited              429: every worker waits ``wait_s`` before trying again
     │   └── TransientError           5xx, timeout, dropped connection
@@ -72,13 +76,20 @@ class InputError(ConfigError):
     """A source cannot be used at all (missing, unreadable header, duplicate columns)."""
 
 
-class Locked(ConfigError):
+class Locked(FatalError):
     """Another live process holds the state file or the run directory; the message names it.
-    Nothing was sent."""
+    Nothing was sent: a scheduler should try again later (EX_TEMPFAIL)."""
+
+    exit_code: ClassVar[int] = 75
 
 
 class AbortError(FatalError):
     """Braze refused us for good (401/403) or could not be reached after retries."""
+
+
+class StorageError(FatalError):
+    """The run directory (or the metrics file) cannot be written: a full disk, a read-only mount,
+    missing permissions. The journal stays consistent; ``resume`` completes once it is fixed."""
 
 
 class Interrupted(FatalError):
@@ -88,11 +99,21 @@ class Interrupted(FatalError):
 
 
 class InternalError(FatalError):
-    """An exception the importer did not expect: a bug. Wraps it for a one-line message."""
+    """An exception the importer did not expect: a bug. Wraps it for a one-line message
+    (EX_SOFTWARE); the CLI writes the traceback to error.log in the run directory."""
+
+    exit_code: ClassVar[int] = 70
 
     @classmethod
     def wrapping(cls, exc: BaseException) -> InternalError:
         return cls(f"{type(exc).__name__}: {exc}")
+
+
+def innermost(exc: BaseException) -> BaseException:
+    """The one exception inside task-group wrappers (``ExceptionGroup`` of one), or ``exc``."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 class RetryableError(ImporterError):
@@ -139,7 +160,10 @@ EXIT_MEANINGS: dict[int, str] = {
     RecordError.exit_code: "the run finished but some records failed: see failures.jsonl",
     ConfigError.exit_code: "usage, mapping or input error; nothing was sent",
     AbortError.exit_code: (
-        "aborted: Braze refused the key or could not be reached; logs are complete to this point"
+        "aborted: Braze refused the key, could not be reached, or the run directory could not be "
+        "written; logs are complete to this point: fix the cause, then resume"
     ),
+    Locked.exit_code: "temporary: the state file or run directory is in use; try again later",
+    InternalError.exit_code: "internal error (a bug): see error.log in the run directory",
     Interrupted.exit_code: "interrupted by a signal; logs are complete to this point",
 }

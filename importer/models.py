@@ -233,6 +233,7 @@ class ImportStats:
     delivered: int = 0
     failed: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    failed_by_code: dict[str, int] = field(default_factory=dict)  # failure code -> records
     objects_sent: dict[str, int] = field(
         default_factory=lambda: {"attributes": 0, "events": 0, "purchases": 0}
     )
@@ -257,6 +258,9 @@ class ImportStats:
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
+    def fail_code(self, code: str) -> None:
+        self.failed_by_code[code] = self.failed_by_code.get(code, 0) + 1
+
     def as_summary(self) -> dict[str, Any]:
         elapsed = round(self.elapsed_s, 3)
         return {
@@ -264,6 +268,7 @@ class ImportStats:
             "delivered": self.delivered,
             "failed": self.failed,
             "skipped": dict(self.skipped),
+            "failed_by_code": dict(sorted(self.failed_by_code.items())),
             "objects_sent": dict(self.objects_sent),
             "requests": self.requests,
             "retries": self.retries,

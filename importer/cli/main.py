@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import json
-import logging
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from importer.cli.ending import Invocation, finish_error, finish_report
+from importer.cli.logs import LogFormat, LogLines, configure_logging
+from importer.cli.metrics import check_available
 from importer.cli.options import (
     api_key_of,
     api_key_option,
     endpoint_of,
+    log_format_option,
     metrics_option,
     output_option,
     quiet_option,
     redact_argv,
+    settable_from_env,
     verbose_option,
     workers_option,
 )
-from importer.cli.progress import make_reporter, summary_text
-from importer.cli.tools import exit_for, init_mapping, sandbox, state
+from importer.cli.progress import make_reporter
+from importer.cli.tools import init_mapping, sandbox, state
 from importer.cli.verify import verify
 from importer.config import (
     DEFAULT_CONCURRENCY,
@@ -38,9 +43,18 @@ if TYPE_CHECKING:
     from importer.runner import Reporter, RunReport
 
 
+def _json_wanted(argv: Sequence[str]) -> bool:
+    """``--output json`` asked for, before click could parse it (a usage error)."""
+    pairs = zip(argv, [*argv[1:], ""], strict=True)
+    if any(a == "--output=json" or (a == "--output" and b == "json") for a, b in pairs):
+        return True
+    return os.environ.get("BRAZE_IMPORT_OUTPUT") == "json"
+
+
 def entry() -> None:
     """The console script: click's own handling, except that Ctrl-C is exit 130 at any moment
-    (click would print "Aborted!" and exit 1)."""
+    (click would print "Aborted!" and exit 1), and a usage error still answers in JSON when
+    ``--output json`` was asked for."""
     try:
         main.main(prog_name="braze-import", standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort):
@@ -50,7 +64,21 @@ def entry() -> None:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
+        if _json_wanted(sys.argv[1:]):
+            answer = {
+                "status": "invalid",
+                "exit_code": exc.exit_code,
+                "error": exc.format_message(),
+            }
+            click.echo(json.dumps(answer))
         sys.exit(exc.exit_code)
+
+
+def _ending_options(func: Callable[..., None]) -> Callable[..., None]:
+    """How a command ends: summary format, metrics file, progress and log lines."""
+    for option in (verbose_option, quiet_option, log_format_option, metrics_option, output_option):
+        func = option(func)
+    return func
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,8 +130,6 @@ def main() -> None:
     help="Abort (exit 3) once more than this share of 1,000+ records failed.",
 )
 @workers_option
-@output_option
-@metrics_option
 @click.option(
     "--on-ambiguous",
     type=click.Choice(["retry", "fail"]),
@@ -111,8 +137,7 @@ def main() -> None:
     show_default=True,
     help="After a timeout or dropped connection: resend, or fail.",
 )
-@quiet_option
-@verbose_option
+@_ending_options
 def run(
     sources: tuple[str, ...],
     mapping: Path | None,
@@ -121,6 +146,7 @@ def run(
     max_cell_bytes: int | None,
     endpoint: str | None,
     api_key: str | None,
+    api_key_file: Path | None,
     run_dir: Path | None,
     rate: int,
     concurrency: int,
@@ -129,20 +155,20 @@ def run(
     state_path: Path | None,
     max_failed_ratio: float | None,
     workers: int | None,
-    output: str,
-    metrics_file: Path | None,
     on_ambiguous: str,
-    quiet: bool,
-    verbose: bool,
+    **ending: Any,
 ) -> None:
     """Import SOURCE files (.csv .tsv .jsonl .ndjson, optionally .gz; - for stdin)."""
+    from importer.rundir import default_run_dir
     from importer.runner import run_import
 
-    def start(reporter: Reporter) -> RunReport:
+    run_dir = run_dir or default_run_dir()  # known now: error.log goes there
+
+    def start(reporter: Reporter, key: str) -> RunReport:
         config = ImportConfig(
             sources=sources,
             endpoint=endpoint_of(endpoint, dry_run),
-            api_key=api_key_of(api_key, dry_run),
+            api_key=key,
             mapping_path=mapping,
             read=ReadOptions(
                 format=fmt,  # type: ignore[arg-type]
@@ -162,48 +188,38 @@ def run(
         )
         return run_import(config, reporter, handle_signals=True)
 
-    _drive(start, quiet=quiet, verbose=verbose, output=output, metrics_file=metrics_file)
+    def key(lines: LogLines) -> str:
+        return api_key_of(api_key, dry_run, api_key_file, lines.warning)
+
+    _drive(start, key, run_dir=run_dir, **ending)
 
 
 def _drive(
-    start: Callable[[Reporter], RunReport],
+    start: Callable[[Reporter, str], RunReport],
+    key: Callable[[LogLines], str],
     *,
+    run_dir: Path | None,
     quiet: bool,
     verbose: bool,
-    output: str = "text",
-    metrics_file: Path | None = None,
+    output: str,
+    metrics_file: Path | None,
+    log_format: LogFormat,
 ) -> NoReturn:
-    """Run one attempt with progress; print the summary; exit with the documented code."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
-    reporter = make_reporter(quiet)
+    """Run one attempt with progress; end it through ``importer.cli.ending`` whatever happens."""
+    lines = configure_logging(log_format, verbose)
+    inv = Invocation(lines, run_dir, output, metrics_file, verbose)
+    reporter = make_reporter(quiet, lines)
     try:
-        report = start(reporter)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(Interrupted.exit_code)
-    except Exception as exc:
-        exit_for(exc, verbose)
-    finally:
+        if metrics_file is not None:
+            check_available()
+        api_key = key(lines)
+        inv.secrets.append(api_key)
+        report = start(reporter, api_key)
+    except (Exception, KeyboardInterrupt) as exc:
         reporter.close()
-    if report.error:
-        click.echo(f"error: {report.error}", err=True)
-    if metrics_file is not None:
-        from importer.cli.metrics import prometheus_text, write_metrics
-
-        write_metrics(metrics_file, prometheus_text(report.stats, report.exit_code))
-    if output == "json":
-        summary = report.stats.as_summary()
-        summary |= {"run_dir": str(report.run_dir), "exit_code": report.exit_code}
-        if report.error:
-            summary["error"] = report.error
-        click.echo(json.dumps(summary))
-    else:
-        click.echo(summary_text(report.stats, report.run_dir, report.exit_code))
-    sys.exit(report.exit_code)
+        finish_error(inv, exc)
+    reporter.close()
+    finish_report(inv, report.stats, report.run_dir, report.exit_code, report.error)
 
 
 @main.command()
@@ -217,29 +233,24 @@ def _drive(
     help="A new abort threshold (default: as run).",
 )
 @workers_option
-@output_option
-@metrics_option
-@quiet_option
-@verbose_option
+@_ending_options
 def resume(
     run_dir: Path,
     api_key: str | None,
+    api_key_file: Path | None,
     rate: int | None,
     concurrency: int | None,
     max_failed_ratio: float | None,
     workers: int | None,
-    output: str,
-    metrics_file: Path | None,
-    quiet: bool,
-    verbose: bool,
+    **ending: Any,
 ) -> None:
     """Continue RUN_DIR after a crash, Ctrl-C or abort: send what has no final outcome yet."""
     from importer.runner import resume_import
 
-    def start(reporter: Reporter) -> RunReport:
+    def start(reporter: Reporter, key: str) -> RunReport:
         return resume_import(
             run_dir,
-            api_key=api_key_of(api_key, dry_run=False),
+            api_key=key,
             rate_per_minute=rate,
             concurrency=concurrency,
             max_failed_ratio=max_failed_ratio,
@@ -248,7 +259,10 @@ def resume(
             handle_signals=True,
         )
 
-    _drive(start, quiet=quiet, verbose=verbose, output=output, metrics_file=metrics_file)
+    def key(lines: LogLines) -> str:
+        return api_key_of(api_key, False, api_key_file, lines.warning)
+
+    _drive(start, key, run_dir=run_dir, **ending)
 
 
 @main.command()
@@ -269,10 +283,7 @@ def resume(
 )
 @click.option("--endpoint", help="Base URL or instance (default: the parent run's).")
 @api_key_option
-@output_option
-@metrics_option
-@quiet_option
-@verbose_option
+@_ending_options
 def retry(
     run_dir: Path,
     mapping: Path | None,
@@ -280,18 +291,19 @@ def retry(
     new_run_dir: Path | None,
     endpoint: str | None,
     api_key: str | None,
-    output: str,
-    metrics_file: Path | None,
-    quiet: bool,
-    verbose: bool,
+    api_key_file: Path | None,
+    **ending: Any,
 ) -> None:
     """Re-send the records in RUN_DIR's failures.jsonl as a new run."""
+    from importer.rundir import default_run_dir
     from importer.runner import retry_import
 
-    def start(reporter: Reporter) -> RunReport:
+    new_run_dir = new_run_dir or default_run_dir()
+
+    def start(reporter: Reporter, key: str) -> RunReport:
         return retry_import(
             run_dir,
-            api_key=api_key_of(api_key, dry_run=False),
+            api_key=key,
             mapping_path=mapping,
             only=only,
             run_dir=new_run_dir,
@@ -301,8 +313,13 @@ def retry(
             handle_signals=True,
         )
 
-    _drive(start, quiet=quiet, verbose=verbose, output=output, metrics_file=metrics_file)
+    def key(lines: LogLines) -> str:
+        return api_key_of(api_key, False, api_key_file, lines.warning)
+
+    _drive(start, key, run_dir=new_run_dir, **ending)
 
 
+for command in (run, resume, retry):
+    settable_from_env(command)
 for command in (init_mapping, sandbox, state, verify):
     main.add_command(command)

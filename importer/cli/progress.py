@@ -1,10 +1,12 @@
-"""How the CLI shows a run: a tqdm bar on a terminal, a log line every 10 s without one.
+"""How the CLI shows a run: a tqdm bar on a terminal, a log line every 10 s without one (or with
+``--log-format json``: one JSON object per line, importer.cli.logs).
 
 Only the CLI imports this module (the library knows just the ``Reporter`` protocol).
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from datetime import datetime
@@ -14,6 +16,7 @@ from typing import Any, TextIO
 import click
 from tqdm import tqdm
 
+from importer.cli.logs import LogLines
 from importer.errors import EXIT_MEANINGS
 from importer.models import ImportStats
 
@@ -78,14 +81,15 @@ class BarReporter:
 
 
 class LogReporter:
-    """No terminal (cron): one line on stderr every 10 seconds."""
+    """No terminal (cron) or ``--log-format json``: one line on stderr every 10 seconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, lines: LogLines) -> None:
+        self._lines = lines
         self._last = 0.0
         self._waiting_until: float | None = None
 
     def started(self, run_dir: Path, stats: ImportStats) -> None:
-        click.echo(f"run directory: {run_dir}", err=True)
+        self._lines.emit(f"run directory: {run_dir}", run_dir=str(run_dir))
         self._last = time.monotonic()
 
     def progress(self, stats: ImportStats) -> None:
@@ -94,7 +98,18 @@ class LogReporter:
         self._waiting_until = stats.waiting_until
         if now - self._last >= LOG_EVERY_S or (waiting_changed and stats.waiting_until):
             self._last = now
-            click.echo(status_line(stats), err=True)
+            self._lines.emit(
+                status_line(stats),
+                rows_read=stats.rows_read,
+                delivered=stats.delivered,
+                failed=stats.failed,
+                skipped=stats.skipped_total,
+                requests=stats.requests,
+                retries=stats.retries,
+                bytes_read=stats.bytes_read,
+                bytes_total=stats.bytes_total,
+                waiting_until=stats.waiting_until,
+            )
 
     def close(self) -> None:
         pass
@@ -111,10 +126,28 @@ class QuietReporter:
         pass
 
 
-def make_reporter(quiet: bool) -> BarReporter | LogReporter | QuietReporter:
+def make_reporter(quiet: bool, lines: LogLines) -> BarReporter | LogReporter | QuietReporter:
     if quiet:
         return QuietReporter()
-    return BarReporter() if sys.stderr.isatty() else LogReporter()
+    if sys.stderr.isatty() and not lines.json:
+        return BarReporter()
+    return LogReporter(lines)
+
+
+TOP_CODES = 3  # failure codes the text summary names with their retry command
+
+
+def _failure_lines(stats: ImportStats, run_dir: Path) -> list[str]:
+    """The commonest failure codes, each with the command that retries just those records."""
+    top = sorted(stats.failed_by_code.items(), key=lambda pair: (-pair[1], pair[0]))[:TOP_CODES]
+    lines = []
+    for code, count in top:
+        command = f"braze-import retry {shlex.quote(str(run_dir))} --only {shlex.quote(code)}"
+        lines.append(f"  {count:,} {code}: {command}")
+    others = len(stats.failed_by_code) - len(top)
+    if others > 0:
+        lines.append(f"  and {others} other code(s): see summary.json failed_by_code")
+    return ["failed by code:", *lines] if lines else []
 
 
 def summary_text(stats: ImportStats, run_dir: Path, exit_code: int) -> str:
@@ -132,6 +165,7 @@ def summary_text(stats: ImportStats, run_dir: Path, exit_code: int) -> str:
         f"(at most {stats.max_in_flight:,} in flight), "
         f"{stats.rate_limited:,} answered 429, {stats.rate_limit_wait_s:,.1f} s waiting on the "
         "rate limit",
+        *_failure_lines(stats, run_dir),
         f"run directory: {run_dir}",
         f"exit {exit_code}: {EXIT_MEANINGS.get(exit_code, '')}",
     ]

@@ -85,6 +85,10 @@ def summary_text(report: VerifyReport) -> str:
     return "\n".join(lines)
 
 
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
@@ -120,6 +124,7 @@ def verify(
     rate: int | None,
     endpoint: str | None,
     api_key: str | None,
+    api_key_file: Path | None,
     output: str,
     quiet: bool,
 ) -> None:
@@ -140,7 +145,7 @@ def verify(
     try:
         report = verify_run(
             run_dir,
-            api_key=api_key_of(api_key, dry_run=False),
+            api_key=api_key_of(api_key, False, api_key_file, _warn),
             endpoint=resolve_endpoint(endpoint) if endpoint else None,
             **options,
         )

@@ -7,7 +7,7 @@ parent run's failures into the source of a ``retry``; ``reopen`` reads a run's s
 """
 
 from importer.rundir.failures import FailureSource, RetryConverter, parent_failures
-from importer.rundir.journal import Journal, default_run_dir
+from importer.rundir.journal import Journal, default_run_dir, utc_stamp, write_error_log
 from importer.rundir.manifest import (
     check_mapping,
     config_from,
@@ -44,4 +44,6 @@ __all__ = [
     "settings_of",
     "source_entry",
     "unchanged_source",
+    "utc_stamp",
+    "write_error_log",
 ]

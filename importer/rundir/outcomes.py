@@ -50,6 +50,7 @@ class RecordedOutcomes:
     objects_sent: dict[str, int] = field(
         default_factory=lambda: {"attributes": 0, "events": 0, "purchases": 0}
     )
+    failed_by_code: dict[str, int] = field(default_factory=dict)
 
     def outcome(self, source: str, line: int) -> str | None:
         """ "failed", "delivered" or None (no final outcome yet)."""
@@ -85,6 +86,8 @@ def read_outcomes(run_dir: Path) -> RecordedOutcomes:
         source, line = failure.get("source"), failure.get("line")
         if isinstance(source, str) and isinstance(line, int):
             found.failed.setdefault(source, LineSet()).add(line)
+            code = str(failure.get("error"))
+            found.failed_by_code[code] = found.failed_by_code.get(code, 0) + 1
     for result in read_jsonl(run_dir / "results.jsonl"):
         _count_result(found, result)
     return found

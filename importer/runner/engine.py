@@ -25,7 +25,7 @@ from importer.models import (
     RowSource,
     SourceRow,
 )
-from importer.rundir import Journal, RecordedOutcomes
+from importer.rundir import Journal, RecordedOutcomes, utc_stamp
 from importer.runner.pool import (
     CHUNK_ROWS,
     POOL_MIN_BYTES,
@@ -67,6 +67,7 @@ class Engine:
         total = None if None in sizes else sum(s or 0 for s in sizes)
         self.stats = ImportStats(bytes_total=total)
         self.stats.objects_sent = dict(attempt.outcomes.objects_sent)  # earlier attempts' too
+        self.stats.failed_by_code = dict(attempt.outcomes.failed_by_code)
         self.stopping = False
         self.abort_reason: str | None = None
         self.sender: Sender | None = None
@@ -90,6 +91,7 @@ class Engine:
     # -- accounting -------------------------------------------------------------------------
     def fail(self, failure: RowFailure) -> None:
         self.stats.failed += 1
+        self.stats.fail_code(failure.error)
         self.journal.failure(failure)
         self._check_failed_ratio()
 
@@ -114,24 +116,27 @@ class Engine:
             self.stopping = True
 
     def on_result(self, result: BatchResult) -> None:
+        answered_at = utc_stamp()
         if self.delta is not None:
             # The state before the journal: killed in between, resume re-reads these rows and
             # the state leaves them out; the other order would let a later night send them again.
             # The state records answers in batches (off the hot path) and calls back once
             # committed; until then these rows count as unsent.
-            self.delta.answered(result, lambda: self._recorded(result))
+            self.delta.answered(result, lambda: self._recorded(result, answered_at))
         else:
-            self._recorded(result)
+            self._recorded(result, answered_at)
 
     def flush_state(self) -> None:
         """Commit the confirmations the state has queued (and write their journal lines)."""
         if self.delta is not None:
             self.delta.flush()
 
-    def _recorded(self, result: BatchResult) -> None:
-        self.journal.result(result)  # writes the batch's failures first
+    def _recorded(self, result: BatchResult, answered_at: str) -> None:
+        self.journal.result(result, answered_at)  # writes the batch's failures first
         self.stats.delivered += len(result.delivered)
         self.stats.failed += len(result.failures)
+        for failure in result.failures:
+            self.stats.fail_code(failure.error)
         for array, count in result.accepted.items():
             self.stats.objects_sent[array] += count
         if result.failures:

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from importer.config import ImportConfig
+from importer.errors import StorageError
 from importer.filelock import utc_now
 from importer.mapping import CompiledMapping, load_mapping
-from importer.models import RowConverter, RowSource
+from importer.models import ImportStats, RowConverter, RowSource
 from importer.read import Source, open_source
 from importer.rundir import (
     FailureSource,
@@ -91,7 +92,21 @@ def _run_attempt(
     with loop_runner() as runner, _few_collections():
         abort = runner.run(run_engine(engine, reporter, signals))
     status, exit_code = final_status(engine, abort)
+    try:
+        _write_ending(engine.stats, status, started_at, journal, manifest)
+    except StorageError as exc:  # the disk that stopped the run (or filled up just now)
+        abort = abort or str(exc)
+        status, exit_code = final_status(engine, abort)
+        engine.stats.status = status
     stats = engine.stats
+    if reporter is not None:
+        reporter.progress(stats)
+    return RunReport(stats=stats, run_dir=journal.run_dir, exit_code=exit_code, error=abort)
+
+
+def _write_ending(
+    stats: ImportStats, status: str, started_at: str, journal: Journal, manifest: dict[str, Any]
+) -> None:
     stats.status = status
     summary = stats.as_summary()
     unsent = stats.rows_read - stats.delivered - stats.failed - stats.skipped_total
@@ -102,9 +117,6 @@ def _run_attempt(
     manifest["attempts"] = [*manifest.get("attempts", []), ended]
     manifest |= {"status": status, "ended_at": ended["ended_at"], "elapsed_s": stats.elapsed_s}
     journal.write_json("run.json", manifest)
-    if reporter is not None:
-        reporter.progress(stats)
-    return RunReport(stats=stats, run_dir=journal.run_dir, exit_code=exit_code, error=abort)
 
 
 def _start(
@@ -127,7 +139,7 @@ def _start(
     }
     with contextlib.ExitStack() as stack:
         state = _open_state(config, run_dir, stack)  # before the run directory: exit 2 if busy
-        journal = stack.enter_context(Journal.create(run_dir, config.api_key, manifest))
+        journal = stack.enter_context(Journal.create(run_dir, manifest))
         attempt = Attempt(config, sources, converters, state=state, specs=specs)
         return _execute(attempt, journal, manifest, reporter, handle_signals)
 
@@ -197,7 +209,7 @@ def resume_import(
     try:
         with contextlib.ExitStack() as stack:
             state = _open_state(config, run_dir, stack)
-            journal = stack.enter_context(Journal.reopen(run_dir, api_key))
+            journal = stack.enter_context(Journal.reopen(run_dir))
             outcomes = read_outcomes(run_dir)  # under the lock: nobody else is appending
             earlier = manifest.get("elapsed_s", 0.0)
             attempt = Attempt(

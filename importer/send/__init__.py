@@ -6,7 +6,7 @@ user's requests in order; ``pacer`` and ``rate_control`` keep the pace the rate 
 maps Braze's answer back to rows. Only this stage is async.
 """
 
-from importer.send.client import REDACTED, Answer, BrazeClient, classify
+from importer.send.client import REDACTED, Answer, BrazeClient, classify, redact
 from importer.send.pacer import Pacer
 from importer.send.packer import pack, serialised
 from importer.send.sender import BatchResult, Sender, backoff_s
@@ -23,5 +23,6 @@ __all__ = [
     "backoff_s",
     "classify",
     "pack",
+    "redact",
     "serialised",
 ]

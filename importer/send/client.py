@@ -28,6 +28,13 @@ def _version() -> str:
 
 
 REDACTED = "[REDACTED]"
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with ``secret`` replaced: for errors and tracebacks, where a key can appear."""
+    return text.replace(secret, REDACTED) if secret else text
+
+
 USER_AGENT = f"braze-importer/{_version()}"
 
 

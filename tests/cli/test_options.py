@@ -28,5 +28,5 @@ def test_run_resume_and_retry_share_one_definition_of_each_common_option() -> No
         options = [
             next(p for p in command.params if p.name == name) for command in (run, resume, retry)
         ]
-        described = {(o.opts[0], getattr(o, "help", None), o.envvar) for o in options}
+        described = {(o.opts[0], getattr(o, "help", None), tuple(o.envvar)) for o in options}
         assert len(described) == 1, described

@@ -210,7 +210,7 @@ def test_a_second_run_on_the_same_state_is_refused_naming_the_first(tmp_path: Pa
         finally:
             first.kill()
             first.wait()
-    assert second.returncode == 2
+    assert second.returncode == 75  # temporary: try again later
     assert "in use by" in second.stderr and "r1" in second.stderr
     assert not (tmp_path / "r2").exists()
 
@@ -278,9 +278,9 @@ def test_metrics_file_and_state_inspect(tmp_path: Path, sandbox: Sandbox) -> Non
     done = _import(tmp_path, sandbox.url, source, "run", "--metrics-file", str(metrics))
     assert _summary(done)["exit_code"] == 0
     text = metrics.read_text()
-    assert "braze_import_delivered 300\n" in text
-    assert 'braze_import_objects_sent{kind="events"} 300' in text
-    assert "braze_import_exit_code 0\n" in text
+    assert "braze_import_delivered_records 300.0\n" in text
+    assert 'braze_import_accepted_objects{kind="events"} 300.0' in text
+    assert "braze_import_exit_code 0.0\n" in text
     assert all(line.startswith(("#", "braze_import_")) for line in text.splitlines())
     shown = subprocess.run(
         [sys.executable, "-m", "importer", "state", "inspect", str(tmp_path / "state.db")],

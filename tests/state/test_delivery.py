@@ -224,7 +224,7 @@ def test_a_second_open_is_refused_naming_the_running_one(path: Path) -> None:
     ):
         DeliveryState.open(path, run_label="nightly-0502")
     message = str(refused.value)
-    assert isinstance(refused.value, ConfigError) and refused.value.exit_code == 2
+    assert refused.value.exit_code == 75  # temporary: the scheduler may try again later
     assert "nightly-0501" in message and f"pid {os.getpid()}" in message
     assert socket.gethostname() in message and "started 20" in message
 
