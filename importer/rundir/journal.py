@@ -39,10 +39,16 @@ def utc_stamp() -> str:
 
 
 def storage_error(path: Path, run_dir: Path, exc: OSError) -> StorageError:
-    """One line: what could not be written, why, and what to do."""
+    """One line: what could not be written, why, and what to do (resume it, once it exists)."""
+    reason = exc.strerror or str(exc)
+    if not (run_dir / "run.json").exists():  # nothing to resume: start again elsewhere or later
+        return StorageError(
+            f"cannot write {path}: {reason}; free space or fix permissions on "
+            f"{run_dir.parent}, or choose another --run-dir, then run again"
+        )
     return StorageError(
-        f"cannot write {path}: {exc.strerror or exc}; free space or fix permissions on "
-        f"{run_dir.parent if path == run_dir else run_dir}, then: braze-import resume {run_dir}"
+        f"cannot write {path}: {reason}; free space or fix permissions on {run_dir}, "
+        f"then: braze-import resume {run_dir}"
     )
 
 
@@ -137,9 +143,12 @@ class Journal:
                 ) from None
         except OSError as exc:
             raise storage_error(run_dir, run_dir, exc) from None
-        journal = cls(run_dir)
         try:
             os.chmod(run_dir, 0o700)
+        except OSError as exc:
+            raise storage_error(run_dir, run_dir, exc) from None
+        journal = cls(run_dir)
+        try:
             journal._open(manifest.get("label", str(run_dir)))
             journal.write_json("run.json", manifest)
         except BaseException:
