@@ -33,19 +33,19 @@ def exit_for(exc: BaseException, verbose: bool) -> NoReturn:
 @click.command("init-mapping")
 @click.argument("source")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Override detection.")
-@click.option("--encoding", default="utf-8", show_default=True, help="Source encoding.")
+@click.option(
+    "--encoding", help="Source encoding (default utf-8, or cp1252 when the sample is not UTF-8)."
+)
 @click.option(
     "--sample", type=click.IntRange(min=1), default=1000, show_default=True, help="Rows to sample."
 )
-def init_mapping(source: str, fmt: str | None, encoding: str, sample: int) -> None:
+def init_mapping(source: str, fmt: str | None, encoding: str | None, sample: int) -> None:
     """Sample SOURCE and print a commented mapping TOML to start from."""
-    from importer.mapping import draft_mapping
-    from importer.read import open_source
+    from importer.mapping import draft_file
 
     try:
         options = ReadOptions(format=fmt, encoding=encoding)  # type: ignore[arg-type]
-        with open_source(source, options) as opened:
-            click.echo(draft_mapping(opened, sample_rows=sample), nl=False)
+        click.echo(draft_file(source, options, sample_rows=sample), nl=False)
     except Exception as exc:
         exit_for(exc, verbose=False)
 

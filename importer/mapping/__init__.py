@@ -3,12 +3,14 @@ the ``init-mapping`` draft.
 
 ``document`` locates keys in the TOML text (errors name file, line and column); ``field_spec``
 checks and compiles one field into a reader (``readers``) with its converter (``values``,
-``times``); ``load`` compiles the whole file into ``compiled``'s types. ``draft`` and
-``column_types`` sample a source and write a first mapping for a person to edit.
+``times``); ``load`` compiles the whole file into ``compiled``'s types. ``draft`` samples a
+source and writes a first mapping for a person to edit: ``column_types`` (with ``column_times``,
+``column_words`` and their ``guess``) types each column, ``naming`` names it, ``draft_text``
+writes the lines.
 """
 
 from importer.mapping.compiled import CompiledMapping, ObjectSpec
-from importer.mapping.draft import draft_mapping
+from importer.mapping.draft import draft_file, draft_mapping
 from importer.mapping.field_spec import CompiledField
 from importer.mapping.load import IDENTIFIERS, default_mapping, load_mapping, mapping_from_text
 from importer.mapping.readers import ColumnReader, FieldReader, LiteralReader
@@ -24,6 +26,7 @@ __all__ = [
     "LiteralReader",
     "ObjectSpec",
     "default_mapping",
+    "draft_file",
     "draft_mapping",
     "load_mapping",
     "mapping_from_text",

@@ -1,83 +1,112 @@
 """One mapping type per sampled column, for ``init-mapping`` (see importer.mapping.draft).
 
-The first rule every value passes wins, in this order: JSON-native values (JSONL), digits with
-leading zeros or a ``+`` (kept as text: zip codes, phone numbers), integers, decimals, yes/no words,
-ISO dates, ISO timestamps, a few common local date / time patterns, JSON text; else text.
+The rules, in this order: JSON-native values (JSONL); digits with leading zeros or a ``+`` (kept
+as text: zip codes, phone numbers); yes/no words; integers; decimals; ISO dates and timestamps;
+day/month/year dates and times (importer.mapping.column_times); decimal commas (kept as text);
+lists inside a cell (importer.mapping.column_words); JSON text; else text. The first rule that
+reads every value wins; failing that, the first that reads at least 95% of them (the comment says
+how many cells would fail, and shows one).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from importer.mapping.column_times import epoch_note, epoch_unit, iso_guess, local_guess
+from importer.mapping.column_words import boolean_guess, list_guess, state_map
+from importer.mapping.guess import Guess, fits, misfits
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-BOOL_WORDS = frozenset({"true", "false", "yes", "no", "y", "n", "t", "f"})
 _INTEGER = re.compile(r"-?\d+")
 _DECIMAL = re.compile(r"-?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_DECIMAL_COMMA = re.compile(r"-?\d+,\d+")
 _CODE_DIGITS = re.compile(r"\+?\d+")
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_ISO_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?"
-)
-_LOCAL_TIME = re.compile(r"[\d./: -]+")
-DATE_FORMATS = ("%d.%m.%Y", "%d/%m/%Y", "%m/%d/%Y", "%Y/%m/%d", "%d-%m-%Y")
-TIME_FORMATS = tuple(f"{day} {clock}" for day in DATE_FORMATS for clock in ("%H:%M", "%H:%M:%S"))
+_EMAIL = re.compile(r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]{2,}")  # as importer.rules checks it
 MAX_DISTINCT = 12  # distinct values kept for a map (e.g. gender words)
+Rule = Callable[[list[str]], Guess | None]
 
 
-@dataclass(frozen=True, slots=True)
-class Guess:
-    type: str  # a mapping type: string, integer, float, boolean, date, time, json
-    note: str  # what was seen, for the comment
-    format: str | None = None  # a strptime pattern for date / time
-    distinct: tuple[str, ...] | None = None  # the distinct text values, when few
+def guess_type(
+    values: list[Any],
+    *,
+    name: str = "",
+    delimiter: str | None = None,
+    day_first: bool | None = None,
+) -> Guess:
+    """The type of a column, from its present (non-empty, stripped) sampled values.
 
-    def field_options(self) -> dict[str, Any]:
-        """The inline-table options for this guess (none for plain text)."""
-        options: dict[str, Any] = {}
-        if self.type != "string":
-            options["type"] = self.type
-        if self.format:
-            options["format"] = self.format
-        return options
-
-
-def guess_type(values: list[Any]) -> Guess:
-    """The type of a column, from its present (non-empty, stripped) sampled values."""
+    ``name`` is the column's snake_case name (a hint: ``points`` of 0 and 1 are counted, a
+    ``created_at`` of large integers is a Unix time); ``delimiter`` the file's (which separators
+    can split a list); ``day_first`` the order to take when no value tells day from month."""
     if not values:
         return Guess("string", "always empty in the sample")
-    native = _native(values)
+    native = _native(values, name)
     if native is not None:
         return native
     texts = [str(v) for v in values]
     distinct_set = set(texts)
     distinct = tuple(sorted(distinct_set)) if len(distinct_set) <= MAX_DISTINCT else None
-    for rule in (_codes, _integers, _decimals, _booleans, _dates, _times, _local, _json_text):
+    rules: list[Rule] = [
+        _codes,
+        lambda t: boolean_guess(t, name),
+        lambda t: _integers(t, name),
+        _decimals,
+        iso_guess,
+        lambda t: local_guess(t, day_first),
+        _decimal_commas,
+        lambda t: list_guess(t, delimiter),
+        _json_text,
+    ]
+    tolerated: Guess | None = None
+    for rule in rules:
         guess = rule(texts)
-        if guess is not None:
-            return Guess(guess.type, guess.note, guess.format, distinct)
-    return Guess("string", "text", None, distinct)
+        if guess is not None and guess.bad == 0:
+            return replace(guess, distinct=distinct)
+        tolerated = tolerated or guess
+    if tolerated is not None:
+        return replace(tolerated, distinct=distinct)
+    return _text(texts, distinct)
 
 
-def _native(values: list[Any]) -> Guess | None:
+def _text(texts: list[str], distinct: tuple[str, ...] | None) -> Guess:
+    emails = sum(1 for text in texts if _EMAIL.fullmatch(text))
+    if fits(emails, len(texts)):
+        return Guess("string", "e-mail addresses", None, distinct, looks="email")
+    suggest = state_map(distinct, len(texts))
+    return Guess("string", "text", None, distinct, suggest=suggest)
+
+
+def _native(values: list[Any], name: str) -> Guess | None:
     if all(isinstance(v, str) for v in values):
         return None
     if all(isinstance(v, bool) for v in values):
         return Guess("boolean", "JSON booleans")
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return Guess("integer", f"JSON integers ({min(values)} … {max(values)})")
+        unit = epoch_unit(name, values)
+        if unit == "seconds":  # a JSONL number in a time field is read as epoch seconds
+            note = f"JSON integers, {epoch_note(unit, values)}: read as times"
+            return Guess("time", note, looks="epoch")
+        note = f"JSON integers ({min(values)} … {max(values)})"
+        if unit is not None:
+            note += f", like {epoch_note(unit, values)}: kept as integers"
+        return Guess("integer", note, looks="epoch" if unit else "")
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return Guess("float", "JSON numbers")
+    if all(isinstance(v, list) for v in values):
+        items = [item for v in values for item in v]
+        if all(isinstance(i, str | int | float) and not isinstance(i, bool) for i in items):
+            return Guess("array", "JSON arrays of text or numbers")
     if any(isinstance(v, dict | list) for v in values):
         return Guess("json", "nested JSON objects/arrays (a key inside is named key.sub)")
     return Guess("string", "mixed JSON types, read as text")
 
 
 def _codes(texts: list[str]) -> Guess | None:
-    if not all(_CODE_DIGITS.fullmatch(t) for t in texts):
+    if not fits(sum(1 for t in texts if _CODE_DIGITS.fullmatch(t)), len(texts)):
         return None
     example = next((t for t in texts if t[0] == "+" or (t[0] == "0" and len(t) > 1)), None)
     if example is None:
@@ -85,59 +114,41 @@ def _codes(texts: list[str]) -> Guess | None:
     return Guess("string", f"digits with leading zeros or + (e.g. {example}): kept as text")
 
 
-def _integers(texts: list[str]) -> Guess | None:
-    if not all(_INTEGER.fullmatch(t) for t in texts):
+def _integers(texts: list[str], name: str) -> Guess | None:
+    good = [t for t in texts if _INTEGER.fullmatch(t)]
+    if not fits(len(good), len(texts)):
         return None
-    numbers = [int(t) for t in texts]
+    numbers = [int(t) for t in good]
     low, high = min(numbers), max(numbers)
     if low < INT64_MIN or high > INT64_MAX:
         return Guess("string", "digits too large for an integer: kept as text")
-    return Guess("integer", f"all integers ({low} … {high})")
+    note = f"{'all ' if len(good) == len(texts) else ''}integers ({low} … {high})"
+    unit = epoch_unit(name, numbers)
+    if unit is not None:
+        # A text cell is read as a time from ISO 8601 or a strptime format, not from Unix seconds.
+        note += f", like {epoch_note(unit, numbers)}: kept as integers"
+        note += " (a time is read from text such as ISO 8601)"
+    bad = [t for t in texts if not _INTEGER.fullmatch(t)]
+    looks = "epoch" if unit else ""
+    return Guess("integer", misfits(note, bad, len(texts)), looks=looks, bad=len(bad))
 
 
 def _decimals(texts: list[str]) -> Guess | None:
-    if all(_DECIMAL.fullmatch(t) for t in texts):
-        return Guess("float", "all decimal numbers")
+    bad = [t for t in texts if not _DECIMAL.fullmatch(t)]
+    if fits(len(texts) - len(bad), len(texts)):
+        return Guess("float", misfits("decimal numbers", bad, len(texts)), bad=len(bad))
     return None
 
 
-def _booleans(texts: list[str]) -> Guess | None:
-    words = {t.lower() for t in texts}
-    # A lone single letter (a column of "F" only) is more likely a code than a yes/no.
-    if words <= BOOL_WORDS and (len(words) > 1 or len(next(iter(words))) > 1):
-        return Guess("boolean", f"yes/no values ({', '.join(sorted(words))})")
-    return None
-
-
-def _dates(texts: list[str]) -> Guess | None:
-    if not all(_ISO_DATE.fullmatch(t) and _parses(date.fromisoformat, t) for t in texts):
+def _decimal_commas(texts: list[str]) -> Guess | None:
+    commas = [t for t in texts if _DECIMAL_COMMA.fullmatch(t)]
+    if len(commas) < max(2, len(texts) // 20):
         return None
-    return Guess("date", f"ISO dates (e.g. {texts[0]})")
-
-
-def _times(texts: list[str]) -> Guess | None:
-    matches = [_ISO_TIME.fullmatch(t) for t in texts]
-    if not all(matches) or not any(len(t) > 10 for t in texts):
+    bad = [t for t in texts if not (_DECIMAL_COMMA.fullmatch(t) or _INTEGER.fullmatch(t))]
+    if not fits(len(texts) - len(bad), len(texts)):
         return None
-    if not all(_parses(datetime.fromisoformat, t.replace("Z", "+00:00")) for t in texts):
-        return None
-    note = f"ISO timestamps (e.g. {texts[0]})"
-    if not all(m and m.group(1) for m in matches):
-        note += "; no UTC offset: read as UTC unless you add timezone"
-    return Guess("time", note)
-
-
-def _local(texts: list[str]) -> Guess | None:
-    if not all(_LOCAL_TIME.fullmatch(t) for t in texts):
-        return None
-    for kind, formats in (("date", DATE_FORMATS), ("time", TIME_FORMATS)):
-        for pattern in formats:
-            if all(_parses(lambda t, p=pattern: datetime.strptime(t, p), t) for t in texts):
-                note = f"{kind}s written {pattern} (e.g. {texts[0]})"
-                if "%m/%d" in pattern or "%d/%m" in pattern:
-                    note += "; check day/month order"
-                return Guess(kind, note, pattern)
-    return None
+    note = f"decimal commas (e.g. {commas[0]}): kept as text, as a float is read with a point"
+    return Guess("string", note)
 
 
 def _json_text(texts: list[str]) -> Guess | None:

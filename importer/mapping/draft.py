@@ -1,52 +1,46 @@
-"""``init-mapping``: sample a source, and draft a commented mapping TOML from what it holds.
+"""``init-mapping``: sample a source, and draft the commented mapping TOML a person would write.
 
-One type per column, settled on the sample (a value that breaks a type rules it out): leading
-zeros or a leading ``+`` keep text; ISO dates -> ``date``, ISO timestamps -> ``time``; a few common
-day-first / month-first patterns -> the same with ``format``; integers, decimals, yes/no words.
-The identifier: a column named ``external_id`` / ``braze_id``, else an id-like name (``id``,
-``CustomerNo``, ``user_id`` …) whose sampled values are all present and unique, else ``email``,
-``phone``. The draft is a starting point: every line says what was seen, so a user can judge it.
+One type per column, settled on the whole sample (importer.mapping.column_types); names as
+Braze likes them, standard attributes where the values fit (importer.mapping.naming); the text
+in importer.mapping.draft_text. The identifier: a column named ``external_id`` / ``braze_id``,
+else an id-like name (``id``, ``CustomerNo``, ``user_id`` …) whose sampled values are all
+present and unique, else ``email``, ``phone``. Every line says what was seen, so a user can judge
+it; what the draft will not decide for the user (a state's map, a consent column's place) is a
+comment beside the line.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
-from importer.mapping.column_types import Guess, guess_type
-from importer.models import SourceRow, record_dict
-from importer.read import Source
+from importer.config import ReadOptions
+from importer.errors import InputError
+from importer.mapping import draft_text as text
+from importer.mapping.column_types import guess_type
+from importer.mapping.guess import Guess
+from importer.mapping.naming import (
+    STANDARD,
+    fits_standard,
+    gender_map,
+    snake_case,
+    standard_for,
+    unique_key,
+)
+from importer.models import RowFailure, SourceRow, record_dict
+from importer.read import Source, open_source
 
 NULL_TOKENS = ("NULL", "null", "\\N", "N/A", "n/a", "NaN", "None", "#N/A")
-_ID_NAME = re.compile(
-    r"(customer|cust|client|user|member|contact|account|person|crm|legacy|kunden)?_?"
-    r"(id|no|nr|num|number|nummer)"
+_OWNER = r"(customer|cust|client|user|member|contact|account|person|crm|legacy|kunden)"
+_NUMBER = r"(id|no|nr|num|number|nummer)"
+_ID_NAME = re.compile(rf"{_OWNER}?_?{_NUMBER}|{_NUMBER}_{_OWNER}")  # CustomerNo, ID client
+_CONSENT_NAME = re.compile(
+    r"newsletter|opt_?in|opt_?out|consent|subscri|marketing|einwilligung|werbung|permission|abonn"
 )
-STANDARD: dict[str, tuple[str, ...]] = {
-    "first_name": ("first_name", "firstname", "fname", "given_name", "forename", "vorname"),
-    "last_name": ("last_name", "lastname", "lname", "surname", "family_name", "nachname"),
-    "email": ("email", "e_mail", "email_address", "emailaddress", "mail"),
-    "phone": ("phone", "phone_number", "phonenumber", "mobile", "mobile_phone", "telephone"),
-    "dob": ("dob", "birthday", "birth_date", "birthdate", "date_of_birth", "geburtsdatum"),
-    "gender": ("gender", "sex"),
-    "country": ("country", "country_code"),
-    "home_city": ("city", "home_city", "town"),
-    "language": ("language", "lang"),
-    "time_zone": ("time_zone", "timezone", "tz"),
-}
-GENDER_WORDS = {
-    **dict.fromkeys(("m", "male", "man", "mann", "männlich"), "M"),
-    **dict.fromkeys(("f", "w", "female", "woman", "frau", "weiblich"), "F"),
-    **dict.fromkeys(("o", "d", "other", "diverse", "divers"), "O"),
-    **dict.fromkeys(("u", "unknown"), "U"),
-    **dict.fromkeys(("n", "not applicable"), "N"),
-    **dict.fromkeys(("p", "prefer not to say"), "P"),
-}
-COMMENT_COLUMN = 52
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,45 +53,91 @@ class ColumnSample:
 
     @property
     def key(self) -> str:
-        return normalise(self.name)
+        return snake_case(self.name)
 
     def seen(self) -> str:
         return f"{self.filled}/{self.total} non-empty, {self.guess.note}"
 
 
-def normalise(name: str) -> str:
-    return re.sub(r"[^0-9a-zäöüß]+", "_", name.strip().lower()).strip("_")
+@dataclass(frozen=True, slots=True)
+class Sample:
+    records: list[dict[str, Any]]
+    failures: list[RowFailure]
 
 
-def draft_mapping(source: Source, sample_rows: int = 1000) -> str:
-    """A commented mapping TOML for ``source``, drafted from its first ``sample_rows`` rows."""
-    records, failed = _sample(source, sample_rows)
-    if source.format == "jsonl" and records and all(_braze_shaped(r) for r in records):
-        return _braze_shaped_note(source, len(records))
-    names = [n for n in (source.header or ()) if n.strip()] or _keys(records)  # blanks unread
-    nulls = sorted(
-        {v for r in records for v in r.values() if isinstance(v, str) and v in NULL_TOKENS}
-    )
-    columns = [_sample_column(name, records, set(nulls)) for name in names]
-    identity, why = _identity(columns)
-    lines = _header_lines(source, len(records), failed, nulls)
-    lines += ["", "[identity]", _entry(identity[0], _str(identity[1].name), why), ""]
-    lines += ["[attributes]", *_attribute_lines(columns, identity[1]), ""]
-    lines += _example_event(columns)
-    return "\n".join(lines) + "\n"
-
-
-def _sample(source: Source, limit: int) -> tuple[list[dict[str, Any]], int]:
+def sample(source: Source, limit: int) -> Sample:
+    """The first ``limit`` readable rows of ``source`` and the failures met on the way."""
     records: list[dict[str, Any]] = []
-    failed = 0
+    failures: list[RowFailure] = []
     for item in source.rows():
         if isinstance(item, SourceRow):
             records.append(record_dict(item.record))
             if len(records) >= limit:
                 break
         else:
-            failed += 1
-    return records, failed
+            failures.append(item)
+    return Sample(records, failures)
+
+
+def draft_mapping(source: Source, sample_rows: int = 1000) -> str:
+    """A commented mapping TOML for ``source``, drafted from its first ``sample_rows`` rows."""
+    return _draft(source, sample(source, sample_rows))
+
+
+def draft_file(name: str, options: ReadOptions, sample_rows: int = 1000) -> str:
+    """``draft_mapping`` for the file ``name``. With no encoding given, a file UTF-8 cannot read
+    (its header, or a sampled line) is read as cp1252 — Excel's "CSV" on Windows — and the
+    draft says so."""
+    if options.encoding is not None or name == "-":
+        with open_source(name, options) as source:
+            return draft_mapping(source, sample_rows)
+    try:
+        with open_source(name, replace(options, encoding="utf-8")) as source:
+            taken = sample(source, sample_rows)
+            undecoded = sum(1 for failure in taken.failures if failure.error == "bad_encoding")
+            if not undecoded:
+                return _draft(source, taken)
+            why = f"{undecoded} sampled lines are not UTF-8"
+    except InputError as exc:
+        if "not valid utf-8" not in str(exc):
+            raise
+        why = "the header is not UTF-8"
+    with open_source(name, replace(options, encoding="cp1252")) as source:
+        note = f"{why}: read as cp1252 (Excel on Windows); check the accents below"
+        return _draft(source, sample(source, sample_rows), note)
+
+
+def _draft(source: Source, taken: Sample, encoding_note: str = "") -> str:
+    records = taken.records
+    if source.format == "jsonl" and records and all(_braze_shaped(r) for r in records):
+        return text.braze_shaped_note(source.name, len(records))
+    names = [n for n in (source.header or ()) if n.strip()] or _keys(records)  # blanks unread
+    nulls = sorted(
+        {v for r in records for v in r.values() if isinstance(v, str) and v in NULL_TOKENS}
+    )
+    columns = _columns(names, records, set(nulls), source.delimiter)
+    identity, why = _identity(columns)
+    lines = text.header(
+        source.name,
+        fmt=source.format,
+        encoding=source.encoding,
+        encoding_note=encoding_note or _encoding_note(source.encoding),
+        delimiter=source.delimiter,
+        rows=len(records),
+        failed=len(taken.failures),
+        nulls=nulls,
+    )
+    lines += ["", "[identity]", text.entry(identity[0], text.toml_str(identity[1].name), why), ""]
+    lines += ["[attributes]", *_attribute_lines(columns, identity[1]), ""]
+    times = [c.name for c in columns if c.guess.type == "time"]
+    lines += text.example_event(times[0] if times else None)
+    return "\n".join(lines) + "\n"
+
+
+def _encoding_note(encoding: str) -> str:
+    if encoding == "utf-8":
+        return "a UTF-8 BOM is stripped; Excel exports are often cp1252"
+    return "as given"
 
 
 def _keys(records: Iterable[dict[str, Any]]) -> list[str]:
@@ -108,7 +148,40 @@ def _braze_shaped(record: dict[str, Any]) -> bool:
     return bool(record) and set(record) <= {"attributes", "events", "purchases"}
 
 
-def _sample_column(name: str, records: list[dict[str, Any]], nulls: set[str]) -> ColumnSample:
+def _columns(
+    names: list[str], records: list[dict[str, Any]], nulls: set[str], delimiter: str | None
+) -> list[ColumnSample]:
+    """Every column's sample; dates that read both ways follow a column that told the order."""
+    present = {name: _present(name, records, nulls) for name in names}
+    columns = [
+        _column(name, len(records), values, guess_type(values, name=key, delimiter=delimiter))
+        for name, values in present.items()
+        for key in (snake_case(name),)
+    ]
+    told = Counter(
+        c.guess.day_first
+        for c in columns
+        if c.guess.day_first is not None and not c.guess.ambiguous
+    )
+    if told:
+        day_first = told.most_common(1)[0][0]
+        because = f"as the file's other dates are {'day' if day_first else 'month'}-first"
+    elif delimiter == ";":
+        day_first, because = True, "as a semicolon-separated export is usually European"
+    else:
+        return columns
+    for i, column in enumerate(columns):
+        if column.guess.ambiguous:
+            guess = column.guess
+            if guess.day_first != day_first:
+                guess = guess_type(
+                    present[column.name], name=column.key, delimiter=delimiter, day_first=day_first
+                )
+            columns[i] = replace(column, guess=replace(guess, note=f"{guess.note} ({because})"))
+    return columns
+
+
+def _present(name: str, records: list[dict[str, Any]], nulls: set[str]) -> list[Any]:
     values = []
     for record in records:
         value = record.get(name)
@@ -118,9 +191,13 @@ def _sample_column(name: str, records: list[dict[str, Any]], nulls: set[str]) ->
                 value = ""
         if value is not None and value != "":
             values.append(value)
+    return values
+
+
+def _column(name: str, total: int, values: list[Any], guess: Guess) -> ColumnSample:
     keys = [json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v for v in values]
     unique = len(set(map(str, keys))) == len(keys)
-    return ColumnSample(name, len(records), len(values), unique, guess_type(values))
+    return ColumnSample(name, total, len(values), unique, guess)
 
 
 def _identity(columns: list[ColumnSample]) -> tuple[tuple[str, ColumnSample], str]:
@@ -135,7 +212,7 @@ def _identity(columns: list[ColumnSample]) -> tuple[tuple[str, ColumnSample], st
             return ("external_id", column), f"id-like name, all present and unique; {column.seen()}"
     for kind in ("email", "phone"):
         for column in columns:
-            if column.key in STANDARD[kind]:
+            if standard_for(column.key) == kind:
                 return (kind, column), f"named like {kind}; {column.seen()}"
     candidates = [c for c in columns if c.unique and c.filled == c.total] or columns[:1]
     if not candidates:
@@ -153,120 +230,44 @@ def _attribute_lines(columns: list[ColumnSample], identity: ColumnSample) -> lis
     for column in columns:
         if column is identity:
             continue
-        standard = next((s for s, names in STANDARD.items() if column.key in names), None)
-        if standard in taken or (standard == "dob" and column.guess.type not in ("date", "time")):
-            standard = None
-        field: dict[str, Any] = {"column": column.name}
-        note = column.seen()
+        key, options, note = _attribute(column, taken)
+        lines.append(text.entry(key, text.field(options), note))
+        if column.guess.suggest is not None and key not in STANDARD:
+            suggested = {**options, "column": column.name, "map": column.guess.suggest}
+            lines += text.suggestion(key, suggested, "to send the states as other words")
+    return lines
+
+
+def _attribute(column: ColumnSample, taken: set[str]) -> tuple[str, dict[str, Any], str]:
+    """The key, the field's options and the comment for one column."""
+    guess = column.guess
+    options: dict[str, Any] = {"column": column.name}
+    note = column.seen()
+    standard = standard_for(column.key)
+    if standard is None and guess.looks == "email" and "email" not in taken:
+        standard = "email"  # e-mail addresses under any name
+    if standard is not None and standard not in taken and fits_standard(standard, guess):
+        taken.add(standard)
         if standard == "dob":
-            field.update(
-                type="date", **({"format": column.guess.format} if column.guess.format else {})
-            )
+            options.update(type="date", **({"format": guess.format} if guess.format else {}))
         elif standard == "gender":
-            note = _gender(column, field, note)
-        elif standard is None:
-            field.update(column.guess.field_options())
-        if standard is not None:
-            taken.add(standard)
-            note = f"Braze standard attribute; {note}"
-        lines.append(_entry(standard or column.name, _field(field), note))
-    return lines
-
-
-def _gender(column: ColumnSample, field: dict[str, Any], note: str) -> str:
-    seen = column.guess.distinct
-    if seen is None or set(seen) <= set("MFONPU"):
-        return note
-    codes = {value: GENDER_WORDS.get(value.lower()) for value in seen}
-    if all(codes.values()):
-        field["map"] = codes
-        return f"{note}; mapped to Braze's M/F/O/N/P/U"
-    return f"{note}; Braze wants M, F, O, N, P or U: add a map"
-
-
-def _header_lines(source: Source, rows: int, failed: int, nulls: list[str]) -> list[str]:
-    lines = [
-        f"# Mapping for {_comment(source.name)}, drafted by `braze-import init-mapping` from "
-        f"{rows} sampled rows{f' ({failed} unreadable rows skipped)' if failed else ''}.",
-        "# Review every line before a real run; each comment says what the sample showed.",
-        "",
-        "[input]",
-        _entry("format", _str(source.format), "from the file name or --format"),
-        _entry("encoding", _str(source.encoding), _encoding_note(source.encoding)),
-    ]
-    if source.delimiter is not None:
-        lines.append(
-            _entry(
-                "delimiter", _str(source.delimiter), "sniffed from the header line (or as given)"
-            )
+            codes = gender_map(guess.distinct or ()) or {}  # None ruled out by fits_standard
+            if codes:
+                options["map"] = codes
+                note += "; mapped to Braze's M/F/O/N/P"
+            if "" in codes.values():
+                note += " (Braze has no 'unknown': such cells count as empty, nothing is sent)"
+        return standard, options, f"Braze standard attribute; {note}"
+    if standard in taken:
+        note += f"; Braze's {standard} is read from another column: a custom attribute"
+    elif standard is not None:
+        note += f"; named like Braze's {standard}, but not values it takes: a custom attribute"
+    options.update(guess.field_options())
+    if guess.suggest is not None:
+        note += f"; {len(guess.suggest)} values like a state: a map to other words is suggested"
+    if guess.type == "boolean" and _CONSENT_NAME.search(column.key):
+        note += (
+            "; looks like consent: a boolean attribute for now, Braze's own opt-ins are "
+            "email_subscribe and subscription groups"
         )
-    if nulls:
-        values = ", ".join(_str(v) for v in nulls)
-        lines.append(
-            _entry("null_values", f"[{values}]", "seen in the sample; they count as empty")
-        )
-    return lines
-
-
-def _encoding_note(encoding: str) -> str:
-    if encoding == "utf-8":
-        return "a UTF-8 BOM is stripped; Excel exports are often cp1252"
-    return "as given"
-
-
-def _example_event(columns: list[ColumnSample]) -> list[str]:
-    kinds = [c.guess.type for c in columns]
-    when = columns[kinds.index("time")] if "time" in kinds else None
-    time_line = f"time = {_str(when.name)}" if when else 'time = "SomeTimeColumn"'
-    return [
-        "# Rows can also emit events and purchases, for example:",
-        "# [[events]]",
-        '# name = { value = "legacy_signup" }',
-        f"# {time_line}",
-    ]
-
-
-def _braze_shaped_note(source: Source, rows: int) -> str:
-    return (
-        f"# {_comment(source.name)}: all {rows} sampled lines are Braze-shaped fragments\n"
-        '# ({"attributes": [...], "events": [...], "purchases": [...]}); they are sent as they\n'
-        "# are, so run without --mapping. No mapping drafted.\n"
-    )
-
-
-# -- TOML text --
-
-
-def _entry(key: str, value: str, note: str) -> str:
-    text = f"{_key(key)} = {value}"
-    return f"{text.ljust(COMMENT_COLUMN - 1)} # {_comment(note)}"
-
-
-def _field(options: dict[str, Any]) -> str:
-    if list(options) == ["column"]:
-        return _str(options["column"])
-    return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in options.items()) + " }"
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_str(k)} = {_value(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, date | datetime):
-        return _str(value.isoformat())
-    return _str(str(value))
-
-
-def _key(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _str(name)
-
-
-def _str(text: str) -> str:
-    """A TOML basic string (JSON's escapes are TOML's, but DEL must be escaped too)."""
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def _comment(text: str) -> str:
-    """Comments may not hold control characters: show them escaped."""
-    return re.sub(r"[\x00-\x08\x0a-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", text)
+    return unique_key(column.key, taken), options, note

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from importer.config import ReadOptions
+from importer.mapping import OMIT, draft_file, mapping_from_text
 from importer.mapping.column_types import guess_type
 from importer.mapping.draft import draft_mapping
 from importer.read.source import open_source
@@ -54,17 +55,17 @@ def test_crm_csv_draft_settles_types_and_identity(tmp_path: Path) -> None:
     assert attributes["first_name"] == "First Name"
     assert attributes["last_name"] == "LastName"
     assert attributes["email"] == "E-Mail"
-    assert attributes["Zip"] == "Zip"  # leading zeros: stays text
+    assert attributes["zip"] == "Zip"  # leading zeros: stays text
     assert attributes["phone"] == "Phone"  # a leading +: stays text
     assert attributes["dob"] == {"column": "Birthday", "type": "date", "format": "%d.%m.%Y"}
     assert attributes["gender"] == {"column": "Sex", "map": {"Female": "F", "Male": "M"}}
-    assert attributes["Points"] == {"column": "Points", "type": "integer"}
-    assert attributes["VIP"] == {"column": "VIP", "type": "boolean"}
-    assert attributes["Created"] == {"column": "Created", "type": "time"}
-    assert attributes["Balance"] == {"column": "Balance", "type": "float"}
-    assert attributes["SignupDay"] == {"column": "SignupDay", "type": "date"}
-    assert attributes["Notes"] == "Notes"
-    assert attributes["Prefs"] == {"column": "Prefs", "type": "json"}
+    assert attributes["points"] == {"column": "Points", "type": "integer"}
+    assert attributes["vip"] == {"column": "VIP", "type": "boolean"}
+    assert attributes["created"] == {"column": "Created", "type": "time"}
+    assert attributes["balance"] == {"column": "Balance", "type": "float"}
+    assert attributes["signup_day"] == {"column": "SignupDay", "type": "date"}
+    assert attributes["notes"] == "Notes"
+    assert attributes["prefs"] == {"column": "Prefs", "type": "json"}
 
 
 def test_every_mapping_line_says_what_it_saw(tmp_path: Path) -> None:
@@ -72,9 +73,9 @@ def test_every_mapping_line_says_what_it_saw(tmp_path: Path) -> None:
     entries = [line for line in text.splitlines() if line and line[0] not in "#["]
     assert entries and all(" # " in line for line in entries)
     by_key = {line.split(" = ")[0]: line for line in entries}
-    assert "40/40 non-empty, all integers (0 … 273)" in by_key["Points"]
-    assert "10/40 non-empty" in by_key["Notes"]
-    assert "leading zeros" in by_key["Zip"]
+    assert "40/40 non-empty, all integers (0 … 273)" in by_key["points"]
+    assert "10/40 non-empty" in by_key["notes"]
+    assert "leading zeros" in by_key["zip"]
     assert "# [[events]]" in text and '# time = "Created"' in text
 
 
@@ -111,12 +112,25 @@ def test_header_only_file_still_drafts_a_mapping(tmp_path: Path) -> None:
     assert "0/0 non-empty, always empty" in text
 
 
-def test_odd_column_names_are_quoted_keys(tmp_path: Path) -> None:
-    header = 'id,"Loyalty ""Gold"" Tier",Straße,"tab\there",#hash'
-    text = draft(tmp_path / "a.csv", f"{header}\n1,a,b,c,d\n2,e,f,g,h\n".encode())
+def test_odd_column_names_become_snake_case_keys(tmp_path: Path) -> None:
+    header = (
+        'id,"Loyalty ""Gold"" Tier",Straße,"tab\there",#hash,LoyaltyPoints,Loyalty Points,country,#'
+    )
+    text = draft(tmp_path / "a.csv", f"{header}\n1,a,b,c,d,1,2,x,y\n2,e,f,g,h,3,4,z,w\n".encode())
     attributes = tomllib.loads(text)["attributes"]
-    names = ['Loyalty "Gold" Tier', "Straße", "tab\there", "#hash"]
-    assert attributes == {name: name for name in names}
+    keys = {
+        spec if isinstance(spec, str) else spec["column"]: key for key, spec in attributes.items()
+    }
+    assert keys == {
+        'Loyalty "Gold" Tier': "loyalty_gold_tier",
+        "Straße": "strasse",
+        "tab\there": "tab_here",
+        "#hash": "hash",
+        "LoyaltyPoints": "loyalty_points",
+        "Loyalty Points": "loyalty_points_2",  # two columns, two keys
+        "country": "country_name",  # not 2-letter codes: not Braze's country
+        "#": "column",
+    }
 
 
 def test_jsonl_draft_uses_top_level_keys_and_json_types(tmp_path: Path) -> None:
@@ -144,7 +158,7 @@ def test_jsonl_draft_uses_top_level_keys_and_json_types(tmp_path: Path) -> None:
         "vip": {"column": "vip", "type": "boolean"},
         "address": {"column": "address", "type": "json"},
         "signup": {"column": "signup", "type": "date"},
-        "tags": {"column": "tags", "type": "json"},
+        "tags": {"column": "tags", "type": "array"},
         "nickname": "nickname",
     }
     assert "1 unreadable rows skipped" in text
@@ -168,7 +182,8 @@ def test_braze_shaped_jsonl_needs_no_mapping(tmp_path: Path) -> None:
         (["1.5", "2", ".5", "1e3"], "float", None),
         (["true", "False", "YES"], "boolean", None),
         (["F"], "string", None),
-        (["1", "0"], "integer", None),
+        (["1", "0"], "boolean", None),
+        (["1", "1"], "integer", None),
         (["2021-02-28", "1999-12-31"], "date", None),
         (["2021-02-30"], "string", None),
         (["2021-02-28T10:00:00Z", "2021-02-28"], "time", None),
@@ -183,3 +198,51 @@ def test_braze_shaped_jsonl_needs_no_mapping(tmp_path: Path) -> None:
 def test_type_rules(values: list[str], kind: str, fmt: str | None) -> None:
     guess = guess_type(values)
     assert (guess.type, guess.format) == (kind, fmt)
+
+
+def test_an_undecodable_file_is_drafted_as_cp1252_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(crm_csv())  # cp1252: "Müller" is not UTF-8
+    text = draft_file(str(path), ReadOptions())
+    assert tomllib.loads(text)["input"]["encoding"] == "cp1252"
+    assert "sampled lines are not UTF-8: read as cp1252" in text
+    path.write_bytes("Straße;id\r\nA;1\r\n".encode("cp1252"))  # the header itself
+    text = draft_file(str(path), ReadOptions())
+    assert "the header is not UTF-8" in text and '"Straße"' in text
+    given = draft_file(str(path), ReadOptions(encoding="iso8859-15"))
+    assert tomllib.loads(given)["input"]["encoding"] == "iso8859-15"
+
+
+def test_a_date_column_that_reads_both_ways_follows_the_file(tmp_path: Path) -> None:
+    rows = [f"u{i},0{1 + i % 9}/0{1 + i % 8}/2020,{1 + i % 12}/{13 + i}/1980" for i in range(9)]
+    text = draft(tmp_path / "a.csv", "\n".join(["id,since,born", *rows, ""]).encode())
+    attributes = tomllib.loads(text)["attributes"]
+    assert attributes["since"]["format"] == "%m/%d/%Y"
+    assert "as the file's other dates are month-first" in text
+    rows = [f"u{i};0{1 + i % 9}/0{1 + i % 8}/2020" for i in range(9)]
+    text = draft(tmp_path / "b.csv", "\n".join(["id;since", *rows, ""]).encode())
+    assert tomllib.loads(text)["attributes"]["since"]["format"] == "%d/%m/%Y"
+    assert "a semicolon-separated export is usually European" in text
+
+
+def test_suggestions_are_commented_lines_that_load_when_uncommented(tmp_path: Path) -> None:
+    rows = [f"u{i};{['aktiv', 'inaktiv', 'gesperrt'][i % 3]};{'JN'[i % 2]}" for i in range(9)]
+    text = draft(tmp_path / "a.csv", "\n".join(["id;Status;Newsletter", *rows, ""]).encode())
+    mapping = tomllib.loads(text)
+    assert mapping["attributes"]["status"] == "Status"
+    suggested = next(line for line in text.splitlines() if line.startswith("# status = "))
+    assert tomllib.loads(suggested[2:])["status"]["map"]["gesperrt"] == "blocked"
+    newsletter = next(line for line in text.splitlines() if line.startswith("newsletter"))
+    assert "looks like consent" in newsletter and "email_subscribe" in newsletter
+    assert mapping["attributes"]["newsletter"]["type"] == "boolean"
+
+
+def test_gender_u_is_never_sent(tmp_path: Path) -> None:
+    rows = [f"u{i},{'MFU'[i % 3]}" for i in range(6)]
+    text = draft(tmp_path / "a.csv", "\n".join(["id,gender", *rows, ""]).encode())
+    gender = tomllib.loads(text)["attributes"]["gender"]
+    assert gender["map"]["U"] == ""  # counts as empty: Braze has no "U" (docs/braze.md)
+    assert "Braze has no 'unknown'" in text
+    mapping = mapping_from_text("draft.toml", text)
+    (field,) = [f for f in mapping.attributes if f.key == "gender"]
+    assert field.read({"gender": "U"}) is OMIT and field.read({"gender": "F"}) == "F"
