@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 		|| { echo "need Python 3.11 or newer (python3.11 or python3 on PATH)"; exit 2; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,fast,metrics]'
+	$(BIN)/pip install --quiet -e '.[dev,fast,metrics,cloud]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -112,7 +112,7 @@ class ImportConfig:
         return BatchLimits.for_mode(self.batch_mode)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -136,7 +136,7 @@ def resolve_endpoint(value: str | None) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         known = ", ".join(INSTANCES)
         raise ConfigError(f"endpoint {name!r} is neither a URL nor an instance name ({known})")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigError(
             f"refusing plain http to {parts.hostname}: the API key would travel in clear; "
             "use https (http is allowed for loopback only)"

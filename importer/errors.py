@@ -11,6 +11,7 @@ behaviour, and each class carries the process exit code the CLI uses for it::
     │   ├── Locked                   state file or run directory held by a running job; nothing
     │   │                            sent; try again later                   (exit_code 75)
     │   ├── AbortError               401/403, endpoint unreachable after retries (exit_code 3)
+    │   │   └── SourceLost           a remote source kept failing mid-read, or changed (exit_code 3)
     │   ├── StorageError             run directory not writable (full disk, read-only, permissions);
     │   │                            the message names the path and the fix  (exit_code 3)
     │   ├── Interrupted              SIGINT/SIGTERM stopped the run; logs complete (exit_code 130)
@@ -87,6 +88,12 @@ class AbortError(FatalError):
     """Braze refused us for good (401/403) or could not be reached after retries."""
 
 
+class SourceLost(AbortError):
+    """A remote source (bucket object, HTTPS) kept dropping the connection mid-read after the
+    retries from the byte reached, or changed while being read. Rows read so far are accounted
+    for; ``resume`` goes on once the source reads again."""
+
+
 class StorageError(FatalError):
     """The run directory (or the metrics file) cannot be written: a full disk, a read-only mount,
     missing permissions. The journal stays consistent; ``resume`` completes once it is fixed."""
@@ -160,8 +167,9 @@ EXIT_MEANINGS: dict[int, str] = {
     RecordError.exit_code: "the run finished but some records failed: see failures.jsonl",
     ConfigError.exit_code: "usage, mapping or input error; nothing was sent",
     AbortError.exit_code: (
-        "aborted: Braze refused the key, could not be reached, or the run directory could not be "
-        "written; logs are complete to this point: fix the cause, then resume"
+        "aborted: Braze refused the key, could not be reached, a remote source kept failing, or "
+        "the run directory could not be written; logs are complete to this point: fix the cause, "
+        "then resume"
     ),
     Locked.exit_code: "temporary: the state file or run directory is in use; try again later",
     InternalError.exit_code: "internal error (a bug): see error.log in the run directory",

@@ -158,7 +158,10 @@ def run(
     on_ambiguous: str,
     **ending: Any,
 ) -> None:
-    """Import SOURCE files (.csv .tsv .jsonl .ndjson, optionally .gz; - for stdin)."""
+    """Import SOURCE files (.csv .tsv .jsonl .ndjson, optionally .gz; - for stdin).
+
+    A SOURCE may also be a directory, a glob, s3://bucket/key, gs://bucket/key or an https://
+    URL; globs work in buckets too (s3://exports/2026-12-01/*.csv.gz)."""
     from importer.rundir import default_run_dir
     from importer.runner import run_import
 

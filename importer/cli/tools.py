@@ -40,12 +40,15 @@ def exit_for(exc: BaseException, verbose: bool) -> NoReturn:
     "--sample", type=click.IntRange(min=1), default=1000, show_default=True, help="Rows to sample."
 )
 def init_mapping(source: str, fmt: str | None, encoding: str | None, sample: int) -> None:
-    """Sample SOURCE and print a commented mapping TOML to start from."""
+    """Sample SOURCE (a file, directory, glob, bucket object or URL: the first it names) and
+    print a commented mapping TOML to start from."""
     from importer.mapping import draft_file
+    from importer.read import expand
 
     try:
         options = ReadOptions(format=fmt, encoding=encoding)  # type: ignore[arg-type]
-        click.echo(draft_file(source, options, sample_rows=sample), nl=False)
+        first = expand([source])[0].name
+        click.echo(draft_file(first, options, sample_rows=sample), nl=False)
     except Exception as exc:
         exit_for(exc, verbose=False)
 

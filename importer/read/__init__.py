@@ -1,17 +1,26 @@
-"""Reading sources: a file or stdin -> ``SourceRow | RowFailure``, streaming in constant memory.
+"""Reading sources: files, stdin, bucket objects, HTTPS -> ``SourceRow | RowFailure``, streaming
+in constant memory.
 
-``lines`` turns bytes (plain or gzip, any encoding) into numbered physical lines; ``csv_records``
-and ``jsonl_records`` turn lines into records; ``source`` opens a source and settles everything
+``resolve`` expands SOURCE arguments (directories, globs, bucket listings) into ``Location``s
+(``locations``) and opens them; ``remote`` streams a remote one, resuming from the byte reached
+after a drop, through ``cloud`` (s3://, gs://) or ``web`` (https://). ``lines`` turns bytes
+(plain or gzip, any encoding) into numbered physical lines; ``csv_records`` and
+``jsonl_records`` turn lines into records; ``source`` opens a source and settles everything
 that can stop a run before anything is sent.
 """
 
 from importer.read.jsonl_records import MAX_DEPTH, integer_out_of_range, json_depth
+from importer.read.locations import Location
+from importer.read.resolve import describe, expand
 from importer.read.source import MAX_CELL_BYTES_LIMIT, Source, fingerprint, open_source, open_stream
 
 __all__ = [
     "MAX_CELL_BYTES_LIMIT",
     "MAX_DEPTH",
+    "Location",
     "Source",
+    "describe",
+    "expand",
     "fingerprint",
     "integer_out_of_range",
     "json_depth",

@@ -1,4 +1,4 @@
-"""Sources: files (or stdin) -> SourceRow | RowFailure, streaming in constant memory.
+"""Sources: files, stdin, bucket objects, HTTPS -> SourceRow | RowFailure, in constant memory.
 
 ``open_source`` settles everything that can stop a run before anything is sent — the file is
 readable, its format and encoding are known, a CSV header is present and has no duplicate names —
@@ -19,7 +19,8 @@ import stat
 import sys
 from collections.abc import Iterator
 from types import TracebackType
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, cast
+from urllib.parse import urlsplit
 
 from importer.config import DEFAULT_ENCODING, DEFAULT_MAX_CELL_BYTES, ReadOptions
 from importer.errors import InputError
@@ -27,6 +28,7 @@ from importer.models import RowFailure, SourceRow
 from importer.read.csv_records import DELIMITERS, CsvParser
 from importer.read.jsonl_records import JsonlParser
 from importer.read.lines import ByteLines
+from importer.read.locations import Location
 
 FileFormat = Literal["csv", "jsonl"]
 EXTENSIONS: dict[str, FileFormat] = {
@@ -65,6 +67,8 @@ class Source:
         self._rows_taken = False
         self.header: tuple[str, ...] | None = None
         self.delimiter: str | None = None
+        # Where it was read from, with what its listing said (remote: size and version).
+        self.location = Location(name, size)
         if isinstance(parser, CsvParser):
             self.header, self.delimiter = parser.header, parser.delimiter
 
@@ -94,8 +98,13 @@ class Source:
         self.close()
 
 
-def open_source(name: str, options: ReadOptions) -> Source:
-    """Open a file by name (``-`` is stdin, which needs ``options.format``)."""
+def open_source(name: str | Location, options: ReadOptions) -> Source:
+    """Open a file by name (``-`` is stdin, which needs ``options.format``) or a remote object
+    (a URL, or a Location from ``expand`` carrying its size and version)."""
+    location = name if isinstance(name, Location) else Location(name)
+    name = location.name
+    if location.remote:
+        return _open_remote(location, options)
     if name == "-":
         if options.format is None:
             raise InputError("reading stdin (-) needs the format: pass --format csv or jsonl")
@@ -113,6 +122,22 @@ def open_source(name: str, options: ReadOptions) -> Source:
     except BaseException:
         stream.close()
         raise
+
+
+def _open_remote(location: Location, options: ReadOptions) -> Source:
+    from importer.read.resolve import open_remote
+
+    stream = open_remote(location)
+    try:
+        size = stream.location.size
+        source = open_stream(
+            location.name, cast(BinaryIO, stream), options, size=size, owns_stream=True
+        )
+    except BaseException:
+        stream.close()
+        raise
+    source.location = stream.location
+    return source
 
 
 def open_stream(
@@ -196,7 +221,8 @@ def check_encoding(name: str) -> str:
 
 
 def fingerprint(name: str) -> str | None:
-    """sha256 over the size and the first and last MiB: cheap, and stable while the file is."""
+    """sha256 over the size and the first and last MiB: cheap, and stable while the file is.
+    (A remote object's fingerprint is its version, from its listing: ``Location.version``.)"""
     if name == "-":
         return None
     digest = hashlib.sha256()
@@ -214,6 +240,9 @@ def fingerprint(name: str) -> str | None:
 
 
 def _base_name(name: str) -> str:
+    """The name without ``.gz`` (and a URL without its query string)."""
+    if "://" in name:
+        name = urlsplit(name).path
     return name[:-3] if name.lower().endswith(".gz") else name
 
 

@@ -17,7 +17,7 @@ from importer.config import DEFAULT_CONCURRENCY, ImportConfig, ReadOptions, Retr
 from importer.errors import ConfigError
 from importer.mapping import CompiledMapping, load_mapping
 from importer.models import RowSource
-from importer.read import fingerprint
+from importer.read import Location, describe, fingerprint
 
 
 def mapping_digest(path: Path | None) -> str | None:
@@ -51,6 +51,15 @@ def settings_of(config: ImportConfig) -> dict[str, Any]:
 
 
 def source_entry(source: RowSource) -> dict[str, Any]:
+    location: Location | None = getattr(source, "location", None)
+    if location is not None and location.remote:
+        return {
+            "name": source.name,
+            "url": location.name,
+            "format": getattr(source, "format", None),
+            "size": location.size,
+            "fingerprint": location.version,  # ETag, generation or Last-Modified
+        }
     path = getattr(source, "path", None) or source.name
     absolute = None if source.name == "-" else str(Path(path).resolve())
     return {
@@ -86,9 +95,12 @@ def config_from(
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def unchanged_source(entry: dict[str, Any]) -> Path:
-    """The source's path, after checking it is the file the run started with."""
+def unchanged_source(entry: dict[str, Any]) -> Location:
+    """Where the source is (a local path or a URL), after checking it is the object the run
+    started with."""
     name, path = entry.get("name"), entry.get("path")
+    if entry.get("url"):
+        return _unchanged_remote(entry)
     if not path:
         raise ConfigError(f"source {name!r} was read from stdin and cannot be resumed")
     try:
@@ -100,7 +112,21 @@ def unchanged_source(entry: dict[str, Any]) -> Path:
             f"source {name} changed since the run started (size {entry.get('size')} -> {size} "
             "or different content); resume refuses to guess which rows were sent"
         )
-    return Path(path)
+    return Location(path, size)
+
+
+def _unchanged_remote(entry: dict[str, Any]) -> Location:
+    try:
+        now = describe(entry["url"])
+    except ConfigError as exc:
+        raise ConfigError(f"source {entry['name']} cannot be checked: {exc}") from None
+    if now.size != entry.get("size") or now.version != entry.get("fingerprint"):
+        raise ConfigError(
+            f"source {entry['name']} changed since the run started (size {entry.get('size')} -> "
+            f"{now.size}, {entry.get('fingerprint')} -> {now.version}); resume refuses to guess "
+            "which rows were sent"
+        )
+    return now
 
 
 def check_mapping(config: ImportConfig, manifest: dict[str, Any]) -> CompiledMapping | None:

@@ -1,8 +1,8 @@
 """Reading a run's sources again, as the run read them: for ``resume`` and ``verify``.
 
-Every source must be the file the run started with, and the mapping the one it used (exit 2
-otherwise, importer.rundir.manifest); the read options are the run's, the mapping's ``[input]``
-under the flags; each source gets the converter the run gave it.
+Every source must be the file or object the run started with, and the mapping the one it used
+(exit 2 otherwise, importer.rundir.manifest); the read options are the run's, the mapping's
+``[input]`` under the flags; each source gets the converter the run gave it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from importer.convert import Converter
 from importer.errors import ImporterError
 from importer.mapping import CompiledMapping, default_mapping
 from importer.models import RowConverter, RowSource
-from importer.read import Source, open_stream
+from importer.read import Source, open_source, open_stream
 from importer.rundir.failures import FailureSource, RetryConverter
 from importer.rundir.manifest import unchanged_source
 from importer.rundir.outcomes import read_manifest
@@ -62,7 +62,7 @@ def reopen_retry(
     """A retry run's source (its parent's failures.jsonl) and converter."""
     entry = manifest["sources"][0]
     parent = manifest["retry_of"]
-    source = FailureSource(unchanged_source(entry), parent.get("only", ()))
+    source = FailureSource(Path(unchanged_source(entry).name), parent.get("only", ()))
     parent_manifest = read_manifest(Path(parent["run_dir"]))
     formats = {s["name"]: s.get("format") for s in parent_manifest.get("sources", [])}
     return source, RetryConverter(source, mapping, formats)
@@ -76,8 +76,11 @@ def reopen_files(
     sources: list[Source] = []
     try:
         for entry in manifest.get("sources", []):
-            path = unchanged_source(entry)
-            stream = path.open("rb")
+            location = unchanged_source(entry)  # a local path, or a URL with its version
+            if location.remote:
+                sources.append(open_source(location, options))
+                continue
+            stream = open(location.name, "rb")  # noqa: SIM115 - the Source owns and closes it
             sources.append(
                 open_stream(entry["name"], stream, options, size=entry["size"], owns_stream=True)
             )

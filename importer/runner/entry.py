@@ -18,7 +18,7 @@ from importer.errors import StorageError
 from importer.filelock import utc_now
 from importer.mapping import CompiledMapping, load_mapping
 from importer.models import ImportStats, RowConverter, RowSource
-from importer.read import Source, open_source
+from importer.read import Source, expand, open_source
 from importer.rundir import (
     FailureSource,
     Journal,
@@ -161,13 +161,12 @@ def run_import(
     options = read_options(config, mapping)
     sources: list[Source] = []
     try:
-        for name in config.sources:
-            sources.append(open_source(name, options))
+        for location in expand(config.sources):
+            sources.append(open_source(location, options))
         converters = converters_for(sources, mapping)
         specs = _specs(sources, mapping)
-        return _start(
-            config, list(sources), converters, {"kind": "run"}, reporter, handle_signals, specs
-        )
+        extra = {"kind": "run", "arguments": list(config.sources)}  # before any expansion
+        return _start(config, list(sources), converters, extra, reporter, handle_signals, specs)
     finally:
         close_all(sources)
 

@@ -35,6 +35,7 @@ PINNED = [
     "RetryPolicy",
     "RetryableError",
     "RunReport",
+    "SourceLost",
     "StorageError",
     "TransientError",
     "Unreachable",
@@ -108,7 +109,7 @@ def test_every_error_in_the_tree_is_used() -> None:
         if inspect.isclass(getattr(importer, name))
         and issubclass(getattr(importer, name), importer.ImporterError)
     ]
-    assert len(errors) == 15
+    assert len(errors) == 16
     for name in errors:
         if getattr(importer, name).__subclasses__():
             continue  # a branch of the tree: its leaves are raised

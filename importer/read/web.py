@@ -1,0 +1,132 @@
+"""``https://`` sources through the standard library (no extra needed).
+
+A GET, redirects followed (never to plain http off loopback), trusted CAs from the system or
+``SSL_CERT_FILE``. The object's version is its ETag, else its Last-Modified date (with its size,
+recorded beside it). A resumed read asks for ``Range: bytes=N-`` and checks that the answer is
+that range of the same version.
+"""
+
+from __future__ import annotations
+
+import http.client
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from email.message import Message
+from http.client import HTTPMessage
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from importer.config import is_loopback
+from importer.errors import InputError
+from importer.read.locations import Location
+from importer.read.remote import CHUNK_BYTES, Changed, Dropped
+
+TIMEOUT_S = 60.0
+USER_AGENT = "braze-importer"
+
+
+def check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise InputError(f"{url}: no host named")
+    if parts.scheme.lower() == "http" and not is_loopback(parts.hostname):
+        raise InputError(
+            f"refusing plain http to {parts.hostname}: rows would travel in clear; use https "
+            "(http is allowed for loopback only)"
+        )
+
+
+class _SafeRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(
+        self, req: Any, fp: IO[bytes], code: int, msg: str, headers: HTTPMessage, newurl: str
+    ) -> Any:
+        check_url(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_opener = urllib.request.build_opener(_SafeRedirects)
+
+
+class WebBackend:
+    def listing(self, url: str) -> tuple[str, Iterator[Location]]:
+        raise InputError(f"{url}: an https:// source cannot be listed; name each file")
+
+    def head(self, url: str) -> Location:
+        check_url(url)
+        try:
+            with self._open(url, method="HEAD") as answer:
+                return _location(url, answer.headers)
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (405, 501):  # HEAD not allowed: ask for the first byte instead
+                raise InputError(f"cannot read {url}: {_status(exc.code)}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise InputError(f"cannot read {url}: {_failure(exc)}") from None
+        return self._head_by_get(url)
+
+    def _head_by_get(self, url: str) -> Location:
+        try:
+            with self._open(url, headers={"Range": "bytes=0-0"}) as answer:
+                size = answer.headers.get("Content-Range", "").rpartition("/")[2]
+                location = _location(url, answer.headers)
+                return Location(url, int(size) if size.isdigit() else None, location.version)
+        except urllib.error.HTTPError as exc:
+            raise InputError(f"cannot read {url}: {_status(exc.code)}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise InputError(f"cannot read {url}: {_failure(exc)}") from None
+
+    def chunks(self, location: Location, offset: int) -> Iterator[bytes]:
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            with self._open(location.name, headers=headers) as answer:
+                _check_same(location, answer, offset)
+                while chunk := answer.read1(CHUNK_BYTES):
+                    yield chunk
+        except urllib.error.HTTPError as exc:
+            if exc.code in (404, 410, 412, 416):
+                raise Changed(_status(exc.code)) from None
+            raise Dropped(_status(exc.code)) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise Dropped(_failure(exc)) from None
+
+    def _open(self, url: str, *, method: str = "GET", headers: dict[str, str] | None = None) -> Any:
+        request = urllib.request.Request(
+            url,
+            method=method,
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **(headers or {})},
+        )
+        return _opener.open(request, timeout=TIMEOUT_S)
+
+
+def _location(url: str, headers: Message) -> Location:
+    length = headers.get("Content-Length", "")
+    size = int(length) if length.isdigit() else None
+    return Location(url, size, _version(headers))
+
+
+def _version(headers: Message) -> str | None:
+    if headers.get("ETag"):
+        return f"etag:{headers['ETag']}"
+    if headers.get("Last-Modified"):
+        return f"last-modified:{headers['Last-Modified']}"
+    return None
+
+
+def _check_same(location: Location, answer: Any, offset: int) -> None:
+    version = _version(answer.headers)
+    if location.version is not None and version != location.version:
+        raise Changed(f"its version is now {version}")
+    if offset:
+        start = answer.headers.get("Content-Range", "").removeprefix("bytes ").partition("-")[0]
+        if answer.status != 206 or start != str(offset):
+            raise Changed("the server does not resume from a byte offset (no Range support)")
+
+
+def _status(code: int) -> str:
+    words = {401: "access denied", 403: "access denied", 404: "not found", 410: "gone"}
+    return f"HTTP {code}" + (f" ({words[code]})" if code in words else "")
+
+
+def _failure(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return f"{type(exc).__name__}: {reason or exc}"
