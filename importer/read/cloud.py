@@ -72,7 +72,7 @@ class CloudBackend:
             for batch in obstore.list(self._store(url), prefix=prefix or None, chunk_size=1000):
                 for meta in batch:
                     yield Location(base + meta["path"], meta["size"], _version(meta))
-        except obstore.exceptions.BaseError as exc:
+        except (obstore.exceptions.BaseError, OSError) as exc:  # NotFound is a FileNotFoundError
             raise InputError(f"cannot list {url}: {_reason(exc)}") from None
 
     def head(self, url: str) -> Location:
@@ -80,7 +80,7 @@ class CloudBackend:
         _, key = _split(url)
         try:
             meta = obstore.head(self._store(url), key)
-        except obstore.exceptions.BaseError as exc:
+        except (obstore.exceptions.BaseError, OSError) as exc:
             raise InputError(f"cannot read {url}: {_reason(exc)}") from None
         return Location(url, meta["size"], _version(meta))
 
@@ -99,7 +99,7 @@ class CloudBackend:
                 yield bytes(chunk)
         except obstore.exceptions.PreconditionError:
             raise Changed("it was replaced") from None
-        except (obstore.exceptions.NotFoundError, obstore.exceptions.PermissionDeniedError) as exc:
+        except (FileNotFoundError, obstore.exceptions.PermissionDeniedError) as exc:
             raise Changed(_reason(exc)) from None
         except Exception as exc:  # obstore raises its own errors and OSError for the body
             if isinstance(exc, Changed):
@@ -192,7 +192,7 @@ def _reason(exc: BaseException) -> str:
     status = re.search(r"status code: (\d{3})", text)
     if "NoSuchBucket" in text:
         return "the bucket does not exist"
-    if name == "NotFoundError" or "NoSuchKey" in text:
+    if isinstance(exc, FileNotFoundError) or "NoSuchKey" in text:
         return "not found"
     if name in ("PermissionDeniedError", "UnauthenticatedError") or "AccessDenied" in text:
         return "access denied: check the credentials (environment, profile or instance role)"

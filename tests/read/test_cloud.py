@@ -78,7 +78,10 @@ def test_a_glob_of_three_gzip_objects_is_delivered_exactly(
     bucket, rows = _night(moto)
     glob = f"s3://{bucket}/2026-12-01/*.csv.gz"
     done = subprocess.run(
-        run_args(tmp_path, glob, sandbox.url), env=_env(moto), capture_output=True, text=True
+        run_args(tmp_path, glob, sandbox.url, "--state", str(tmp_path / "state.sqlite")),
+        env=_env(moto),
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     assert _delivered(sandbox) == Counter(f"u{n}" for n in range(rows))
@@ -187,7 +190,9 @@ def test_a_connection_that_keeps_dropping_stops_the_run_resumably(
     assert summary["rows_read"] == summary["delivered"] + summary["unsent"]
 
 
-@pytest.mark.parametrize("case", ["wrong credentials", "missing bucket", "glob matching nothing"])
+@pytest.mark.parametrize(
+    "case", ["wrong credentials", "missing bucket", "missing object", "glob matching nothing"]
+)
 def test_store_errors_are_one_line_exit_2_without_the_credentials(
     tmp_path: Path, moto: Moto, case: str
 ) -> None:
@@ -199,6 +204,8 @@ def test_store_errors_are_one_line_exit_2_without_the_credentials(
         env |= {"AWS_ACCESS_KEY_ID": "AKIAWRONGKEY1234", "AWS_SECRET_ACCESS_KEY": secret}
     elif case == "missing bucket":
         source = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/2026-12-01/*.csv.gz"
+    elif case == "missing object":
+        source = f"s3://{bucket}/2026-12-01/users-7.csv.gz"
     else:
         source = f"s3://{bucket}/2026-12-09/*.csv.gz"
     done = subprocess.run(
@@ -210,6 +217,7 @@ def test_store_errors_are_one_line_exit_2_without_the_credentials(
     words = {
         "wrong credentials": "credentials",
         "missing bucket": "bucket does not exist",
+        "missing object": "users-7.csv.gz: not found",
         "glob matching nothing": "matches nothing",
     }
     assert words[case] in lines[0]

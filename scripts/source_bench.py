@@ -1,0 +1,159 @@
+"""Reading from a bucket against reading the same file locally (issue 14).
+
+Starts moto's standalone server and the sandbox on 127.0.0.1, puts one gzip CSV in a bucket,
+then runs ``braze-import run`` (rate limit off) on the local file and on the s3:// object,
+alternately, and prints rows per second and the importer's peak RSS for each. With
+``--big-mb N`` it also streams an N MB plain CSV object through ``--dry-run --workers 1`` and
+prints that run's peak RSS.
+
+    .venv/bin/python scripts/source_bench.py --rows 300000 --rounds 2 --big-mb 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+
+from importer.sandbox import SandboxSettings, sandbox_in_thread
+
+MAPPING = """
+[identity]
+external_id = "id"
+[attributes]
+points = { column = "points", type = "integer" }
+"""
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def _moto() -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+
+
+def _write_csv(path: Path, rows: int, opener: object = open) -> None:
+    rng = random.Random(7)
+    with opener(path, "wt", encoding="utf-8") as out:  # type: ignore[operator]
+        out.write("id,points,pad\n")
+        for start in range(0, rows, 50_000):
+            block = range(start, min(rows, start + 50_000))
+            out.write("".join(f"u{n},{n},{rng.getrandbits(64):016x}\n" for n in block))
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of one importer process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{args} failed")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--big-mb", type=int, default=0)
+    options = parser.parse_args()
+    moto, url = _moto()
+    env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL_S3": url, "BRAZE_API_KEY": "sandbox-key"}
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
+    s3.create_bucket(Bucket="bench")
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            work = Path(folder)
+            (work / "map.toml").write_text(MAPPING)
+            local = work / "users.csv.gz"
+            _write_csv(local, options.rows, gzip.open)
+            s3.upload_file(str(local), "bench", "users.csv.gz")
+            print(f"{options.rows:,} rows, {local.stat().st_size / 2**20:.1f} MB gzip")
+            with sandbox_in_thread(SandboxSettings(batch_mode="combined")) as sandbox:
+                for n in range(options.rounds):
+                    for label, source in (("local", str(local)), ("s3", "s3://bench/users.csv.gz")):
+                        run = [
+                            sys.executable,
+                            "-m",
+                            "importer",
+                            "run",
+                            source,
+                            "--mapping",
+                            str(work / "map.toml"),
+                        ]
+                        run += [
+                            "--endpoint",
+                            sandbox.url,
+                            "--rate",
+                            "0",
+                            "--quiet",
+                            "--run-dir",
+                            str(work / f"run-{label}-{n}"),
+                        ]
+                        seconds, rss = _run(run, env)
+                        rate = options.rows / seconds
+                        print(
+                            f"round {n + 1} {label:5}: {rate:9,.0f} rows/s  {seconds:6.1f} s",
+                            end="",
+                        )
+                        print(f"  peak RSS {rss:5.0f} MB")
+            if options.big_mb:
+                big = work / "big.csv"
+                _write_csv(big, options.big_mb * 2**20 // 27)
+                s3.upload_file(str(big), "bench", "big.csv")
+                size = big.stat().st_size
+                big.unlink()
+                run = [
+                    sys.executable,
+                    "-m",
+                    "importer",
+                    "run",
+                    "s3://bench/big.csv",
+                    "--mapping",
+                    str(work / "map.toml"),
+                ]
+                run += [
+                    "--dry-run",
+                    "--workers",
+                    "1",
+                    "--quiet",
+                    "--run-dir",
+                    str(work / "run-big"),
+                ]
+                seconds, rss = _run(run, env)
+                print(f"{size / 2**20:,.0f} MB object, --dry-run --workers 1: ", end="")
+                print(f"{seconds:.0f} s, peak RSS {rss:.0f} MB")
+    finally:
+        moto.terminate()
+
+
+if __name__ == "__main__":
+    main()
