@@ -6,7 +6,7 @@ alternately, and prints rows per second and the importer's peak RSS for each. Wi
 ``--big-mb N`` it also streams an N MB plain CSV object through ``--dry-run --workers 1`` and
 prints that run's peak RSS.
 
-    .venv/bin/python scripts/source_bench.py --rows 300000 --rounds 2 --big-mb 1024
+    PYTHONPATH=. .venv/bin/python scripts/source_bench.py --rows 300000 --rounds 2 --big-mb 1024
 """
 
 from __future__ import annotations
@@ -15,16 +15,14 @@ import argparse
 import gzip
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import boto3
-
 from importer.sandbox import SandboxSettings, sandbox_in_thread
+from tests.read.servers import moto_server
 
 MAPPING = """
 [identity]
@@ -32,25 +30,6 @@ external_id = "id"
 [attributes]
 points = { column = "points", type = "integer" }
 """
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_REGION": "us-east-1",
-}
-
-
-def _moto() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.1)
 
 
 def _write_csv(path: Path, rows: int, opener: object = open) -> None:
@@ -79,17 +58,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--big-mb", type=int, default=0)
     options = parser.parse_args()
-    moto, url = _moto()
-    env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL_S3": url, "BRAZE_API_KEY": "sandbox-key"}
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
-    s3.create_bucket(Bucket="bench")
-    try:
+    with moto_server() as moto:
+        env = {**os.environ, **moto.env(), "BRAZE_API_KEY": "sandbox-key"}
+        s3 = moto.client()
+        s3.create_bucket(Bucket="bench")
         with tempfile.TemporaryDirectory() as folder:
             work = Path(folder)
             (work / "map.toml").write_text(MAPPING)
@@ -151,8 +123,6 @@ def main() -> None:
                 seconds, rss = _run(run, env)
                 print(f"{size / 2**20:,.0f} MB object, --dry-run --workers 1: ", end="")
                 print(f"{seconds:.0f} s, peak RSS {rss:.0f} MB")
-    finally:
-        moto.terminate()
 
 
 if __name__ == "__main__":

@@ -114,7 +114,11 @@ def moto_server() -> Iterator[Moto]:
         yield Moto(url, key["AccessKeyId"], key["SecretAccessKey"])
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @dataclass
