@@ -77,7 +77,8 @@ def list_remote(name: str) -> list[Location]:
     """A URL as the objects it names: itself, or a glob's or folder's matches."""
     backend = backend_for(name)
     key = _key_of(name)
-    if name.lower().startswith(("s3://", "gs://")) and (has_wildcard(key) or key.endswith("/")):
+    folder = not key or key.endswith("/")  # s3://bucket/ and s3://bucket/night/
+    if name.lower().startswith(("s3://", "gs://")) and (folder or has_wildcard(key)):
         base, listed = backend.listing(name)
         return matching(key, listed, base)
     return [backend.head(name)]

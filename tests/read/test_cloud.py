@@ -273,3 +273,11 @@ def test_aws_profile_files_are_a_credential_source(
     monkeypatch.setattr(CloudBackend, "_shared", None)
     with pytest.raises(InputError, match="AWS profile"):
         _read_all(f"s3://{bucket}/2026-12-01/users-2.csv.gz")
+
+
+def test_a_bucket_folder_names_its_exports(s3_env: Moto) -> None:
+    bucket, _ = _night(s3_env, rows=5)
+    names = [x.name for x in expand([f"s3://{bucket}/2026-12-01/"])]
+    assert names == [f"s3://{bucket}/2026-12-01/users-{n}.csv.gz" for n in range(3)]
+    with pytest.raises(InputError, match="matches nothing"):
+        expand([f"s3://{bucket}"])  # its top level holds folders only
