@@ -32,6 +32,9 @@ AWS_KEYS = (
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 )
 AWS_KEYS_ALSO = ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",)
+# A GET streams at the importer's pace, for as long as the import takes: no overall timeout
+# (obstore's default is 30 s), but a read that stalls for a minute is a drop (resumed).
+STREAMING: Any = {"timeout": timedelta(hours=24), "read_timeout": timedelta(seconds=60)}
 RETRY: Any = {
     "max_retries": 3,
     "backoff": {"init_backoff": timedelta(seconds=0.1), "max_backoff": timedelta(seconds=2)},
@@ -127,10 +130,10 @@ def _make_store(bucket_url: str) -> Any:
 
     scheme, bucket = bucket_url.split("://", 1)
     if scheme == "gs":
-        return GCSStore(bucket, retry_config=RETRY)
+        return GCSStore(bucket, client_options=STREAMING, retry_config=RETRY)
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     config: Any = {}
-    client: Any = {}
+    client: Any = dict(STREAMING)
     if endpoint:
         parts = urlsplit(endpoint)
         if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
@@ -200,6 +203,8 @@ def _reason(exc: BaseException) -> str:
         return "the credentials were refused: check the access key and its secret"
     if status:
         return f"the store answered HTTP {status.group(1)}"
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        return "the connection timed out"
     if "connect" in text.lower():
         return "could not connect to the store"
     return f"the store failed ({name})"
