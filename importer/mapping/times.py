@@ -120,8 +120,8 @@ class TimeFormat:
     %H %M or %H %M %S, in any order between literal characters (``%d.%m.%Y %H:%M``). Like
     strptime, one digit is enough for all but %Y. Anything else is left to strptime.
 
-    ``fields`` is the faster path still, for the common case of every field written in full
-    (two digits, four for the year): the text's fields as strings, no datetime made."""
+    ``fields()`` gives the faster path still, for the common case of every field written in full
+    (two digits, four for the year): the parsers rearrange the text, no datetime made."""
 
     __slots__ = ("fixed", "fmt", "pad", "pick", "regex")
 
