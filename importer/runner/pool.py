@@ -89,6 +89,9 @@ class ConverterSpec:
 
 _converters: list[Converter] = []
 _digests: Digests | None = None
+# Each chunk's header arrives as a new tuple; the converter knows a header by identity (it
+# generates a source's code once per header), so the worker hands it the first equal one.
+_headers: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 def _start_worker(specs: Sequence[ConverterSpec], digests: Digests | None, parent: int) -> None:
@@ -139,6 +142,8 @@ def convert_chunk(
     whether --state wants each attribute's digest too (importer.state.DeltaStage.wants_values)."""
     convert = _converters[source].convert
     digests = _digests
+    if header is not None:
+        header = _headers.setdefault(header, header)
     answers: list[_Answer] = []
     for line, data in rows:
         record = data if header is None else CsvRecord(header, data)

@@ -3,6 +3,7 @@ requests in the same order, the same failures at the same lines, the same accoun
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,12 @@ import orjson
 import pytest
 
 from importer.config import ImportConfig, RetryPolicy
+from importer.convert import Converter
+from importer.convert import converter as converter_module
+from importer.mapping import mapping_from_text
+from importer.models import Item, RowRef
 from importer.runner import engine as engine_module
+from importer.runner import pool
 from importer.runner.entry import run_import
 from importer.runner.pool import default_workers
 from importer.sandbox import SandboxSettings, sandbox_in_thread
@@ -147,3 +153,31 @@ def test_the_default_is_the_cores_this_process_may_use() -> None:
     import os
 
     assert default_workers() == len(os.sched_getaffinity(0))
+
+
+def test_a_worker_generates_a_sources_code_once_not_once_per_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each chunk's header arrives unpickled, a new tuple equal to the last; the converter keys
+    # its generated code on the header, so without care it compiled the code again per chunk.
+    generated: list[object] = []
+    real_row_code = converter_module.row_code
+
+    def counting_row_code(*args: Any) -> Any:
+        generated.append(args)
+        return real_row_code(*args)
+
+    monkeypatch.setattr(converter_module, "row_code", counting_row_code)
+    converter = Converter(mapping_from_text("pool.toml", MAPPING))
+    monkeypatch.setattr(pool, "_converters", [converter])
+    generated.clear()  # the converter's own code for records given as dicts
+    header_sent = ("id", "points", "tier", "when", "sku", "price")
+    for chunk in range(3):
+        header = pickle.loads(pickle.dumps(header_sent))  # as a worker gets it: a new tuple
+        rows = [(2 + chunk, ["u1", str(chunk), "g", "2024-03-01T10:00:00Z", "", ""])]
+        (answer,) = pool.convert_chunk(0, "s.csv", header, rows)
+        assert isinstance(answer, tuple), answer  # (user, wire, digests): converted
+        user, wire, _ = answer
+        attributes = Item(RowRef("s.csv", 2), {}, user, wire=wire).decoded().attributes
+        assert attributes[0]["points"] == chunk
+    assert len(generated) == 1
