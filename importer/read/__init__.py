@@ -6,11 +6,12 @@ in constant memory.
 after a drop, through ``cloud`` (s3://, gs://) or ``web`` (https://). ``lines`` turns bytes
 (plain or gzip, any encoding) into numbered physical lines; ``csv_records`` and
 ``jsonl_records`` turn lines into records; ``source`` opens a source and settles everything
-that can stop a run before anything is sent.
+that can stop a run before anything is sent. A source is named by ``display_name``: a URL's
+credentials (userinfo, presigned query values) stay in memory where the object is opened.
 """
 
 from importer.read.jsonl_records import MAX_DEPTH, integer_out_of_range, json_depth
-from importer.read.locations import Location
+from importer.read.locations import Location, display_name, redact_urls, url_secrets
 from importer.read.resolve import describe, expand
 from importer.read.source import MAX_CELL_BYTES_LIMIT, Source, fingerprint, open_source, open_stream
 
@@ -20,10 +21,13 @@ __all__ = [
     "Location",
     "Source",
     "describe",
+    "display_name",
     "expand",
     "fingerprint",
     "integer_out_of_range",
     "json_depth",
     "open_source",
     "open_stream",
+    "redact_urls",
+    "url_secrets",
 ]

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from importer.config import is_loopback
 from importer.errors import InputError
-from importer.read.locations import Location, listing_prefix
+from importer.read.locations import Location, display_name, listing_prefix
 from importer.read.remote import CHUNK_BYTES, Changed, Dropped
 
 EXTRA_HINT = "pip install 'braze-importer[cloud]'"
@@ -76,7 +76,7 @@ class CloudBackend:
                 for meta in batch:
                     yield Location(base + meta["path"], meta["size"], _version(meta))
         except (obstore.exceptions.BaseError, OSError) as exc:  # NotFound is a FileNotFoundError
-            raise InputError(f"cannot list {url}: {_reason(exc)}") from None
+            raise InputError(f"cannot list {display_name(url)}: {_reason(exc)}") from None
 
     def head(self, url: str) -> Location:
         obstore = _obstore()
@@ -84,7 +84,7 @@ class CloudBackend:
         try:
             meta = obstore.head(self._store(url), key)
         except (obstore.exceptions.BaseError, OSError) as exc:
-            raise InputError(f"cannot read {url}: {_reason(exc)}") from None
+            raise InputError(f"cannot read {display_name(url)}: {_reason(exc)}") from None
         return Location(url, meta["size"], _version(meta))
 
     def chunks(self, location: Location, offset: int) -> Iterator[bytes]:
@@ -121,7 +121,12 @@ def _split(url: str) -> tuple[str, str]:
     scheme, rest = url.split("://", 1)
     bucket, _, key = rest.partition("/")
     if not bucket:
-        raise InputError(f"{url}: no bucket named")
+        raise InputError(f"{display_name(url)}: no bucket named")
+    if "@" in bucket:  # no bucket name holds one: s3://KEY:SECRET@bucket
+        raise InputError(
+            f"{display_name(url)}: credentials do not go in an {scheme}:// URL; they come from "
+            "the environment, profile files or the instance's identity"
+        )
     return f"{scheme.lower()}://{bucket}", key
 
 

@@ -1,16 +1,26 @@
 """``Location``: one object a run reads (a path, ``-`` or a URL) with what its listing said of
-it (size, version) — what ``run.json`` records and a resume checks; and the name rules: known
-extensions, wildcards, globs on object keys."""
+it (size, version) — what ``run.json`` records and a resume checks; the name rules: known
+extensions, wildcards, globs on object keys; and a URL's display name, without the credentials
+it may carry (``display_name``)."""
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 KNOWN_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
 REMOTE_SCHEMES = ("s3://", "gs://", "https://", "http://")
 WILDCARDS = frozenset("*?[")
+HIDDEN = "***"
+# scheme://authority, then the rest (path, ?query, #fragment).
+_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<rest>.*)", re.S)
+_URL_IN_ARG = re.compile(r"(?i)(?:https?|s3|gs)://\S*")
+# Shorter parts are not scrubbed from messages (X-Amz-Expires=3600, a user "u"): that would hide
+# words, not credentials. Names shown are hidden in full by display_name whatever their length.
+MIN_SECRET_LENGTH = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +36,74 @@ class Location:
     def remote(self) -> bool:
         return is_remote(self.name)
 
+    @property
+    def display(self) -> str:
+        """The name as it may be shown, logged and stored (see ``display_name``)."""
+        return display_name(self.name)
+
+    def __repr__(self) -> str:  # never the credentials, even in a traceback or a debugger
+        return f"Location({self.display!r}, size={self.size!r}, version={self.version!r})"
+
 
 def is_remote(name: str) -> bool:
     return name.lower().startswith(REMOTE_SCHEMES)
+
+
+def display_name(name: str) -> str:
+    """A source name as it may be shown, logged and written to the run directory.
+
+    A URL's userinfo becomes ``***`` (``https://***@host/...``); for http(s), every query value
+    and the fragment become ``***`` too, the parameter names kept
+    (``?X-Amz-Signature=***&X-Amz-Credential=***``): presigned URLs and SAS tokens carry their
+    secret there. A bucket key may hold ``?`` and ``#``, so s3:// and gs:// keep theirs (they
+    carry no credentials: those come from the provider's chain). Paths are left as they are."""
+    parts = _URL.fullmatch(name) if is_remote(name) else None
+    if parts is None:
+        return name
+    scheme, authority, rest = parts["scheme"], parts["authority"], parts["rest"]
+    if "@" in authority:
+        authority = HIDDEN + "@" + authority.rpartition("@")[2]
+    if scheme.lower() in ("http", "https"):
+        rest = _hide_query(rest)
+    return f"{scheme}://{authority}{rest}"
+
+
+def _hide_query(rest: str) -> str:
+    before, hash_, fragment = rest.partition("#")
+    path, question, query = before.partition("?")
+    params = [_hide_value(p) for p in query.split("&")] if query else []
+    shown = path + question + "&".join(params)
+    return shown + (hash_ + HIDDEN if fragment else hash_)
+
+
+def _hide_value(param: str) -> str:
+    key, equals, value = param.partition("=")
+    if not equals:
+        return HIDDEN if key else key  # a bare token (?abc123) is all value
+    return f"{key}={HIDDEN if value else ''}"
+
+
+def url_secrets(name: str) -> list[str]:
+    """The parts of a URL that ``display_name`` hides, as they may appear in a message (raw and
+    percent-decoded): scrubbed from every error line as a last defence."""
+    parts = _URL.fullmatch(name) if is_remote(name) else None
+    if parts is None or name == display_name(name):
+        return []
+    userinfo = parts["authority"].rpartition("@")[0]
+    before, _, fragment = parts["rest"].partition("#")
+    query = before.partition("?")[2]
+    if parts["scheme"].lower() not in ("http", "https"):
+        query = fragment = ""  # a key's own ? and # (display_name keeps them)
+    whole = [userinfo, query, fragment]
+    pieces = [userinfo.partition(":")[2], *(p.partition("=")[2] for p in query.split("&"))]
+    found = {s for s in (*whole, *pieces) if len(s) >= MIN_SECRET_LENGTH}
+    found |= {unquote(s) for s in found}
+    return sorted(found, key=len, reverse=True)  # the longest first: no secret half-replaced
+
+
+def redact_urls(arg: str) -> str:
+    """Every URL in a command-line argument (``--source=URL`` too) as ``display_name`` shows it."""
+    return _URL_IN_ARG.sub(lambda found: display_name(found.group()), arg)
 
 
 def has_known_suffix(name: str) -> bool:

@@ -80,7 +80,7 @@ class ResumingStream(io.RawIOBase):
         for tries, wait in enumerate((0.0, *RETRY_WAITS)):
             if tries:
                 log.warning(
-                    "%s: %s; reading on from byte %d", self.location.name, problem, self.offset
+                    "%s: %s; reading on from byte %d", self.location.display, problem, self.offset
                 )
                 time.sleep(wait)  # backoff before asking the store again
                 self.resumed += 1
@@ -94,10 +94,12 @@ class ResumingStream(io.RawIOBase):
             except Dropped as exc:
                 problem = str(exc)
             except Changed as exc:
-                raise SourceLost(f"{self.location.name} changed while being read: {exc}") from None
+                raise SourceLost(
+                    f"{self.location.display} changed while being read: {exc}"
+                ) from None
             self._chunks = None
         raise SourceLost(
-            f"{self.location.name}: reading failed at byte {self.offset:,} after "
+            f"{self.location.display}: reading failed at byte {self.offset:,} after "
             f"{len(RETRY_WAITS)} retries ({problem}); resume the run once it reads again"
         )
 

@@ -18,6 +18,7 @@ from importer.errors import InputError
 from importer.read.locations import (
     KNOWN_SUFFIXES,
     Location,
+    display_name,
     has_known_suffix,
     has_wildcard,
     is_remote,
@@ -49,7 +50,7 @@ def _expand_one(name: str) -> list[Location]:
     else:
         return [Location(name)]
     if not found:
-        raise InputError(f"{name} matches nothing")
+        raise InputError(f"{display_name(name)} matches nothing")
     return found
 
 

@@ -98,13 +98,14 @@ class Source:
         self.close()
 
 
-def open_source(name: str | Location, options: ReadOptions) -> Source:
+def open_source(name: str | Location, options: ReadOptions, *, shown_as: str = "") -> Source:
     """Open a file by name (``-`` is stdin, which needs ``options.format``) or a remote object
-    (a URL, or a Location from ``expand`` carrying its size and version)."""
+    (a URL, or a Location from ``expand`` carrying its size and version). A remote object is
+    named ``shown_as`` (a resume: what the run named it), else by its ``display_name``."""
     location = name if isinstance(name, Location) else Location(name)
     name = location.name
     if location.remote:
-        return _open_remote(location, options)
+        return _open_remote(location, options, shown_as or location.display)
     if name == "-":
         if options.format is None:
             raise InputError("reading stdin (-) needs the format: pass --format csv or jsonl")
@@ -124,14 +125,14 @@ def open_source(name: str | Location, options: ReadOptions) -> Source:
         raise
 
 
-def _open_remote(location: Location, options: ReadOptions) -> Source:
+def _open_remote(location: Location, options: ReadOptions, shown_as: str) -> Source:
     from importer.read.resolve import open_remote
 
     stream = open_remote(location)
     try:
         size = stream.location.size
-        source = open_stream(
-            location.name, cast(BinaryIO, stream), options, size=size, owns_stream=True
+        source = open_stream(  # named without the credentials a URL may carry
+            shown_as, cast(BinaryIO, stream), options, size=size, owns_stream=True
         )
     except BaseException:
         stream.close()

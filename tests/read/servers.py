@@ -4,6 +4,7 @@ with a test CA."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.server
 import socket
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 KEY = "sandbox-key"  # the sandbox's
 MAPPING = """
@@ -193,6 +195,10 @@ class Served:
     etags: bool = True
     cut_once_after: int | None = None  # cut the first full answer after this many body bytes
     ranges_asked: list[str] = field(default_factory=list)
+    # A presigned or password-protected object: every request must carry these (403 if not).
+    basic_auth: str | None = None  # "user:password"
+    signature: str | None = None  # the X-Amz-Signature query value
+    authorizations: list[str | None] = field(default_factory=list)  # the header, per request
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -207,15 +213,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._answer(head=False)
 
+    def _refused(self) -> bool:
+        served = self.served
+        query = parse_qs(urlsplit(self.path).query)
+        wanted = "Basic " + base64.b64encode((served.basic_auth or "").encode()).decode()
+        return (served.basic_auth is not None and self.headers.get("Authorization") != wanted) or (
+            served.signature is not None and query.get("X-Amz-Signature") != [served.signature]
+        )
+
     def _answer(self, head: bool) -> None:
         served = self.served
-        if self.path in served.redirects:
+        path = urlsplit(self.path).path
+        served.authorizations.append(self.headers.get("Authorization"))
+        if self._refused():
+            self.send_error(403)
+            return
+        if path in served.redirects:
             self.send_response(302)
-            self.send_header("Location", served.redirects[self.path])
+            self.send_header("Location", served.redirects[path])
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        body = served.files.get(self.path)
+        body = served.files.get(path)
         if body is None:
             self.send_error(404)
             return
@@ -253,7 +272,7 @@ def https_server(served: Served, ca_dir: Path) -> Iterator[tuple[str, Path]]:
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     ca_file = ca_dir / "test-ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
+    ca.cert_pem.write_to_path(str(ca_file), append=ca_file.exists())  # a second server's CA too
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
     handler = type("Handler", (_Handler,), {"served": served})
