@@ -45,7 +45,8 @@ class Invocation:
     output: str = "text"
     metrics_file: Path | None = None
     verbose: bool = False
-    secrets: list[str] = field(default_factory=list)  # filled in as soon as the key is known
+    # The key, as soon as it is known, and a source URL's credentials (importer.read.url_secrets).
+    secrets: list[str] = field(default_factory=list)
 
     def redacted(self, text: str) -> str:
         for secret in self.secrets:
@@ -101,8 +102,7 @@ def _error_log(inv: Invocation, exc: BaseException) -> str:
     from importer.rundir import write_error_log
 
     try:
-        secret = inv.secrets[0] if inv.secrets else ""
-        path = write_error_log(inv.run_dir, exc, secret)
+        path = write_error_log(inv.run_dir, exc, *inv.secrets)
     except OSError as failed:
         return f"could not write error.log in {inv.run_dir} ({failed.strerror}); --verbose shows it"
     return f"traceback in {path}"

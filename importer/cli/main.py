@@ -23,7 +23,9 @@ from importer.cli.options import (
     output_option,
     quiet_option,
     redact_argv,
+    secrets_of_urls,
     settable_from_env,
+    source_url_option,
     verbose_option,
     workers_option,
 )
@@ -194,7 +196,7 @@ def run(
     def key(lines: LogLines) -> str:
         return api_key_of(api_key, dry_run, api_key_file, lines.warning)
 
-    _drive(start, key, run_dir=run_dir, **ending)
+    _drive(start, key, run_dir=run_dir, secrets=secrets_of_urls(sources), **ending)
 
 
 def _drive(
@@ -202,15 +204,17 @@ def _drive(
     key: Callable[[LogLines], str],
     *,
     run_dir: Path | None,
+    secrets: Sequence[str] = (),
     quiet: bool,
     verbose: bool,
     output: str,
     metrics_file: Path | None,
     log_format: LogFormat,
 ) -> NoReturn:
-    """Run one attempt with progress; end it through ``importer.cli.ending`` whatever happens."""
+    """Run one attempt with progress; end it through ``importer.cli.ending`` whatever happens.
+    ``secrets``: a source URL's credentials, scrubbed from every message as the key is."""
     lines = configure_logging(log_format, verbose)
-    inv = Invocation(lines, run_dir, output, metrics_file, verbose)
+    inv = Invocation(lines, run_dir, output, metrics_file, verbose, [*secrets])
     reporter = make_reporter(quiet, lines)
     try:
         if metrics_file is not None:
@@ -236,6 +240,7 @@ def _drive(
     help="A new abort threshold (default: as run).",
 )
 @workers_option
+@source_url_option
 @_ending_options
 def resume(
     run_dir: Path,
@@ -245,9 +250,13 @@ def resume(
     concurrency: int | None,
     max_failed_ratio: float | None,
     workers: int | None,
+    source_urls: tuple[str, ...],
     **ending: Any,
 ) -> None:
-    """Continue RUN_DIR after a crash, Ctrl-C or abort: send what has no final outcome yet."""
+    """Continue RUN_DIR after a crash, Ctrl-C or abort: send what has no final outcome yet.
+
+    A source URL that held credentials (user:password@, a presigned query) is not kept in
+    run.json: give it again with --source URL."""
     from importer.runner import resume_import
 
     def start(reporter: Reporter, key: str) -> RunReport:
@@ -258,6 +267,7 @@ def resume(
             concurrency=concurrency,
             max_failed_ratio=max_failed_ratio,
             workers=workers,
+            source_urls=source_urls,
             reporter=reporter,
             handle_signals=True,
         )
@@ -265,7 +275,7 @@ def resume(
     def key(lines: LogLines) -> str:
         return api_key_of(api_key, False, api_key_file, lines.warning)
 
-    _drive(start, key, run_dir=run_dir, **ending)
+    _drive(start, key, run_dir=run_dir, secrets=secrets_of_urls(source_urls), **ending)
 
 
 @main.command()

@@ -82,8 +82,29 @@ workers_option = click.option(
 )
 
 
+source_url_option = click.option(
+    "--source",
+    "source_urls",
+    multiple=True,
+    metavar="URL",
+    envvar="BRAZE_IMPORT_SOURCE",  # out of ps: a credential on the command line shows there
+    help="A source URL that held credentials, given again (run.json keeps it without them); "
+    "repeatable.",
+)
+
+
+def secrets_of_urls(urls: Sequence[str]) -> list[str]:
+    """What to scrub from every message: the credentials the URLs carry."""
+    from importer.read import url_secrets
+
+    return [secret for url in urls for secret in url_secrets(url)]
+
+
 def redact_argv(argv: Sequence[str]) -> tuple[str, ...]:
-    """argv as typed, with the value of every secret flag replaced (for run.json)."""
+    """argv as typed, with the value of every secret flag replaced and every URL shown without
+    its credentials (for run.json)."""
+    from importer.read import redact_urls
+
     out: list[str] = []
     hide_next = False
     for arg in argv:
@@ -96,7 +117,7 @@ def redact_argv(argv: Sequence[str]) -> tuple[str, ...]:
         elif arg.startswith(tuple(f + "=" for f in SECRET_FLAGS)):
             out.append(arg.split("=", 1)[0] + "=***")
         else:
-            out.append(arg)
+            out.append(redact_urls(arg))
     return tuple(out)
 
 

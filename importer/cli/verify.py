@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from importer.cli.options import api_key_of, api_key_option, output_option, quiet_option
+from importer.cli.options import (
+    api_key_of,
+    api_key_option,
+    output_option,
+    quiet_option,
+    source_url_option,
+)
 from importer.cli.tools import exit_for
 from importer.config import resolve_endpoint
 from importer.errors import Interrupted
@@ -112,6 +118,7 @@ def _warn(message: str) -> None:
 )
 @click.option("--endpoint", envvar="BRAZE_REST_ENDPOINT", help="Base URL (default: the run's).")
 @api_key_option
+@source_url_option
 @output_option
 @quiet_option
 def verify(
@@ -125,6 +132,7 @@ def verify(
     endpoint: str | None,
     api_key: str | None,
     api_key_file: Path | None,
+    source_urls: tuple[str, ...],
     output: str,
     quiet: bool,
 ) -> None:
@@ -141,6 +149,7 @@ def verify(
         "settle_s": DEFAULT_SETTLE_S if settle is None else settle,
         "rate_per_minute": rate or DEFAULT_RATE,
         "reporter": None if quiet else _ProgressLines(),
+        "source_urls": source_urls,
     }
     try:
         report = verify_run(

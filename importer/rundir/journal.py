@@ -52,14 +52,17 @@ def storage_error(path: Path, run_dir: Path, exc: OSError) -> StorageError:
     )
 
 
-def write_error_log(run_dir: Path, exc: BaseException, secret: str) -> Path:
-    """The traceback of an unexpected error (a bug), the key scrubbed, to ``run_dir/error.log``."""
+def write_error_log(run_dir: Path, exc: BaseException, *secrets: str) -> Path:
+    """The traceback of an unexpected error (a bug), the key and a source URL's credentials
+    scrubbed, to ``run_dir/error.log``."""
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = run_dir / "error.log"
     text = "".join(traceback.format_exception(exc))
+    for secret in secrets:
+        text = redact(text, secret)
     fd = open_private(path, os.O_WRONLY | os.O_APPEND)
     try:
-        os.write(fd, f"{utc_stamp()}\n{redact(text, secret)}\n".encode())
+        os.write(fd, f"{utc_stamp()}\n{text}\n".encode())
     finally:
         os.close(fd)
     return path

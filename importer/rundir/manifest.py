@@ -3,12 +3,17 @@
 The manifest holds what a resume needs to redo the same run: the settings (never the API key),
 each source with its size and fingerprint, and the mapping's digest. A resume refuses a source
 or a mapping that changed since (exit 2): it cannot know which of their rows were sent.
+
+A source URL is recorded as ``display_name`` shows it, never with its credentials (userinfo, a
+presigned query's values): such an entry is marked ``url_redacted``, and a resume needs the URL
+again (``given_urls``), accepted when it shows as the recorded one and the object is unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,7 @@ from importer.config import DEFAULT_CONCURRENCY, ImportConfig, ReadOptions, Retr
 from importer.errors import ConfigError
 from importer.mapping import CompiledMapping, load_mapping
 from importer.models import RowSource
-from importer.read import Location, describe, fingerprint
+from importer.read import Location, describe, display_name, fingerprint
 
 
 def mapping_digest(path: Path | None) -> str | None:
@@ -53,13 +58,14 @@ def settings_of(config: ImportConfig) -> dict[str, Any]:
 def source_entry(source: RowSource) -> dict[str, Any]:
     location: Location | None = getattr(source, "location", None)
     if location is not None and location.remote:
-        return {
+        entry = {
             "name": source.name,
-            "url": location.name,
+            "url": location.display,  # never its credentials: resume asks for them again
             "format": getattr(source, "format", None),
             "size": location.size,
             "fingerprint": location.version,  # ETag, generation or Last-Modified
         }
+        return entry | ({"url_redacted": True} if location.display != location.name else {})
     path = getattr(source, "path", None) or source.name
     absolute = None if source.name == "-" else str(Path(path).resolve())
     return {
@@ -95,12 +101,29 @@ def config_from(
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def unchanged_source(entry: dict[str, Any]) -> Location:
+def given_urls(manifest: dict[str, Any], urls: Sequence[str]) -> dict[str, str]:
+    """The source URLs given again (``--source``), by the name run.json records for them; each
+    must show (``display_name``) as one of the run's."""
+    recorded = [s["url"] for s in manifest.get("sources", []) if s.get("url")]
+    given: dict[str, str] = {}
+    for url in urls:
+        shown = display_name(url)
+        if shown not in recorded:
+            known = ", ".join(recorded) or "none"
+            raise ConfigError(
+                f"--source {shown} is not a source of this run (its URLs, as run.json records "
+                f"them: {known})"
+            )
+        given[shown] = url
+    return given
+
+
+def unchanged_source(entry: dict[str, Any], given: Mapping[str, str] | None = None) -> Location:
     """Where the source is (a local path or a URL), after checking it is the object the run
-    started with."""
+    started with. ``given``: URLs given again, by their recorded name (``given_urls``)."""
     name, path = entry.get("name"), entry.get("path")
     if entry.get("url"):
-        return _unchanged_remote(entry)
+        return _unchanged_remote(entry, (given or {}).get(entry["url"]))
     if not path:
         raise ConfigError(f"source {name!r} was read from stdin and cannot be resumed")
     try:
@@ -115,9 +138,14 @@ def unchanged_source(entry: dict[str, Any]) -> Location:
     return Location(path, size)
 
 
-def _unchanged_remote(entry: dict[str, Any]) -> Location:
+def _unchanged_remote(entry: dict[str, Any], given: str | None) -> Location:
+    if given is None and entry.get("url_redacted"):
+        raise ConfigError(
+            f"source {entry['url']} was read through a URL holding credentials, which run.json "
+            "does not keep: give it again with --source URL"
+        )
     try:
-        now = describe(entry["url"])
+        now = describe(given or entry["url"])
     except ConfigError as exc:
         raise ConfigError(f"source {entry['name']} cannot be checked: {exc}") from None
     if now.size != entry.get("size") or now.version != entry.get("fingerprint"):

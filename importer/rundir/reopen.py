@@ -2,7 +2,8 @@
 
 Every source must be the file or object the run started with, and the mapping the one it used
 (exit 2 otherwise, importer.rundir.manifest); the read options are the run's, the mapping's
-``[input]`` under the flags; each source gets the converter the run gave it.
+``[input]`` under the flags; each source gets the converter the run gave it. A URL that held
+credentials is not in run.json: the caller gives it again (``urls``, from ``--source``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from importer.mapping import CompiledMapping, default_mapping
 from importer.models import RowConverter, RowSource
 from importer.read import Source, open_source, open_stream
 from importer.rundir.failures import FailureSource, RetryConverter
-from importer.rundir.manifest import unchanged_source
+from importer.rundir.manifest import given_urls, unchanged_source
 from importer.rundir.outcomes import read_manifest
 
 
@@ -69,16 +70,21 @@ def reopen_retry(
 
 
 def reopen_files(
-    manifest: dict[str, Any], config: ImportConfig, mapping: CompiledMapping | None
+    manifest: dict[str, Any],
+    config: ImportConfig,
+    mapping: CompiledMapping | None,
+    urls: Sequence[str] = (),
 ) -> tuple[list[Source], list[RowConverter]]:
-    """A run's files, each checked unchanged, opened as the run opened them."""
+    """A run's files, each checked unchanged, opened as the run opened them; ``urls``: source
+    URLs given again with their credentials."""
     options = read_options(config, mapping)
+    given = given_urls(manifest, urls)
     sources: list[Source] = []
     try:
         for entry in manifest.get("sources", []):
-            location = unchanged_source(entry)  # a local path, or a URL with its version
-            if location.remote:
-                sources.append(open_source(location, options))
+            location = unchanged_source(entry, given)  # a local path, or a URL with its version
+            if location.remote:  # named as the run named it (run.json of an older version too)
+                sources.append(open_source(location, options, shown_as=entry["name"]))
                 continue
             stream = open(location.name, "rb")  # noqa: SIM115 - the Source owns and closes it
             sources.append(

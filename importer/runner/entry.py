@@ -18,7 +18,7 @@ from importer.errors import StorageError
 from importer.filelock import utc_now
 from importer.mapping import CompiledMapping, load_mapping
 from importer.models import ImportStats, RowConverter, RowSource
-from importer.read import Source, expand, open_source
+from importer.read import Source, expand, open_source, redact_urls
 from importer.rundir import (
     FailureSource,
     Journal,
@@ -130,7 +130,7 @@ def _start(
 ) -> RunReport:
     run_dir = config.run_dir or default_run_dir()
     manifest = {
-        "command": list(config.command),
+        "command": [redact_urls(arg) for arg in config.command],  # no URL's credentials
         "settings": settings_of(config),
         "sources": [source_entry(s) for s in sources],
         "status": "running",
@@ -165,19 +165,23 @@ def run_import(
             sources.append(open_source(location, options))
         converters = converters_for(sources, mapping)
         specs = _specs(sources, mapping)
-        extra = {"kind": "run", "arguments": list(config.sources)}  # before any expansion
+        arguments = [redact_urls(name) for name in config.sources]  # before any expansion
+        extra = {"kind": "run", "arguments": arguments}
         return _start(config, list(sources), converters, extra, reporter, handle_signals, specs)
     finally:
         close_all(sources)
 
 
 def _reopen(
-    manifest: dict[str, Any], config: ImportConfig, mapping: CompiledMapping | None
+    manifest: dict[str, Any],
+    config: ImportConfig,
+    mapping: CompiledMapping | None,
+    source_urls: Sequence[str],
 ) -> tuple[list[RowSource], list[RowConverter], list[ConverterSpec] | None]:
     if manifest.get("kind") == "retry":
         source, converter = reopen_retry(manifest, mapping)
         return [source], [converter], None
-    sources, converters = reopen_files(manifest, config, mapping)
+    sources, converters = reopen_files(manifest, config, mapping, source_urls)
     return list(sources), converters, _specs(sources, mapping)
 
 
@@ -189,10 +193,14 @@ def resume_import(
     concurrency: int | None = None,
     max_failed_ratio: float | None = None,
     workers: int | None = None,
+    source_urls: Sequence[str] = (),
     reporter: Reporter | None = None,
     handle_signals: bool = False,
 ) -> RunReport:
-    """Continue an interrupted or aborted run: send every record without a final outcome."""
+    """Continue an interrupted or aborted run: send every record without a final outcome.
+
+    ``source_urls``: the run's source URLs that held credentials (run.json keeps them without),
+    given again; each must show as the one recorded, and its object be unchanged."""
     manifest = read_manifest(run_dir)
     config = config_from(
         manifest,
@@ -204,7 +212,7 @@ def resume_import(
         workers=workers,
     )
     mapping = check_mapping(config, manifest)
-    sources, converters, specs = _reopen(manifest, config, mapping)
+    sources, converters, specs = _reopen(manifest, config, mapping, source_urls)
     try:
         with contextlib.ExitStack() as stack:
             state = _open_state(config, run_dir, stack)

@@ -149,6 +149,7 @@ def _sample(
     size: int | None,
     seed: int,
     reporter: VerifyReporter | None,
+    source_urls: Sequence[str],
 ) -> Sample:
     config = config_from(manifest, api_key, run_dir)
     mapping = check_mapping(config, manifest)
@@ -158,7 +159,7 @@ def _sample(
         source, converter = reopen_retry(manifest, mapping)
         sources, converters = [source], [converter]
     else:
-        files, converters = reopen_files(manifest, config, mapping)
+        files, converters = reopen_files(manifest, config, mapping, source_urls)
         sources = list(files)
     sample = Sample(size, seed)
     try:
@@ -199,16 +200,18 @@ def verify_run(
     rate_per_minute: int = DEFAULT_RATE,
     reporter: VerifyReporter | None = None,
     policy: RetryPolicy | None = None,
+    source_urls: Sequence[str] = (),
 ) -> VerifyReport:
     """Check that Braze holds what the run in ``run_dir`` delivered, for ``sample`` users
-    (None: every user). Raises ConfigError (exit 2) when the run's sources or mapping changed."""
+    (None: every user). Raises ConfigError (exit 2) when the run's sources or mapping changed.
+    ``source_urls``: source URLs that held credentials, given again (as for ``resume``)."""
     started = time.monotonic()
     manifest = read_manifest(run_dir)
     if manifest["settings"].get("dry_run"):
         raise ConfigError(f"{run_dir} was a dry run: it delivered nothing to verify")
     only = frozenset(fields) if fields is not None else None
     with _locked(run_dir):
-        chosen = _sample(run_dir, manifest, api_key, sample, seed, reporter)
+        chosen = _sample(run_dir, manifest, api_key, sample, seed, reporter, source_urls)
         reading_s = time.monotonic() - started
         users = [u for u in chosen.chosen() if not u.uncertain]
         export = ExportRounds(

@@ -21,6 +21,18 @@ def test_api_key_is_redacted_from_argv() -> None:
     assert redacted[-2:] == ("--rate", "5")
 
 
+def test_a_source_url_in_argv_is_kept_without_its_credentials() -> None:
+    argv = ["braze-import", "resume", "r", "--source=https://u:pw-9f2c@h/a.csv?sig=S1G"]
+    argv += ["--source", "https://h/b.csv?tok=T0K", "s3://bucket/a?.csv", "local?.csv"]
+    assert redact_argv(argv)[3:] == (
+        "--source=https://***@h/a.csv?sig=***",
+        "--source",
+        "https://h/b.csv?tok=***",
+        "s3://bucket/a?.csv",
+        "local?.csv",
+    )
+
+
 def test_run_resume_and_retry_share_one_definition_of_each_common_option() -> None:
     from importer.cli.main import resume, retry, run
 
