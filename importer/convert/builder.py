@@ -14,11 +14,15 @@ from typing import Any
 
 from importer.convert.checks import Checks, FieldValues, object_checks, properties_check
 from importer.convert.codegen import (
+    COMBINE,
+    MERGE,
     NO_COLUMN,
+    SET,
     Build,
     Columns,
     FieldPlan,
     Fill,
+    GroupEntry,
     Read,
     Refused,
     make_build,
@@ -31,23 +35,64 @@ from importer.mapping import (
     ColumnReader,
     CompiledField,
     CompiledMapping,
+    GroupSpec,
     LiteralReader,
     ObjectSpec,
+    show,
 )
 
 _NO_NULLS: frozenset[str] = frozenset()
 
 
-def field_plan(item: CompiledField) -> FieldPlan:
+def field_plan(item: CompiledField, how: str = SET) -> FieldPlan:
     read = item.read
     if isinstance(read, LiteralReader):
-        return (item.key, NO_COLUMN, _NO_NULLS, None, read.value, None, "", None)
+        return (item.key, NO_COLUMN, _NO_NULLS, None, read.value, None, "", None, how)
     if isinstance(read, ColumnReader):
         nulls = read.nulls - {""}
         table = None if read.remap is None else _map_table(read, read.remap)
         plan = (item.key, read.column, nulls, read.parse, read.on_empty, read.read, read.label)
-        return (*plan, table)
-    return (item.key, NO_COLUMN, _NO_NULLS, None, OMIT, read, "", None)
+        return (*plan, table, how)
+    return (item.key, NO_COLUMN, _NO_NULLS, None, OMIT, read, "", None, how)
+
+
+def attribute_plans(fields: tuple[CompiledField, ...]) -> tuple[FieldPlan, ...]:
+    """The attributes' plans: an ``add`` and a ``remove`` of one attribute combine into one
+    value; a ``merge`` marks the object ``_merge_objects`` (docs/braze.md, Operations on
+    attributes)."""
+    keys = [item.key for item in fields]
+    return tuple(
+        field_plan(
+            item, COMBINE if keys.count(item.key) > 1 else MERGE if item.op == "merge" else SET
+        )
+        for item in fields
+    )
+
+
+def group_entry(group: GroupSpec) -> GroupEntry:
+    """The entry of one subscription group for a row, from the id and the state read; a state
+    other than subscribed / unsubscribed, or no id, fails the record naming group and value."""
+    label = group.label
+    double = group.double_opt_in
+
+    def entry(ident: Any, state: Any) -> dict[str, Any]:
+        if state != "subscribed" and state != "unsubscribed":
+            raise RecordError(
+                "invalid_subscription_state",
+                f"{label} (group {show(ident)}): {show(state)} is neither subscribed nor "
+                f"unsubscribed; map it with state.map",
+            )
+        if ident is OMIT or ident is None or type(ident) is not str:
+            raise RecordError(
+                "missing_subscription_group",
+                f"{label}: the group id (column {group.id.column!r}) is empty for state {state!r}",
+            )
+        made = {"subscription_group_id": ident, "subscription_state": state}
+        if double and state == "subscribed":  # Braze's double opt-in applies to subscribing
+            made["use_double_opt_in_logic"] = True
+        return made
+
+    return entry
 
 
 def _map_table(read: ColumnReader, remap: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,6 +114,8 @@ def _map_table(read: ColumnReader, remap: Mapping[str, Any]) -> dict[str, Any]:
 def values_of(item: CompiledField) -> FieldValues:
     """What the field can produce, for importer.convert.checks."""
     read = item.read
+    if item.op != "set":  # an operation: an object, checked whatever it holds
+        return FieldValues(item.key, "json")
     if isinstance(read, LiteralReader):
         return FieldValues(item.key, "literal", (read.value,))
     if isinstance(read, ColumnReader):
@@ -95,7 +142,14 @@ def row_code(mapping: CompiledMapping, columns: Columns | None = None) -> RowCod
     identity = mapping.identity
     return RowCode(
         identity=None if identity is None else make_read(field_plan(identity.field), columns),
-        attributes=make_fill(_plans(mapping.attributes), columns),
+        attributes=make_fill(
+            attribute_plans(mapping.attributes),
+            columns,
+            tuple(
+                (field_plan(group.id), field_plan(group.state), group_entry(group))
+                for group in mapping.subscription_groups
+            ),
+        ),
         events=tuple(_builder(spec, columns) for spec in mapping.events),
         purchases=tuple(_builder(spec, columns) for spec in mapping.purchases),
     )

@@ -27,12 +27,15 @@ from importer.models import BrazeObject
 # not a plain column (``read`` does everything).
 NO_COLUMN: Any = object()
 
-# One field: (key, column, nulls, parse, on_empty, read, label, table). For a text cell the
+# One field: (key, column, nulls, parse, on_empty, read, label, table, how). For a text cell the
 # generated code trims it, tests it for emptiness and ``nulls``, looks it up in ``table`` (a
 # ``map``: what each mapped text gives, worked out once; None: no map) and otherwise applies
 # ``parse`` (None: the text itself); ``read`` handles every other value (None: a literal).
 # ``nulls`` holds the ``null_values`` besides "", usually none: a fresh cell is then never hashed.
-FieldPlan = tuple[str, Any, frozenset[str], Any, Any, FieldReader | None, str, Any]
+# ``how`` the value is put in the object: SET (``obj[key] = value``), COMBINE (an ``add`` and a
+# ``remove`` of one attribute share one value) or MERGE (the object also gets ``_merge_objects``).
+FieldPlan = tuple[str, Any, frozenset[str], Any, Any, FieldReader | None, str, Any, str]
+SET, COMBINE, MERGE = "set", "combine", "merge"
 Columns = Mapping[str, int]  # column name -> position in a CSV row
 Data = Any  # a record dict, or a CSV row's cells (list[str]) for code made with Columns
 Fill = Callable[[BrazeObject, Data], BrazeObject]
@@ -59,6 +62,15 @@ class Refused:
 
 
 _MISSING: Any = object()  # not in a map's table
+
+
+def _combined(earlier: Any, value: dict[str, Any]) -> dict[str, Any]:
+    """``{"add": [...]}`` and ``{"remove": [...]}`` of one attribute, as one value."""
+    return value if earlier is None else {**earlier, **value}
+
+
+# Per row, a subscription group's entry from its id and state: the entry, or RecordError.
+GroupEntry = Callable[[Any, Any], dict[str, Any]]
 
 
 class _Source:
@@ -95,16 +107,17 @@ class _Source:
 
     def optional(self, depth: int, obj: str, plan: FieldPlan) -> None:
         """Set ``obj[key]`` when the field has a value; a bad value raises RecordError."""
-        key, column, nulls, parse, on_empty, read, label, table = plan
+        key, column, nulls, parse, on_empty, read, label, table, how = plan
         k = self.value(key)
+        put = self._putter(obj, k, how)
         if column is NO_COLUMN:
             if read is None:  # a literal
                 if on_empty is not OMIT:
-                    self.add(depth, f"{obj}[{k}] = {self.value(on_empty)}")
+                    put(depth, self.value(on_empty))
                 return
             self.add(depth, f"value = {self._reader(read)}({self.data})")
             self.add(depth, "if value is not OMIT:")
-            self.add(depth + 1, f"{obj}[{k}] = value")
+            put(depth + 1, "value")
             return
         text = self._raw(depth, column)
         if on_empty is OMIT:
@@ -112,28 +125,61 @@ class _Source:
             self.add(text, f"if {filled}:")
         else:
             self.add(text, f"if {self._empty(nulls)}:")
-            self.add(text + 1, f"{obj}[{k}] = {self.value(on_empty)}")
+            put(text + 1, self.value(on_empty))
             self.add(text, "else:")
         if parse is None and table is None:
-            self.add(text + 1, f"{obj}[{k}] = raw")
+            put(text + 1, "raw")
         else:
             self._parse(text + 1, parse, label, table)
             if on_empty is OMIT:
                 self.add(text + 1, "if value is not OMIT:")
-                self.add(text + 2, f"{obj}[{k}] = value")
+                put(text + 2, "value")
             else:
                 empty = self.value(on_empty)
-                self.add(text + 1, f"{obj}[{k}] = {empty} if value is OMIT else value")
+                self.add(text + 1, f"value = {empty} if value is OMIT else value")
+                put(text + 1, "value")
         if self.columns is None:
             self.add(depth, "else:")
             self.add(depth + 1, f"value = {self._reader(read)}(record)")
             self.add(depth + 1, "if value is not OMIT:")
-            self.add(depth + 2, f"{obj}[{k}] = value")
+            put(depth + 2, "value")
+
+    def _putter(self, obj: str, k: str, how: str) -> Callable[[int, str], None]:
+        """What writes a value into ``obj[k]``, by ``how`` (see FieldPlan)."""
+
+        def put(depth: int, expression: str) -> None:
+            if how == COMBINE:
+                combined = self.value(_combined)
+                self.add(depth, f"{obj}[{k}] = {combined}({obj}.get({k}), {expression})")
+                return
+            self.add(depth, f"{obj}[{k}] = {expression}")
+            if how == MERGE:
+                self.add(depth, f'{obj}["_merge_objects"] = True')
+
+        return put
+
+    def groups(
+        self, depth: int, groups: tuple[tuple[FieldPlan, FieldPlan, GroupEntry], ...]
+    ) -> None:
+        """``obj["subscription_groups"]``: an entry per group whose state cell is not empty."""
+        self.add(depth, "groups = None")
+        for ident, state, entry in groups:
+            self.value_of(depth, state)
+            self.add(depth, "if value is not OMIT and value is not None:")
+            self.add(depth + 1, "state = value")
+            self.value_of(depth + 1, ident)
+            self.add(depth + 1, f"entry = {self.value(entry)}(value, state)")
+            self.add(depth + 1, "if groups is None:")
+            self.add(depth + 2, "groups = [entry]")
+            self.add(depth + 1, "else:")
+            self.add(depth + 2, "groups.append(entry)")
+        self.add(depth, "if groups is not None:")
+        self.add(depth + 1, 'obj["subscription_groups"] = groups')
 
     def required(self, depth: int, plan: FieldPlan) -> None:
         """Set ``obj[key]``, or return None when the field has no value; a conversion error is
         kept in ``error`` (it matters only if the object is built after all)."""
-        key, column, _nulls, _parse, on_empty, read, _label, _table = plan
+        key, column, _nulls, _parse, on_empty, read, _label, _table, _how = plan
         k = self.value(key)
         if column is NO_COLUMN and read is None:  # a literal
             if on_empty is OMIT or on_empty is None:
@@ -152,8 +198,11 @@ class _Source:
 
     def value_of(self, depth: int, plan: FieldPlan) -> None:
         """Put the field's value (OMIT or None when it has none) in ``value``."""
-        _key, column, nulls, parse, on_empty, read, label, table = plan
+        _key, column, nulls, parse, on_empty, read, label, table, _how = plan
         if column is NO_COLUMN:
+            if read is None:  # a literal
+                self.add(depth, f"value = {self.value(on_empty)}")
+                return
             self.add(depth, f"value = {self._reader(read)}({self.data})")
             return
         empty = self.value(on_empty)
@@ -213,12 +262,19 @@ class _Source:
         )
 
 
-def make_fill(plans: tuple[FieldPlan, ...], columns: Columns | None = None) -> Fill:
-    """``fill(obj, data)``: set each field of ``plans`` that has a value; return ``obj``.
-    A value that cannot be converted raises RecordError; NotPlain if ``columns`` cannot do."""
+def make_fill(
+    plans: tuple[FieldPlan, ...],
+    columns: Columns | None = None,
+    groups: tuple[tuple[FieldPlan, FieldPlan, GroupEntry], ...] = (),
+) -> Fill:
+    """``fill(obj, data)``: set each field of ``plans`` that has a value, then the subscription
+    ``groups`` (id plan, state plan, entry maker); return ``obj``. A value that cannot be
+    converted raises RecordError; NotPlain if ``columns`` cannot do."""
     source = _Source(columns)
     for plan in plans:
         source.optional(1, "obj", plan)
+    if groups:
+        source.groups(1, groups)
     source.add(1, "return obj")
     fill: Fill = source.function("fill", f"obj, {source.data}")
     return fill

@@ -18,7 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 from importer.convert.builder import RowCode, row_code, values_of
-from importer.convert.checks import Checks, first_violation, identity_check, object_checks
+from importer.convert.checks import (
+    Checks,
+    FieldValues,
+    first_violation,
+    identity_check,
+    object_checks,
+)
 from importer.convert.codegen import NotPlain
 from importer.errors import RecordError
 from importer.mapping import IDENTIFIERS, OMIT, CompiledMapping, show
@@ -60,9 +66,12 @@ class Converter:
         self._id_checks: Checks = (id_check,) if id_check else ()
         # An identifier of this many characters passes its check without a call.
         self._id_text = (id_check.shortest, id_check.longest) if id_check else (1, 0)
-        self._attributes = bool(mapping.attributes)
+        self._attributes = bool(mapping.attributes or mapping.subscription_groups)
+        groups = (
+            (FieldValues("subscription_groups", "json"),) if mapping.subscription_groups else ()
+        )
         self._attribute_checks = object_checks(
-            "attributes", (values_of(item) for item in mapping.attributes)
+            "attributes", (*(values_of(item) for item in mapping.attributes), *groups)
         )
         self._dict_code = row_code(mapping)
         # The code over a CSV file's cells, for the header it was made for (None: the mapping

@@ -9,7 +9,7 @@ source and writes a first mapping for a person to edit: ``column_types`` (with `
 writes the lines.
 """
 
-from importer.mapping.compiled import CompiledMapping, ObjectSpec
+from importer.mapping.compiled import CompiledMapping, GroupSpec, ObjectSpec
 from importer.mapping.draft import draft_file, draft_mapping
 from importer.mapping.field_spec import CompiledField
 from importer.mapping.load import IDENTIFIERS, default_mapping, load_mapping, mapping_from_text
@@ -23,6 +23,7 @@ __all__ = [
     "CompiledField",
     "CompiledMapping",
     "FieldReader",
+    "GroupSpec",
     "LiteralReader",
     "ObjectSpec",
     "default_mapping",

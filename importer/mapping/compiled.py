@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from importer.mapping.document import KeyPath, MappingDoc, did_you_mean
+from importer.mapping.document import KeyPath, MappingDoc, did_you_mean, dotted
 from importer.mapping.field_spec import CompiledField
 from importer.models import ArrayName
 
@@ -46,6 +46,22 @@ class ObjectSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupSpec:
+    """One ``[[subscription_groups]]`` entry: per row, the group id and its state (an empty
+    state sends nothing for the group)."""
+
+    where: KeyPath
+    id: CompiledField
+    state: CompiledField
+    double_opt_in: bool = False
+
+    @property
+    def label(self) -> str:
+        """How messages name the group's table: ``subscription_groups[0]``."""
+        return dotted(self.where)
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledMapping:
     path: str | None
     input: InputSettings
@@ -54,11 +70,23 @@ class CompiledMapping:
     events: tuple[ObjectSpec, ...] = ()
     purchases: tuple[ObjectSpec, ...] = ()
     text: str = field(default="", repr=False)  # the TOML, to place header errors
+    subscription_groups: tuple[GroupSpec, ...] = ()
+    # ``[operations] key``: the column naming a row's operations (--state remembers them by it)
+    operations_key: CompiledField | None = None
+
+    @property
+    def has_operations(self) -> bool:
+        """Does some attribute field send an operation (inc, add, remove, merge)?"""
+        return any(item.op != "set" for item in self.attributes)
 
     def fields(self) -> Iterator[CompiledField]:
         if self.identity is not None:
             yield self.identity.field
         yield from self.attributes
+        for group in self.subscription_groups:
+            yield from (group.id, group.state)
+        if self.operations_key is not None:
+            yield self.operations_key
         for spec in (*self.events, *self.purchases):
             yield from (*spec.required, *spec.optional, *spec.properties)
 

@@ -26,6 +26,7 @@ OPTIONS = (
     *("column", "value", "type", "format", "timezone", "map", "default", "empty"),
     *("separator", "true", "false"),
 )
+ATTRIBUTE_OPTIONS = (*OPTIONS, "op", "attribute")
 IDENTITY_OPTIONS = ("column", "map")
 _ONLY_FOR = {
     "format": ("time", "date"),
@@ -47,6 +48,9 @@ class CompiledField:
     # The type its values have (one of TYPES); "literal" for an untyped { value = ... }, sent as
     # written. Tells the converter which of Braze's rules a value of this field can break.
     kind: str = "string"
+    # What the value does to the attribute (values.OPERATIONS): "set" replaces it; "inc", "add",
+    # "remove" and "merge" send an operation (docs/braze.md, Operations on attributes).
+    op: str = "set"
 
 
 def kind_of(value: Any) -> str:
@@ -82,13 +86,20 @@ def compile_field(
     """``default_type`` is the type when none is given (event ``time``: "time"); None means
     string for a column and the value as written for a literal."""
     options = _options(doc, where, spec, allowed)
-    explicit = options.get("type", default_type)
+    op = _operation(doc, where, options)
+    explicit = options.get("type", values.OPERATION_TYPES.get(op, default_type))
     kind = _type(doc, where, explicit)
+    if op != "set" and kind != values.OPERATION_TYPES[op]:
+        wanted = values.OPERATION_TYPES[op]
+        doc.fail((*where, "type"), f'op {op!r} needs type = "{wanted}", not {kind!r}')
     for option, types in _ONLY_FOR.items():
         if option in options and kind not in types:
             doc.fail((*where, option), f"{option!r} applies only to type {' or '.join(types)}")
     convert, parse = _converter(doc, where, kind, options)
-    key = str(where[-1])
+    if op != "set" and convert is not None:
+        convert = values.as_operation(op, convert)
+        parse = values.as_operation(op, parse) if parse is not None else None
+    key = _attribute(doc, where, options)
     if "value" in options:
         for option in ("map", "default", "empty"):
             if option in options:
@@ -97,7 +108,7 @@ def compile_field(
         as_typed = (convert or values.to_string) if explicit else None  # untyped: as written
         literal = _convert_literal(doc, (*where, "value"), value, as_typed)
         return CompiledField(
-            key, where, None, readers.literal_reader(literal), kind if explicit else "literal"
+            key, where, None, readers.literal_reader(literal), kind if explicit else "literal", op
         )
     column = expect(doc, (*where, "column"), options["column"], str, "a column name")
     if not column:
@@ -105,6 +116,8 @@ def compile_field(
     empty = options.get("empty", "omit")
     if empty not in ("omit", "null"):
         doc.fail((*where, "empty"), f'expected "omit" or "null", got {empty!r}')
+    if op != "set" and empty == "null":
+        doc.fail((*where, "empty"), f'empty = "null" would unset the attribute: not with op {op!r}')
     if required and "empty" in options:
         doc.fail(
             (*where, "empty"), "'empty' does not apply: without this value the object is not sent"
@@ -122,7 +135,25 @@ def compile_field(
         on_empty=on_empty,
         parse=parse,
     )
-    return CompiledField(key, where, column, reader, kind)
+    return CompiledField(key, where, column, reader, kind, op)
+
+
+def _operation(doc: MappingDoc, where: KeyPath, options: dict[str, Any]) -> str:
+    op = expect(doc, (*where, "op"), options.get("op", "set"), str, "an operation name")
+    if op not in values.OPERATIONS:
+        hint = did_you_mean(op, values.OPERATIONS) or f" (ops: {', '.join(values.OPERATIONS)})"
+        doc.fail((*where, "op"), f"unknown op {op!r}{hint}")
+    return str(op)
+
+
+def _attribute(doc: MappingDoc, where: KeyPath, options: dict[str, Any]) -> str:
+    """The key the field writes: ``attribute = "NAME"``, else the field's own name."""
+    if "attribute" not in options:
+        return str(where[-1])
+    name = expect(doc, (*where, "attribute"), options["attribute"], str, "an attribute name")
+    if not name.strip():
+        doc.fail((*where, "attribute"), "the attribute name is empty")
+    return str(name)
 
 
 def _options(
@@ -178,7 +209,14 @@ def _converter(doc: MappingDoc, where: KeyPath, kind: str, options: dict[str, An
         if not separator:
             doc.fail((*where, "separator"), "the separator is empty")
         return values.array_converter(separator), None
-    fmt = _format(doc, (*where, "format"), options.get("format"))
+    given = options.get("format")
+    if type(given) is str and given in times.EPOCH_FORMATS:
+        if "timezone" in options:
+            doc.fail((*where, "timezone"), f"a Unix time (format {given!r}) is UTC: no timezone")
+        if kind == "date":
+            return times.epoch_date_converter(given), None
+        return times.epoch_time_converter(given), None
+    fmt = _format(doc, (*where, "format"), given)
     if kind == "date":
         return times.date_converter(fmt), times.date_parser(fmt)
     if kind == "time":
@@ -203,9 +241,10 @@ def _format(doc: MappingDoc, where: KeyPath, given: Any) -> str | None:
         return None
     fmt = expect(doc, where, given, str, 'a strptime format such as "%d.%m.%Y"')
     if "%" not in fmt:
-        doc.fail(
-            where, f'format {fmt!r} has no strptime codes; write e.g. "%Y-%m-%d" for 2024-05-31'
+        hint = did_you_mean(fmt, tuple(times.EPOCH_FORMATS)) or (
+            '; write e.g. "%Y-%m-%d" for 2024-05-31, or "epoch" / "epoch_ms" for Unix times'
         )
+        doc.fail(where, f"format {fmt!r} has no strptime codes{hint}")
     try:
         dt.datetime.strptime("", fmt)
     except ValueError as exc:

@@ -21,9 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from importer.errors import MappingError
-from importer.mapping.compiled import CompiledMapping, Identity, InputSettings, ObjectSpec
-from importer.mapping.document import KeyPath, MappingDoc
+from importer.mapping.compiled import (
+    CompiledMapping,
+    GroupSpec,
+    Identity,
+    InputSettings,
+    ObjectSpec,
+)
+from importer.mapping.document import KeyPath, MappingDoc, dotted
 from importer.mapping.field_spec import (
+    ATTRIBUTE_OPTIONS,
     IDENTITY_OPTIONS,
     CompiledField,
     check_keys,
@@ -35,7 +42,12 @@ from importer.models import ArrayName
 from importer.read import MAX_CELL_BYTES_LIMIT
 
 IDENTIFIERS = ("external_id", "braze_id", "email", "phone")  # also the default-mapping priority
-_TOP_KEYS = ("input", "identity", "attributes", "events", "purchases")
+_TOP_KEYS = (
+    *("input", "identity", "attributes", "subscription_groups", "operations"),
+    *("events", "purchases"),
+)
+_GROUP_KEYS = ("id", "state", "double_opt_in")
+_GROUP_STATES = ("subscribed", "unsubscribed")
 _INPUT_KEYS = ("format", "encoding", "delimiter", "null_values", "max_cell_bytes")
 _IDENTITY_KEYS = (*IDENTIFIERS, "user_alias", "update_existing_only")
 # Keys of one event / purchase -> their type when none is given (None: string).
@@ -95,11 +107,24 @@ def compile_mapping(doc: MappingDoc, document: dict[str, Any]) -> CompiledMappin
     nulls = frozenset(("", *(settings.null_values or ())))
     identity = _identity(doc, document.get("identity"), nulls)
     attributes = _attributes(doc, document.get("attributes", {}), identity.key, nulls)
+    groups = _groups(doc, document.get("subscription_groups", []), nulls)
+    if groups and any(item.key == "subscription_groups" for item in attributes):
+        doc.fail(
+            ("attributes", "subscription_groups"),
+            "subscription_groups is set by [[subscription_groups]] tables: keep one of the two",
+        )
+    key = _operations(doc, document.get("operations"), attributes, nulls)
     events = _objects(doc, "events", document.get("events", []), nulls)
     purchases = _objects(doc, "purchases", document.get("purchases", []), nulls)
-    if not (attributes or events or purchases):
-        doc.fail((), "the mapping sends nothing: add [attributes], [[events]] or [[purchases]]")
-    return CompiledMapping(doc.path, settings, identity, attributes, events, purchases, doc.text)
+    if not (attributes or groups or events or purchases):
+        doc.fail(
+            (),
+            "the mapping sends nothing: add [attributes], [[subscription_groups]], [[events]] "
+            "or [[purchases]]",
+        )
+    return CompiledMapping(
+        doc.path, settings, identity, attributes, events, purchases, doc.text, groups, key
+    )
 
 
 def _table(doc: MappingDoc, where: KeyPath, value: Any) -> dict[str, Any]:
@@ -177,8 +202,94 @@ def _attributes(
     for name, spec in table.items():
         if name in _NOT_ATTRIBUTES or name == identity_key:
             doc.fail(("attributes", name), f"{name!r} is set by [identity], not as an attribute")
-        compiled.append(compile_field(doc, ("attributes", name), spec, nulls=nulls))
+        compiled.append(
+            compile_field(doc, ("attributes", name), spec, nulls=nulls, allowed=ATTRIBUTE_OPTIONS)
+        )
+    _check_shared_attributes(doc, compiled)
     return tuple(compiled)
+
+
+def _check_shared_attributes(doc: MappingDoc, fields: list[CompiledField]) -> None:
+    """Two fields may write one attribute only as one ``add`` and one ``remove`` (they combine
+    into one value); ``merge`` marks the whole object ``_merge_objects``, so a plain ``json``
+    field beside it would be merged too (docs/braze.md, Operations on attributes)."""
+    first: dict[str, CompiledField] = {}
+    for item in fields:
+        earlier = first.setdefault(item.key, item)
+        if earlier is item:
+            continue
+        if {earlier.op, item.op} != {"add", "remove"}:
+            doc.fail(
+                item.where,
+                f"attribute {item.key!r} is already written by {dotted(earlier.where)}; two "
+                f'fields share one attribute only as op = "add" and op = "remove"',
+            )
+    merged = next((item for item in fields if item.op == "merge"), None)
+    if merged is None:
+        return
+    for item in fields:
+        literal = item.column is None and type(item.read({})) is dict
+        if item.op == "set" and (item.kind == "json" or literal):
+            doc.fail(
+                item.where,
+                f"{dotted(merged.where)} merges objects (_merge_objects: true applies to the whole "
+                f'attributes object), so this object would be merged too: give it op = "merge" '
+                f"or send it in another run",
+            )
+
+
+def _groups(doc: MappingDoc, value: Any, nulls: frozenset[str]) -> tuple[GroupSpec, ...]:
+    """``[[subscription_groups]]``: ``id`` a literal or a column, ``state`` a column (with
+    ``map``) that ends as subscribed / unsubscribed, ``double_opt_in`` a flag."""
+    if type(value) is dict:
+        doc.fail(
+            ("subscription_groups",), "write [[subscription_groups]], not [subscription_groups]"
+        )
+    entries = expect(doc, ("subscription_groups",), value, list, "[[subscription_groups]] tables")
+    groups = []
+    for index, entry in enumerate(entries):
+        where: KeyPath = ("subscription_groups", index)
+        table = _table(doc, where, entry)
+        check_keys(doc, where, table, _GROUP_KEYS)
+        for key in ("id", "state"):
+            if key not in table:
+                doc.fail(where, f"missing {key!r} (each subscription group needs id and state)")
+        ident = compile_field(
+            doc, (*where, "id"), table["id"], nulls=nulls, allowed=("column", "value", "map")
+        )
+        if ident.column is None and not str(ident.read({})).strip():
+            doc.fail((*where, "id", "value"), "the subscription group id is empty")
+        state = compile_field(
+            doc, (*where, "state"), table["state"], nulls=nulls, allowed=("column", "map")
+        )
+        mapped = table["state"].get("map", {}) if type(table["state"]) is dict else {}
+        for text, to in mapped.items():
+            if to not in (*_GROUP_STATES, ""):
+                doc.fail(
+                    (*where, "state", "map", text),
+                    f'expected "subscribed", "unsubscribed" or "" (send nothing), got {to!r}',
+                )
+        double = table.get("double_opt_in", False)
+        expect(doc, (*where, "double_opt_in"), double, bool)
+        groups.append(GroupSpec(where, ident, state, double))
+    return tuple(groups)
+
+
+def _operations(
+    doc: MappingDoc, value: Any, attributes: tuple[CompiledField, ...], nulls: frozenset[str]
+) -> CompiledField | None:
+    """``[operations] key = "Column"``: what names a row's operations for --state."""
+    if value is None:
+        return None
+    table = _table(doc, ("operations",), value)
+    check_keys(doc, ("operations",), table, ("key",))
+    if "key" not in table:
+        doc.fail(("operations",), "missing 'key': [operations] key = \"TransactionIdColumn\"")
+    if not any(item.op != "set" for item in attributes):
+        doc.fail(
+            ("operations", "key"), "no attribute sends an operation (op = inc/add/remove/merge)"
+        )
+    return compile_field(doc, ("operations", "key"), table["key"], nulls=nulls, allowed=("column",))
 
 
 def _objects(

@@ -322,3 +322,63 @@ def date_converter(fmt: str | None) -> Callable[[Any], Any]:
         raise RecordError("invalid_date", f"{_show(value)} is not a valid date")
 
     return convert
+
+
+# --- epoch times: format = "epoch" (seconds) or "epoch_ms" (milliseconds) ------------------------
+
+EPOCH_FORMATS = {"epoch": 6, "epoch_ms": 3}  # format -> decimal places to reach microseconds
+_SCALE = {6: 1_000_000, 3: 1_000}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def _epoch_micros(value: Any, places: int) -> int | None:
+    """Microseconds since 1970 of an epoch cell (integer or decimal text, a JSONL number), with
+    integer arithmetic so a millisecond never turns into 999 microseconds; None if it is none."""
+    kind = type(value)
+    if kind is int:
+        return int(value) * _SCALE[places]
+    if kind is float:
+        text = repr(value)
+    elif kind is str:
+        text = value
+    else:
+        return None
+    if _EPOCH_TEXT.fullmatch(text) is None:
+        return None
+    whole, _, fraction = text.partition(".")
+    negative = whole.startswith("-")
+    fraction = (fraction + "0" * places)[:places]  # digits beyond a microsecond are dropped
+    micros = abs(int(whole)) * _SCALE[places] + int(fraction or "0")
+    return -micros if negative else micros
+
+
+def _epoch_datetime(value: Any, unit: str) -> datetime:
+    micros = _epoch_micros(value, EPOCH_FORMATS[unit])
+    if micros is not None:
+        try:
+            return _EPOCH + timedelta(microseconds=micros)
+        except OverflowError:
+            pass
+    what = "seconds" if unit == "epoch" else "milliseconds"
+    raise RecordError(
+        "invalid_time", f"{_show(value)} is not a Unix time in {what} (format {unit!r})"
+    )
+
+
+def epoch_time_converter(unit: str) -> Callable[[Any], Any]:
+    """Unix seconds / milliseconds (text or number, integer or decimal) -> ISO 8601 in UTC."""
+
+    def convert(value: Any) -> Any:
+        return _epoch_datetime(value, unit).isoformat()
+
+    return convert
+
+
+def epoch_date_converter(unit: str) -> Callable[[Any], Any]:
+    """Unix seconds / milliseconds -> the UTC day, ``YYYY-MM-DD``."""
+
+    def convert(value: Any) -> Any:
+        return _epoch_datetime(value, unit).date().isoformat()
+
+    return convert

@@ -190,3 +190,42 @@ def array_converter(separator: str) -> ValueConverter:
         return items if items else OMIT  # only separators: the cell counts as empty
 
     return convert
+
+
+# --- attribute operations (docs/braze.md, Operations on attributes) -----------------------------
+
+OPERATIONS = ("set", "inc", "add", "remove", "merge")
+OPERATION_TYPES = {"inc": "integer", "add": "array", "remove": "array", "merge": "json"}
+
+
+def as_operation(op: str, convert: ValueConverter) -> ValueConverter:
+    """``convert`` followed by what ``op`` sends: ``{"inc": n}`` (0: nothing), ``{"add": [...]}``,
+    ``{"remove": [...]}``, or for ``merge`` the object itself (the converter marks the attributes
+    object ``_merge_objects``); an empty value stays OMIT."""
+    if op == "inc":
+
+        def increment(value: Any) -> Any:
+            number = convert(value)
+            return OMIT if number is OMIT or number == 0 else {"inc": number}
+
+        return increment
+    if op in ("add", "remove"):
+
+        def change(value: Any) -> Any:
+            items = convert(value)
+            return OMIT if items is OMIT else {op: items}
+
+        return change
+    if op == "merge":
+
+        def merge(value: Any) -> Any:
+            parsed = convert(value)
+            if parsed is not OMIT and parsed is not None and type(parsed) is not dict:
+                raise RecordError(
+                    "invalid_merge",
+                    f"op merge needs a JSON object, got {_kind(parsed)}: {show(parsed)}",
+                )
+            return parsed
+
+        return merge
+    return convert

@@ -15,6 +15,7 @@ here (``string_too_long``) instead of being dropped silently as Braze does.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -163,10 +164,38 @@ def _custom_attribute(field: Any, value: Any) -> Violation | None:
             if type(item) is str and len(item) > MAX_STRING_CHARS:
                 return Violation("string_too_long", f"{field}: an array item exceeds 255 chars")
     elif kind is dict:
-        if "inc" in value and len(value) == 1 and type(value["inc"]) is not int:
-            return Violation("invalid_increment", f"{field}.inc must be an integer")
+        return _operation(field, value)
     elif kind not in _SCALARS:
         return Violation("invalid_type", f"{field} has a non-JSON value of type {kind.__name__}")
+    return None
+
+
+_ARRAY_OPERATIONS = frozenset({"add", "remove"})
+_ARRAY_ITEMS = (str, int, float, bool)
+
+
+def _operation(field: str, value: dict[Any, Any]) -> Violation | None:
+    """``{"inc": n}`` and ``{"add": [...], "remove": [...]}`` (docs/braze.md, Operations on
+    attributes); any other object is a nested attribute, not checked here."""
+    if "inc" in value and len(value) == 1:
+        inc = value["inc"]
+        if type(inc) is not int:
+            return Violation("invalid_increment", f"{field}.inc must be an integer: {short(inc)}")
+        return None
+    if not value or not value.keys() <= _ARRAY_OPERATIONS:
+        return None
+    for op, items in value.items():
+        if type(items) is not list:
+            return Violation("invalid_array_operation", f"{field}.{op} must be an array")
+        for item in items:
+            kind = type(item)
+            if kind not in _ARRAY_ITEMS or (kind is float and not math.isfinite(item)):
+                return Violation(
+                    "invalid_array_operation",
+                    f"{field}.{op}: items must be strings, numbers or booleans, not {short(item)}",
+                )
+            if kind is str and len(item) > MAX_STRING_CHARS:
+                return Violation("string_too_long", f"{field}.{op}: an item exceeds 255 chars")
     return None
 
 

@@ -58,6 +58,8 @@ CURRENCIES = frozenset(_CURRENCY_CODES.split())
 
 # Deliberately simple: one @, no spaces, a dotted domain whose last label has 2+ characters.
 _EMAIL = re.compile(r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]{2,}")
+# A subscription group id as the dashboard shows it (BAD_SUBSCRIPTION_GROUP_ID otherwise).
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 # Loose: digits with the usual separators, optional leading +, at least 3 digits in all.
 _PHONE = re.compile(r"\+?[0-9(][0-9 ()./-]*")
 
@@ -237,7 +239,18 @@ def _subscription_groups(field: str, value: Any) -> Violation | None:
         ):
             return Violation(
                 "invalid_subscription_groups",
-                f"{field}: each needs subscription_group_id and subscription_state",
+                f"{field}: each needs subscription_group_id and subscription_state "
+                f"(subscribed or unsubscribed): {short(group)}",
+            )
+        if _UUID.fullmatch(group["subscription_group_id"]) is None:
+            return Violation(
+                "invalid_subscription_group_id",
+                f"{field}: {short(group['subscription_group_id'])} is not a group id (a UUID)",
+            )
+        double = group.get("use_double_opt_in_logic")
+        if double is not None and type(double) is not bool:
+            return Violation(
+                "invalid_subscription_groups", f"{field}: use_double_opt_in_logic must be a bool"
             )
     return None
 

@@ -348,6 +348,86 @@ SEMANTIC_ERRORS = [
 ]
 
 
+GROUP = '[[subscription_groups]]\nid = { value = "4b3c1e2a-1111-2222-3333-444455556666" }\n'
+SEMANTIC_ERRORS += [  # issue 12: subscription groups, operations, epoch times
+    (
+        IDENTITY + '[attributes]\np = { column = "P", op = "increment" }\n',
+        'op = "increment"',
+        "attributes.p.op",
+        "unknown op 'increment' (ops: set, inc, add, remove, merge)",
+    ),
+    (
+        IDENTITY + '[attributes]\np = { column = "P", type = "float", op = "inc" }\n',
+        'type = "float"',
+        "attributes.p.type",
+        "op 'inc' needs type = \"integer\", not 'float'",
+    ),
+    (
+        IDENTITY + '[attributes]\np = { column = "P", op = "inc", empty = "null" }\n',
+        'empty = "null"',
+        "attributes.p.empty",
+        "would unset the attribute: not with op 'inc'",
+    ),
+    (
+        IDENTITY + '[attributes]\nt = { column = "A", op = "add" }\n'
+        'u = { column = "B", op = "add", attribute = "t" }\n',
+        "u = {",
+        "attributes.u",
+        "attribute 't' is already written by attributes.t",
+    ),
+    (
+        IDENTITY
+        + '[attributes]\nm = { column = "M", op = "merge" }\nj = { column = "J", type = "json" }\n',
+        "j = {",
+        "attributes.j",
+        "_merge_objects: true applies to the whole attributes object",
+    ),
+    (
+        IDENTITY + GROUP + 'state = { column = "S", map = { Y = "yes" } }\n',
+        "Y = ",
+        "subscription_groups[0].state.map.Y",
+        'expected "subscribed", "unsubscribed" or "" (send nothing)',
+    ),
+    (
+        IDENTITY + GROUP + 'state = { value = "subscribed" }\n',
+        'value = "subscribed"',
+        "subscription_groups[0].state.value",
+        "unknown key 'value'",
+    ),
+    (
+        IDENTITY + '[[subscription_groups]]\nstate = "S"\n',
+        "subscription_groups]]",
+        "subscription_groups[0]",
+        "missing 'id'",
+    ),
+    (
+        IDENTITY + GROUP + 'state = "S"\ndouble_opt_in = "yes"\n',
+        "double_opt_in",
+        "subscription_groups[0].double_opt_in",
+        "expected a boolean, got a string",
+    ),
+    (
+        IDENTITY + '[attributes]\nn = "N"\n[operations]\nkey = "Txn"\n',
+        "key =",
+        "operations.key",
+        "no attribute sends an operation",
+    ),
+    (
+        IDENTITY + '[attributes]\nt = { column = "T", type = "time", format = "epoch", '
+        'timezone = "Europe/Berlin" }\n',
+        "timezone",
+        "attributes.t.timezone",
+        "a Unix time (format 'epoch') is UTC: no timezone",
+    ),
+    (
+        IDENTITY + '[attributes]\nt = { column = "T", type = "time", format = "epoch_sec" }\n',
+        "format",
+        "attributes.t.format",
+        "format 'epoch_sec' has no strptime codes — did you mean 'epoch_ms'?",
+    ),
+]
+
+
 @pytest.mark.parametrize(("text", "at", "key", "message"), SEMANTIC_ERRORS)
 def test_semantic_errors_name_file_line_column_and_key(
     tmp_path: Path, text: str, at: str, key: str, message: str
@@ -466,3 +546,47 @@ def test_locator_handles_quoted_keys_multiline_values_and_table_arrays() -> None
     assert doc.locate(("events", 1, "properties", "p", "q")) == position(text, "q = 'r'")
     assert doc.locate(("attributes", "b")) == (2, 2)  # falls back to the table
     assert dotted(("events", 1, "properties", "odd key")) == 'events[1].properties."odd key"'
+
+
+# --- issue 12: subscription groups, operations, epoch times ------------------------------------
+
+
+def test_the_contract_mapping_loads_with_its_groups_operations_and_key(tmp_path: Path) -> None:
+    text = (
+        IDENTITY + GROUP + 'state = { column = "NewsOptIn", map = { Y = "subscribed" } }\n'
+        '[[subscription_groups]]\nid = "SmsGroup"\nstate = "SmsOptIn"\ndouble_opt_in = true\n'
+        "[attributes]\n"
+        'points = { column = "PointsEarned", type = "integer", op = "inc" }\n'
+        'tags = { column = "TagsAdded", type = "array", op = "add" }\n'
+        'tags_gone = { column = "TagsRemoved", type = "array", op = "remove",'
+        ' attribute = "tags" }\n'
+        'prefs = { column = "PrefsJson", type = "json", op = "merge" }\n'
+        'last_login = { column = "LastLoginEpoch", type = "time", format = "epoch" }\n'
+        '[operations]\nkey = "TxnId"\n'
+    )
+    mapping = load(tmp_path, text)
+    assert [(f.key, f.op) for f in mapping.attributes] == [
+        ("points", "inc"),
+        ("tags", "add"),
+        ("tags", "remove"),
+        ("prefs", "merge"),
+        ("last_login", "set"),
+    ]
+    assert [g.double_opt_in for g in mapping.subscription_groups] == [False, True]
+    assert mapping.operations_key is not None and mapping.operations_key.column == "TxnId"
+    assert {"SmsGroup", "SmsOptIn", "NewsOptIn", "TxnId"} <= mapping.columns()
+    with pytest.raises(MappingError, match="column 'TxnId' is not in the header"):
+        mapping.check_header(
+            [
+                "Id",
+                "NewsOptIn",
+                "SmsGroup",
+                "SmsOptIn",
+                "PointsEarned",
+                "TagsAdded",
+                "TagsRemoved",
+                "PrefsJson",
+                "LastLoginEpoch",
+            ],
+            "x.csv",
+        )

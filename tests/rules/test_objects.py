@@ -55,6 +55,19 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("attributes", attrs(current_location={"longitude": 13.4, "latitude": 52.5})),
     ("attributes", attrs(nick="n" * 255, tags=["a", "b"], n=1, f=1.5, b=False, z=None)),
     ("attributes", attrs(count={"inc": -2}, prefs={"k": {"deep": "v"}})),
+    ("attributes", attrs(tags={"add": ["a", 1, 2.5, True], "remove": ["b"]})),
+    (
+        "attributes",
+        attrs(
+            subscription_groups=[
+                {
+                    "subscription_group_id": "4b3c1e2a-1111-2222-3333-444455556666",
+                    "subscription_state": "subscribed",
+                    "use_double_opt_in_logic": True,
+                }
+            ]
+        ),
+    ),
     ("attributes", attrs(_update_existing_only=False)),
     ("events", EVENT),
     ("events", event(time="2024-03-01T10:00:00:123Z")),  # Braze's colon-millis form
@@ -127,6 +140,33 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("attributes", attrs(nick="n" * 256), "string_too_long"),
     ("attributes", attrs(tags=["ok", "t" * 256]), "string_too_long"),
     ("attributes", attrs(count={"inc": 1.5}), "invalid_increment"),
+    ("attributes", attrs(count={"inc": "2"}), "invalid_increment"),
+    ("attributes", attrs(count={"inc": True}), "invalid_increment"),
+    ("attributes", attrs(tags={"add": "vip"}), "invalid_array_operation"),
+    ("attributes", attrs(tags={"add": ["a"], "remove": [None]}), "invalid_array_operation"),
+    ("attributes", attrs(tags={"add": [{"k": 1}]}), "invalid_array_operation"),
+    ("attributes", attrs(tags={"remove": ["t" * 256]}), "string_too_long"),
+    (
+        "attributes",
+        attrs(
+            subscription_groups=[
+                {"subscription_group_id": "g1", "subscription_state": "subscribed"}
+            ]
+        ),
+        "invalid_subscription_group_id",
+    ),
+    (
+        "attributes",
+        attrs(
+            subscription_groups=[
+                {
+                    "subscription_group_id": "4b3c1e2a-1111-2222-3333-444455556666",
+                    "subscription_state": "opted_in",
+                }
+            ]
+        ),
+        "invalid_subscription_groups",
+    ),
     ("attributes", attrs(**{"": "x"}), "invalid_attribute_name"),
     ("attributes", attrs(when=object()), "invalid_type"),
     # events
