@@ -17,7 +17,12 @@ from importer.rules.export import (
     parse_instant,
 )
 from importer.rules.objects import check_object, checker_for
-from importer.rules.profile import MAX_ARRAY_ITEMS, apply_attribute, operation_of
+from importer.rules.profile import (
+    MAX_ARRAY_ITEMS,
+    apply_attribute,
+    combine_attributes,
+    operation_of,
+)
 from importer.rules.user_fields import (
     ATTRIBUTE_FIELDS,
     MAX_EXTERNAL_ID_BYTES,
@@ -44,6 +49,7 @@ __all__ = [
     "braze_time",
     "check_object",
     "checker_for",
+    "combine_attributes",
     "has_time_of_day",
     "operation_of",
     "parse_instant",

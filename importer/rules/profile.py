@@ -2,7 +2,8 @@
 (docs/braze.md, Operations on attributes), shared by the sandbox (which keeps profiles) and
 ``verify`` (which works out what a profile should hold).
 
-``null`` unsets; arrays are stored as unique values, at most ``MAX_ARRAY_ITEMS``, the oldest
+``null`` unsets; ``subscription_groups`` change the state of each group named, not the list;
+arrays are stored as unique values, at most ``MAX_ARRAY_ITEMS``, the oldest
 dropped; ``add`` moves an existing value to the end; nested objects are replaced, or deep-merged
 with ``_merge_objects``; ``$add``, ``$remove``, ``$update`` apply in that order.
 """
@@ -83,12 +84,25 @@ def _object_operation(stored: Any, operation: dict[str, Any], merge: bool) -> li
     return values
 
 
+def _subscription_groups(stored: Any, sent: list[Any]) -> list[dict[str, Any]]:
+    """Each group sent changes that group's state; the user's other groups stay as they were."""
+    states = {g["subscription_group_id"]: g for g in stored or ()}
+    for group in sent:
+        states[group["subscription_group_id"]] = {
+            "subscription_group_id": group["subscription_group_id"],
+            "subscription_state": group["subscription_state"],
+        }
+    return list(states.values())
+
+
 def apply_attribute(attributes: dict[str, Any], name: str, value: Any, merge: bool) -> None:
     """Change ``attributes`` as Braze changes a profile when ``name`` is sent as ``value``
     (``merge``: the object carried ``"_merge_objects": true``)."""
     kind = operation_of(value)
     if value is None:
         attributes.pop(name, None)
+    elif name == "subscription_groups" and type(value) is list:
+        attributes[name] = _subscription_groups(attributes.get(name), value)
     elif kind == "inc":
         stored = attributes.get(name)
         attributes[name] = (stored if type(stored) is int else 0) + value["inc"]
@@ -102,3 +116,47 @@ def apply_attribute(attributes: dict[str, Any], name: str, value: Any, merge: bo
         attributes[name] = _merge(attributes.get(name), value)
     else:
         attributes[name] = value
+
+
+# Keys that name the user or steer the object: equal in both (one user), the later kept.
+_STEERING = frozenset(
+    {"external_id", "braze_id", "user_alias", "email", "phone"}
+    | {"_update_existing_only", "push_token_import", "_merge_objects"}
+)
+
+
+def combine_attributes(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any] | None:
+    """One attributes object that changes a profile as ``earlier`` then ``later`` (both for one
+    user) do; None when no single object can (docs/braze.md, Operations on attributes).
+
+    Plain values: the later wins. Two increments add up. Anything else where an operation meets
+    another value of the same attribute (``add`` then ``remove``, a set after an ``inc``), where
+    two nested objects would both be merged, or where ``_merge_objects`` differs while some
+    nested object depends on it, has no single object: the caller sends them apart, in order.
+    """
+    merge = earlier.get("_merge_objects") is True
+    if merge != (later.get("_merge_objects") is True) and (
+        _has_nested(earlier) or _has_nested(later)
+    ):
+        return None
+    combined = dict(earlier)
+    for name, value in later.items():
+        if name not in combined or name in _STEERING:
+            combined[name] = value
+            continue
+        before = combined[name]
+        kinds = (operation_of(before), operation_of(value))
+        if kinds == ("inc", "inc"):
+            combined[name] = {"inc": before["inc"] + value["inc"]}
+        elif kinds != (None, None) or (merge and type(before) is dict and type(value) is dict):
+            return None
+        else:
+            combined[name] = value
+    return combined
+
+
+def _has_nested(obj: dict[str, Any]) -> bool:
+    """Does ``obj`` set some attribute to an object (which ``_merge_objects`` would merge)?"""
+    return any(
+        type(v) is dict and operation_of(v) is None and k not in _STEERING for k, v in obj.items()
+    )

@@ -3,9 +3,11 @@
 Every object is serialised once (orjson); a body is the join of those fragments, so its size is
 known before it exists and a request never crosses the object or byte limits. When several rows
 of one request update the same user's attributes, their attributes objects are merged into one
-(later rows win key by key): Braze may apply two writes for one user at once and lose one
-(docs/braze.md, Consistency and ordering); the page speaks of requests, and inside one request
-we take the same care.
+(later rows win key by key, two increments add up: ``combine_attributes``): Braze may apply two
+writes for one user at once and lose one (docs/braze.md, Consistency and ordering); the page
+speaks of requests, and inside one request we take the same care. Rows whose objects cannot be
+merged into one (an ``add`` then a ``remove`` of one attribute, a set after an ``inc``) go in
+separate requests, in row order; per-user order keeps those from being in flight together.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import orjson
 
 from importer.config import BatchLimits
 from importer.models import ARRAYS, Batch, BrazeObject, Item, RowFailure
+from importer.rules import combine_attributes
 
 _REF, _RECORD, _USER, _DIGESTS = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(6)
 # {"attributes":[...],"events":[...],"purchases":[...]} around the fragments.
@@ -151,13 +154,23 @@ def _close(batch: _Open, number: int, part: str = "") -> Batch:
     )
 
 
-def _merge_attributes(batch: _Open, index: int, item: Item) -> None:
-    """Fold the single attributes object of ``item`` into the batch's object for its user."""
+def _combined(batch: _Open, index: int, item: Item) -> BrazeObject | None:
+    """The batch's object for the user at ``index`` with the single attributes object of
+    ``item`` folded in; None when they do not combine into one (``combine_attributes``)."""
     owners = [batch.owners[0][index], *batch.merged.get(index, [])]
-    merged: dict[str, object] = {}
-    for owner in owners:
-        merged.update(batch.items[owner].decoded().attributes[0])
-    merged.update(item.attributes[0])
+    merged: BrazeObject | None = batch.items[owners[0]].decoded().attributes[0]
+    for owner in (*owners[1:], None):
+        later = item.attributes[0] if owner is None else batch.items[owner].decoded().attributes[0]
+        assert merged is not None  # the owners already in the batch did combine
+        merged = combine_attributes(merged, later)
+        if merged is None:
+            return None
+    return merged
+
+
+def _merge_attributes(batch: _Open, index: int, item: Item, merged: BrazeObject) -> None:
+    """Put ``merged`` (``_combined``) in the body as the batch's object for ``item``'s user."""
+    owners = [batch.owners[0][index], *batch.merged.get(index, [])]
     # The body holds only the merged object: keep each row's own (importer.models.Batch.items).
     first = owners[0]
     batch.own_attributes.setdefault(first, batch.items[first].decoded().attributes)
@@ -169,17 +182,22 @@ def _merge_attributes(batch: _Open, index: int, item: Item) -> None:
     batch.merged.setdefault(index, []).append(len(batch.items) - 1)
 
 
-def _add(batch: _Open, item: Item, serialised: _Serialised) -> None:
+def _add(
+    batch: _Open, item: Item, serialised: _Serialised, merged: BrazeObject | None = None
+) -> None:
+    """Add ``item``; ``merged``: its user's object in the batch combined with its own."""
     index = len(batch.items)
     batch.items.append(item)
     counts = serialised.counts
     if counts[0] == 1:
         earlier = batch.attribute_of_user.get(item.user)
-        if earlier is not None:
-            _merge_attributes(batch, earlier, item.decoded())
+        if earlier is not None and merged is None:  # split(): halves keep their rows' order
+            merged = _combined(batch, earlier, item.decoded())
+        if earlier is not None and merged is not None:
+            _merge_attributes(batch, earlier, item.decoded(), merged)
             serialised = serialised.without_attributes()
             counts = serialised.counts
-        else:
+        elif earlier is None:
             batch.attribute_of_user[item.user] = len(batch.fragments[0])
     elif counts[0]:
         batch.attribute_of_user.setdefault(item.user, len(batch.fragments[0]))
@@ -218,6 +236,15 @@ def pack(
     batch = _Open()
     for item in items:
         serialised = _Serialised(item)
+        merged = None
+        if serialised.counts[0] == 1:
+            earlier = batch.attribute_of_user.get(item.user)
+            if earlier is not None:
+                merged = _combined(batch, earlier, item.decoded())
+                if merged is None:  # it cannot share this request with the user's rows
+                    yield _close(batch, number)
+                    number += 1
+                    batch = _Open()
         if not _fits(batch, serialised, limits):
             problem = _oversize(serialised, limits)
             if problem:
@@ -233,7 +260,8 @@ def pack(
             yield _close(batch, number)
             number += 1
             batch = _Open()
-        _add(batch, item, serialised)
+            merged = None
+        _add(batch, item, serialised, merged)
     if batch.items:
         yield _close(batch, number)
 

@@ -118,3 +118,78 @@ def test_without_profiles_nobody_is_found(sandbox: Sandbox) -> None:
     post(sandbox, {"attributes": [attr("u1", a=1)]})
     answer = export(sandbox, {"external_ids": ["u1"]})
     assert answer.body == {"message": "success", "users": [], "invalid_user_ids": ["u1"]}
+
+
+NEWS, SMS = "4b3c1e2a-1111-2222-3333-444455556666", "9b3c1e2a-1111-2222-3333-444455556666"
+
+
+def _group(group: str, state: str) -> dict[str, str]:
+    return {"subscription_group_id": group, "subscription_state": state}
+
+
+def test_operations_and_consent_change_profiles_as_braze_applies_them(
+    make_sandbox: MakeSandbox,
+) -> None:
+    sandbox = make_sandbox(profiles=True)
+    post(
+        sandbox,
+        {
+            "attributes": [
+                attr(
+                    "u1",
+                    points={"inc": 10},
+                    tags=["a", "b"],
+                    prefs={"mail": {"weekly": True, "daily": False}},
+                    subscription_groups=[_group(NEWS, "subscribed"), _group(SMS, "subscribed")],
+                    email_subscribe="opted_in",
+                )
+            ]
+        },
+    )
+    answer = post(
+        sandbox,
+        {
+            "attributes": [
+                attr(
+                    "u1",
+                    points={"inc": -3},
+                    tags={"add": ["c", "a"], "remove": ["b"]},
+                    prefs={"mail": {"daily": True}, "sms": {"on": False}},
+                    _merge_objects=True,
+                    subscription_groups=[_group(SMS, "unsubscribed")],
+                    email_subscribe="unsubscribed",
+                )
+            ]
+        },
+    )
+    assert answer.status == 201 and "errors" not in answer.body
+    profile = sandbox.profiles.get("external_id:u1")
+    assert profile is not None
+    assert profile.attributes == {
+        "points": 7,
+        "tags": ["c", "a"],  # an added value already there moves to the end
+        "prefs": {"mail": {"weekly": True, "daily": True}, "sms": {"on": False}},
+        "subscription_groups": [_group(NEWS, "subscribed"), _group(SMS, "unsubscribed")],
+        "email_subscribe": "unsubscribed",
+    }
+
+
+def test_malformed_operations_are_refused_in_errors_and_change_nothing(
+    make_sandbox: MakeSandbox,
+) -> None:
+    sandbox = make_sandbox(profiles=True)
+    post(sandbox, {"attributes": [attr("u1", points={"inc": 1}, tags=["a"])]})
+    bad = [
+        attr("u1", points={"inc": "2"}),
+        attr("u1", points={"inc": 1.5}),
+        attr("u1", tags={"add": "b"}),
+        attr("u1", tags={"remove": [None]}),
+        attr("u1", subscription_groups=[_group("newsletter", "subscribed")]),
+        attr("u1", subscription_groups=[_group(NEWS, "opted_in")]),
+        attr("u1", email_subscribe="yes"),
+    ]
+    answer = post(sandbox, {"attributes": [*bad, attr("u1", points={"inc": 4})]})
+    assert answer.status == 201
+    assert [error["index"] for error in answer.body["errors"]] == list(range(len(bad)))
+    profile = sandbox.profiles.get("external_id:u1")
+    assert profile is not None and profile.attributes == {"points": 5, "tags": ["a"]}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.config import BatchLimits
 from importer.models import ARRAYS, Batch, Item, RowFailure, RowRef
+from importer.rules import apply_attribute, combine_attributes
 from importer.send.client import RefusedObject
 from importer.send.packer import pack, split
 from importer.send.sender import map_object_errors
@@ -60,9 +63,10 @@ def _check_batch(batch: Batch, limits: BatchLimits) -> None:
         for index, owner in enumerate(owners):
             if array == "attributes" and index in batch.merged:
                 # The merged object: every row's keys, the later rows' values winning.
-                expected: dict[str, object] = {}
-                for row in (owner, *batch.merged[index]):
-                    expected.update(items[row].attributes[0])
+                expected: dict[str, Any] | None = items[owner].attributes[0]
+                for row in batch.merged[index]:
+                    assert expected is not None
+                    expected = combine_attributes(expected, items[row].attributes[0])
                 assert objects[index] == expected
             else:
                 assert objects[index] in getattr(items[owner], array)
@@ -155,3 +159,77 @@ def test_rows_of_one_user_in_one_request_share_one_attributes_object() -> None:
     by_line = {f.ref.line: f for f in failures}
     assert by_line[4].objects == {"attributes": [{"external_id": "a", "x": 2}]}
     assert by_line[4].refused == {"attributes": [0]}
+
+
+# --- operations: two rows of one user never lose an increment or an add ---------------------------
+
+_OPERATIONS = st.one_of(
+    st.integers(-5, 5).map(lambda n: {"inc": n}),
+    st.lists(st.sampled_from("abcd"), min_size=1, max_size=3).map(lambda v: {"add": v}),
+    st.lists(st.sampled_from("abcd"), min_size=1, max_size=3).map(lambda v: {"remove": v}),
+    st.just({"add": ["a"], "remove": ["b"]}),
+    st.integers(0, 9),  # a plain set
+    st.just({"nested": {"deep": 1}}),  # a nested object (merged or replaced)
+)
+
+
+@st.composite
+def operation_items(draw: st.DrawFn) -> list[Item]:
+    """Few users, each row one attributes object of operations and sets on a few attributes."""
+    out = []
+    for line in range(2, draw(st.integers(1, 40)) + 2):
+        user = str(draw(st.integers(0, 3)))
+        obj: dict[str, Any] = {"external_id": user}
+        for name in draw(st.lists(st.sampled_from(("points", "tags", "prefs")), max_size=3)):
+            obj[name] = draw(_OPERATIONS)
+        if draw(st.booleans()):
+            obj["_merge_objects"] = True
+        out.append(Item(RowRef("f.csv", line), {}, f"external_id:{user}", attributes=(obj,)))
+    return out
+
+
+def _profiles(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What the objects, applied in order, make of each user's profile (as the sandbox does)."""
+    profiles: dict[str, dict[str, Any]] = {}
+    for obj in objects:
+        profile = profiles.setdefault(obj["external_id"], {})
+        merge = obj.get("_merge_objects") is True
+        for name, value in obj.items():
+            if name not in ("external_id", "_merge_objects"):
+                apply_attribute(profile, name, value, merge)
+    return profiles
+
+
+@settings(max_examples=300, deadline=None)
+@given(operation_items(), limit_sets)
+def test_packed_operations_change_profiles_exactly_as_the_rows_in_order(
+    rows: list[Item], limits: BatchLimits
+) -> None:
+    """Increments add up, add/remove keep row order, nothing is lost: the requests in order
+    (and their split halves) build the same profiles as every row's own object in order."""
+    wanted = _profiles([row.attributes[0] for row in rows])
+    batches = [b for b in pack(rows, limits) if isinstance(b, Batch)]
+    sent = [obj for b in batches for obj in orjson.loads(b.body)["attributes"]]
+    assert _profiles(sent) == wanted
+    halves = [half for b in batches for half in (split(b) if b.rows > 1 else (b,))]
+    sent = [obj for b in halves for obj in orjson.loads(b.body)["attributes"]]
+    assert _profiles(sent) == wanted
+    for batch in batches:
+        users = [obj["external_id"] for obj in orjson.loads(batch.body)["attributes"]]
+        assert len(users) == len(set(users))  # still one object per user per request
+
+
+def test_two_increments_of_one_user_add_up_and_an_add_after_a_remove_waits() -> None:
+    def row(line: int, **values: Any) -> Item:
+        obj = {"external_id": "a", **values}
+        return Item(RowRef("f", line), {}, "external_id:a", attributes=(obj,))
+
+    rows = [row(2, points={"inc": 2}), row(3, points={"inc": -5}, tags={"remove": ["x"]})]
+    rows.append(row(4, tags={"add": ["x"]}))
+    first, second = pack(rows, BatchLimits(total=75, per_array=75))
+    assert isinstance(first, Batch) and isinstance(second, Batch)
+    assert orjson.loads(first.body)["attributes"] == [
+        {"external_id": "a", "points": {"inc": -3}, "tags": {"remove": ["x"]}}
+    ]
+    assert orjson.loads(second.body)["attributes"] == [{"external_id": "a", "tags": {"add": ["x"]}}]
+    assert first.attribute_users == second.attribute_users == {"external_id:a"}
