@@ -117,6 +117,9 @@ class Item(NamedTuple):
     # carries *only* this — the three tuples above are empty until ``decoded()`` — because
     # unpickling dicts cost the main process ~8 µs per row and the packer needs bytes anyway.
     wire: Wire | None = None
+    # The ``[operations] key`` cell of the row: what --state remembers its operations by (None:
+    # the source's fingerprint and the line). Read where the digests are made; not kept after.
+    operations: str | None = None
 
     @property
     def object_count(self) -> int:
@@ -145,7 +148,8 @@ class Item(NamedTuple):
         }
         if not any(kept.values()):
             return None
-        return Item(self.ref, self.record, self.user, **kept)
+        objects = kept["attributes"], kept["events"], kept["purchases"]
+        return Item(self.ref, self.record, self.user, *objects, operations=self.operations)
 
 
 class RowSource(Protocol):

@@ -134,6 +134,7 @@ class RowCode:
     attributes: Fill
     events: tuple[tuple[Build, Checks], ...]
     purchases: tuple[tuple[Build, Checks], ...]
+    operations: Read | None = None  # the ``[operations] key`` reader
 
 
 def row_code(mapping: CompiledMapping, columns: Columns | None = None) -> RowCode:
@@ -152,6 +153,9 @@ def row_code(mapping: CompiledMapping, columns: Columns | None = None) -> RowCod
         ),
         events=tuple(_builder(spec, columns) for spec in mapping.events),
         purchases=tuple(_builder(spec, columns) for spec in mapping.purchases),
+        operations=None
+        if mapping.operations_key is None
+        else make_read(field_plan(mapping.operations_key), columns),
     )
 
 

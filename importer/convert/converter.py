@@ -146,7 +146,12 @@ class Converter:
                 blamed = "attributes" if attributes else "event" if events else "purchase"
         if violation is not None:
             return _invalid(row, blamed, violation, attributes, events, purchases)
-        return Item(row.ref, record, f"{self._user_prefix}{ident}", attributes, events, purchases)
+        user = f"{self._user_prefix}{ident}"
+        if code.operations is not None and attributes:
+            key = code.operations(data)
+            if key is not OMIT and key is not None:
+                return Item(row.ref, record, user, attributes, events, purchases, operations=key)
+        return Item(row.ref, record, user, attributes, events, purchases)
 
     def _base(self, ident: Any) -> BrazeObject:
         """The keys every object of this row carries."""

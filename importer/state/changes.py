@@ -31,11 +31,13 @@ from typing import Any
 
 from importer.models import ARRAYS, Item, RowRef
 from importer.state.digest import (
+    DIGEST_BYTES,
     ItemDigests,
     ObjectDigests,
     Occurrence,
     ValueDigests,
     decode_values,
+    operations_of,
 )
 from importer.state.store import UserRow
 
@@ -143,7 +145,7 @@ class Delta:
         sent: list[Sent] | None = None
         unchanged = 0
         if objects:
-            sent, unchanged = self._attributes_left(item.ref, objects, rows)
+            sent, unchanged = self._attributes_left(item.ref, objects, rows, known)
         events = self._kept(event_occs, known) if event_occs else None
         purchases = self._kept(purchase_occs, known) if purchase_occs else None
         if sent is None and events is None and purchases is None:
@@ -191,7 +193,11 @@ class Delta:
         return kept
 
     def _attributes_left(
-        self, ref: RowRef, objects: tuple[ObjectDigests | None, ...], rows: dict[str, UserRow]
+        self,
+        ref: RowRef,
+        objects: tuple[ObjectDigests | None, ...],
+        rows: dict[str, UserRow],
+        known: set[Occurrence],
     ) -> tuple[list[Sent] | None, int]:
         """What is left of each attributes object (None: all of every one), and how many
         attributes were left out."""
@@ -199,14 +205,14 @@ class Delta:
             obj = objects[0]
             if obj is None:
                 return None, 0
-            sent, unchanged = self._object_left(ref, obj, rows.get(obj[0]))
+            sent, unchanged = self._object_left(ref, obj, rows.get(obj[0]), known)
             return (None if sent is None else [sent]), unchanged
         left: list[Sent] | None = None
         unchanged = 0
         for i, obj in enumerate(objects):
             part: Sent = None  # names nobody (push-token import): passed through
             if obj is not None:
-                part, dropped = self._object_left(ref, obj, rows.get(obj[0]))
+                part, dropped = self._object_left(ref, obj, rows.get(obj[0]), known)
                 unchanged += dropped
             if part is not None and left is None:
                 left = [None] * i
@@ -215,7 +221,7 @@ class Delta:
         return left, unchanged
 
     def _object_left(
-        self, ref: RowRef, obj: ObjectDigests, row: UserRow | None
+        self, ref: RowRef, obj: ObjectDigests, row: UserRow | None, known: set[Occurrence]
     ) -> tuple[Sent, int]:
         user, whole, count, values = obj
         in_flight = self.values.get(user)
@@ -230,6 +236,15 @@ class Delta:
         sent: list[str] = []
         exact = True  # every value had a digest: the whole digest may be stored
         for name, digest in values.items():
+            if digest is not None and len(digest) > DIGEST_BYTES:  # an operation: like an event
+                exact = False  # a whole digest must never stand for an operation
+                operation = (user, digest[1:])
+                if operation in known or operation in self.occurrences:
+                    continue  # delivered before, or by an earlier row of this run
+                self.occurrences.add(operation)
+                sent.append(name)
+                self.values.setdefault(user, {})[name] = digest
+                continue
             if digest is not None and self._same(digest, name, in_flight, remembered):
                 continue
             exact = exact and digest is not None
@@ -265,7 +280,10 @@ class Delta:
         """A user the state never saw: everything is sent, and its digests go in flight."""
         if values:  # else an identifier only: it creates the profile
             self.values[user] = dict(values)  # a copy: settling deletes from it
-            if whole is not None and None not in values.values():
+            operations = operations_of((user, whole, 0, values))
+            if operations:
+                self.occurrences.update(operations)
+            elif whole is not None and None not in values.values():
                 self.wholes[ref, user] = whole
         return None
 
@@ -293,4 +311,5 @@ class Delta:
         for obj in objects:
             if obj is not None and obj[3] is not None:  # else never in flight
                 self.settle(ref, obj[0], obj[3])
+                self.occurrences.difference_update(operations_of(obj))
         self.occurrences.difference_update(o for o in (*events, *purchases) if o is not None)

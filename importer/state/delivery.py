@@ -38,6 +38,7 @@ from importer.state.digest import (
     Occurrence,
     delivered_key,
     item_digests,
+    operations_of,
     with_values,
 )
 from importer.state.record import Confirmed, flush_deferred, record_deliveries
@@ -80,7 +81,11 @@ def _stored_keys(
 ) -> dict[bytes, Occurrence]:
     """The delivered-table keys to look up: occurrences of users the state knows."""
     wanted: dict[bytes, Occurrence] = {}
-    for _, events, purchases in digests:  # plain loops, no tuple of the two: once per row
+    for objects, events, purchases in digests:  # plain loops, no tuple of the two: once per row
+        for obj in objects:
+            if obj is not None and obj[3] and obj[0] in rows:
+                for operation in operations_of(obj):
+                    wanted[delivered_key(rows[obj[0]][0], operation[1])] = operation
         for occ in events:
             if occ is not None:
                 row = rows.get(occ[0])
@@ -220,8 +225,19 @@ class DeliveryState:
                 item = objects(item)._replace(digests=d)
             if _lacks_values(d) and delta.needs_values(d, rows):
                 d = with_values(item, d)
+                self._known_operations(d, rows, known)
             left.append(delta.decide(item, d, rows, known))
         return left
+
+    def _known_operations(
+        self, digests: ItemDigests, rows: dict[str, UserRow], known: set[Occurrence]
+    ) -> None:
+        """Add to ``known`` the delivered operations among value digests computed late."""
+        wanted = _stored_keys((digests,), rows)
+        if wanted:
+            with self._failing_as("reading"):
+                found = fetch_delivered(self._conn, wanted)
+            known.update(wanted[key] for key in found)
 
     def compared_share(self) -> float:
         """The share of attributes objects filtered since the last call that needed their

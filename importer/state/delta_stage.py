@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from importer.models import ARRAYS, Batch, Item, RowSkipped
 from importer.send import BatchResult
 from importer.state.delivery import Confirmed, DeliveryState, digests_of
-from importer.state.digest import ItemDigests
+from importer.state.digest import ItemDigests, operations_of
 
 CHUNK = 500
 # Items come with their value digests (``item_digests(values=True)``, in the conversion workers)
@@ -85,6 +85,14 @@ def taken(result: BatchResult) -> tuple[list[Confirmed], list[Confirmed]]:
     return [confirmed[n] for n in sorted(confirmed)], released
 
 
+def _carries_operations(confirmed: list[Confirmed]) -> bool:
+    for _, digests in confirmed:
+        for obj in digests[0]:
+            if obj is not None and operations_of(obj):
+                return True
+    return False
+
+
 class DeltaStage:
     """``objects``: how an item that came with its digests only gets its objects back (the
     engine converts its record again); needed once ``wants_values`` is False and the engine
@@ -133,18 +141,22 @@ class DeltaStage:
         """Queue what Braze took, to be recorded by the next ``flush``; forget at once what it
         did not (tried again next run). ``then`` runs once the state has committed this answer,
         after the ``then`` of every earlier answer. Without a ``then``, records at once."""
+        operations = False
         if result.delivered or result.failures:  # else e.g. split: its halves answer for it
             confirmed, released = taken(result)
             if released:
                 self.state.forget(released)
             self._queued += confirmed
+            operations = _carries_operations(confirmed)
         if then is None:
             self.flush()
         elif not self._queued and not self._thens:
             then()
         else:
             self._thens.append(then)
-            if len(self._queued) >= FLUSH_ROWS:
+            # Operations are committed with their answer: killed later, none of them is sent
+            # again, so only requests still in flight at a kill can apply one twice.
+            if operations or len(self._queued) >= FLUSH_ROWS:
                 self.flush()
 
     def flush(self) -> None:

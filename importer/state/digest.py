@@ -11,8 +11,14 @@
   compared only with the same user's earlier value of the same key, so a false match needs a 2⁻⁶⁴
   accident. ``null`` is remembered as ``UNSET``.
 - Operator values (``{"inc": 1}``, ``{"add": [...]}``, ``{"$add": [...]}``, ...) are not values:
-  sending one twice changes the profile twice. They have no digest: always sent, never remembered,
-  and delivering one forgets what was remembered for that key (its value is no longer known).
+  sending one twice changes the profile twice. Delivering one forgets what was remembered for that
+  key (its value is no longer known). Each is remembered instead like an event (docs/braze.md,
+  Operations on attributes): its "digest" is ``OPERATION`` + an 8-byte fingerprint of its
+  identity — the row's ``[operations] key`` cell (``Item.operations``), else the source's
+  fingerprint and the line — the attribute name and the operators used, stored in the delivered
+  table. A resume, a retry or the same file again finds it there; another night's file has
+  another fingerprint (or new keys). A row whose source has no fingerprint (stdin, a bucket
+  object) and no key cannot be identified: its operations have no digest (None), always sent.
 - An event or purchase is remembered by an 8-byte fingerprint of its defining fields, stored under
   its user's number: the user is part of the key, so a false "already sent" needs a 2⁻⁶⁴ accident
   among that one user's events.
@@ -28,6 +34,7 @@ them out, and ``with_values`` adds them to the items that turn out to need them.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable, Iterable
 from hashlib import blake2b
@@ -35,10 +42,13 @@ from typing import Any
 
 import orjson
 
+from importer.errors import ImporterError
 from importer.models import BrazeObject, Item
+from importer.read import fingerprint
 
 UNSET = bytes(8)  # the digest of null: the attribute was unset
 DIGEST_BYTES = 8
+OPERATION = b"o"  # leads the 9-byte "digest" of an operation: its fingerprint follows
 USER_NUMBER_BYTES = 5  # big-endian, so a user's events sit together in the delivered table
 
 # Keys that steer how Braze applies an object; kept whenever any attribute of it is sent.
@@ -55,6 +65,7 @@ _IDENTIFIER_OF_TAG = {
 }
 
 ObjectIdentity = tuple[str, str]  # (the key identifying the object, the user's key)
+Identify = Callable[[], str | None]  # the identity of a row's operations, worked out once
 Occurrence = tuple[str, bytes]  # (user key, fingerprint) of an event or purchase
 # Attribute name -> value digest, for every key of an attributes object but its identifier and
 # ALWAYS_KEPT; None for a value that is never compared (an operator, or not canonical JSON).
@@ -76,7 +87,12 @@ def item_digests(item: Item, values: bool = True) -> ItemDigests:
     """
     # Comprehensions over tuples and skipped empties: once per row, on every row.
     attributes, events, purchases = _objects(item)
-    objects = tuple([object_digests(obj, values) for obj in attributes]) if attributes else ()
+    if item.operations is not None:
+        values = True  # the key is in no record the main process could read it from again
+    identify = _identifier(item)
+    objects = (
+        tuple([object_digests(obj, values, identify) for obj in attributes]) if attributes else ()
+    )
     # The row's user once, not once per object: pickled once, and one string in memory.
     user = objects[0][0] if objects and objects[0] is not None else None
     return (
@@ -90,8 +106,11 @@ def item_digests(item: Item, values: bool = True) -> ItemDigests:
 
 def with_values(item: Item, digests: ItemDigests) -> ItemDigests:
     """``digests`` with the value digests ``item_digests(item, values=False)`` left out."""
+    identify = _identifier(item)
     objects = tuple(
-        obj if obj is None or obj[3] is not None else (*obj[:3], value_digests(attrs, obj[0]))
+        obj
+        if obj is None or obj[3] is not None
+        else (*obj[:3], value_digests(attrs, obj[0], identify))
         for obj, attrs in zip(digests[0], _objects(item)[0], strict=True)
     )
     return objects, digests[1], digests[2]
@@ -103,13 +122,15 @@ def _objects(item: Item) -> tuple[tuple[BrazeObject, ...], ...]:
     return item.attributes, item.events, item.purchases
 
 
-def object_digests(obj: BrazeObject, values: bool = True) -> ObjectDigests | None:
+def object_digests(
+    obj: BrazeObject, values: bool = True, identify: Identify | None = None
+) -> ObjectDigests | None:
     identity = identity_of(obj)
     if identity is None:
         return None
     key, user = identity
     if values:
-        digests = _value_digests(obj, key)
+        digests = _value_digests(obj, key, identify)
         return user, whole_digest(obj), len(digests), digests
     flags = (  # ALWAYS_KEPT, spelled out: once per row
         ("_update_existing_only" in obj) + ("_merge_objects" in obj) + ("push_token_import" in obj)
@@ -117,17 +138,75 @@ def object_digests(obj: BrazeObject, values: bool = True) -> ObjectDigests | Non
     return user, whole_digest(obj), len(obj) - 1 - flags, None
 
 
-def value_digests(obj: BrazeObject, user: str) -> ValueDigests:
+def value_digests(obj: BrazeObject, user: str, identify: Identify | None = None) -> ValueDigests:
     """The value digests of an attributes object of ``user`` (a key from ``identity_of``)."""
-    return _value_digests(obj, _IDENTIFIER_OF_TAG[user[0]])
+    return _value_digests(obj, _IDENTIFIER_OF_TAG[user[0]], identify)
 
 
-def _value_digests(obj: BrazeObject, key: str) -> ValueDigests:
-    return {
+def _value_digests(obj: BrazeObject, key: str, identify: Identify | None) -> ValueDigests:
+    digests = {
         name: value_digest(value)
         for name, value in obj.items()
         if name != key and name not in ALWAYS_KEPT
     }
+    if identify is not None and None in digests.values():
+        for name, digest in digests.items():
+            value = obj[name]
+            if digest is None and is_operator(value):
+                row = identify()
+                if row is not None:
+                    digests[name] = operation_digest(row, name, value)
+    return digests
+
+
+def operation_digest(row: str, name: str, value: dict[str, Any]) -> bytes:
+    """``OPERATION`` + the fingerprint of one row's operation on attribute ``name``."""
+    data = orjson.dumps(("o", row, name, sorted(value)))
+    return OPERATION + blake2b(data, digest_size=DIGEST_BYTES).digest()
+
+
+def is_operation(digest: bytes | None) -> bool:
+    return digest is not None and len(digest) > DIGEST_BYTES
+
+
+def operations_of(obj: ObjectDigests) -> list[Occurrence]:
+    """The (user, fingerprint) of each operation an attributes object carries."""
+    values = obj[3]
+    if not values:
+        return []
+    return [(obj[0], d[1:]) for d in values.values() if d is not None and len(d) > DIGEST_BYTES]
+
+
+# A source's fingerprint by (name, size, modification time): read once while the file stays.
+_SOURCES: dict[tuple[str, int, int], str | None] = {}
+
+
+def _identifier(item: Item) -> Identify:
+    """How the row's operations are named: ``k`` + the ``[operations] key`` cell, else ``f`` +
+    the source's fingerprint and the line; None when the source has no fingerprint."""
+    key = item.operations
+    if key is not None:
+        row = f"k{key}"
+        return lambda: row
+    source, line = item.ref
+
+    def identify() -> str | None:
+        if "://" in source or source == "-":
+            return None
+        try:
+            status = os.stat(source)
+        except OSError:
+            return None
+        stamp = (source, status.st_size, status.st_mtime_ns)
+        if stamp not in _SOURCES:
+            try:
+                _SOURCES[stamp] = fingerprint(source)
+            except ImporterError:
+                _SOURCES[stamp] = None
+        found = _SOURCES[stamp]
+        return None if found is None else f"f{found}:{line}"
+
+    return identify
 
 
 def occurrence(

@@ -13,6 +13,7 @@ from operator import countOf
 from importer.models import RowRef
 from importer.state.changes import Delta
 from importer.state.digest import (
+    DIGEST_BYTES,
     UNSET,
     ItemDigests,
     Occurrence,
@@ -21,6 +22,7 @@ from importer.state.digest import (
     delivered_key,
     encode_pairs,
     encode_values,
+    operations_of,
 )
 from importer.state.store import (
     UserRow,
@@ -42,7 +44,7 @@ def record_deliveries(
     conn: sqlite3.Connection, delta: Delta, confirmed: Iterable[Confirmed]
 ) -> None:
     """Remember the confirmed objects and take them out of flight (rows in input order)."""
-    updates, events, purchases = _out_of_flight(delta, confirmed)
+    updates, events, purchases, operations = _out_of_flight(delta, confirmed)
     if not (updates or events or purchases):
         return
     # First seen, first numbered: tomorrow's export in the same order reads neighbouring pages.
@@ -57,17 +59,23 @@ def record_deliveries(
         counts["purchases"] = add_delivered(
             conn, (delivered_key(numbers[u], fp) for u, fp in purchases)
         )
+        if operations:
+            counts["operations"] = add_delivered(
+                conn, (delivered_key(numbers[u], fp) for u, fp in operations)
+            )
         bump_counters(conn, counts)
     delta.names.update(new_names)
 
 
 def _out_of_flight(
     delta: Delta, confirmed: Iterable[Confirmed]
-) -> tuple[list[Update], list[Occurrence], list[Occurrence]]:
-    """What to write for the confirmed rows, each taken out of flight."""
+) -> tuple[list[Update], list[Occurrence], list[Occurrence], list[Occurrence]]:
+    """What to write for the confirmed rows, each taken out of flight: attribute updates,
+    events, purchases and operations."""
     updates: list[Update] = []
     events: list[Occurrence | None] = []
     purchases: list[Occurrence | None] = []
+    operations: list[Occurrence] = []
     settle = delta.settle
     for ref, (objects, event_occs, purchase_occs) in confirmed:
         for obj in objects:
@@ -75,12 +83,21 @@ def _out_of_flight(
                 user, values = obj[0], obj[3]
                 assert values is not None  # what was sent was compared
                 updates.append((user, values, settle(ref, user, values)))
+                operations += operations_of(obj)
         events += event_occs
         purchases += purchase_occs
     delivered_events = [occ for occ in events if occ is not None]
     delivered_purchases = [occ for occ in purchases if occ is not None]
-    delta.occurrences.difference_update(delivered_events, delivered_purchases)
-    return updates, delivered_events, delivered_purchases
+    delta.occurrences.difference_update(delivered_events, delivered_purchases, operations)
+    return updates, delivered_events, delivered_purchases, operations
+
+
+def _plain(values: ValueDigests) -> bool:
+    """Is every value digest a remembered value (no operation, nothing left uncompared)?"""
+    for digest in values.values():  # noqa: SIM110 - a loop: no generator per row
+        if digest is None or len(digest) > DIGEST_BYTES:
+            return False
+    return True
 
 
 def flush_deferred(conn: sqlite3.Connection, delta: Delta) -> None:
@@ -134,7 +151,7 @@ def _write_users(
     updated = {user for user, _, _ in updates}
     once = len(updates) == len(updated)
     for user, values, whole in updates:
-        if once and user not in rows and None not in values.values():
+        if once and user not in rows and _plain(values):
             # The common case, a new user's one object: encoded straight from its digests.
             ids = map(names.__getitem__, values)
             written.append((user, numbers[user], whole, encode_pairs(ids, values.values())))
@@ -149,7 +166,7 @@ def _write_users(
         stored, last_whole = entry
         last_whole[0] = whole  # the user's last object decides: earlier ones are overwritten
         for name, digest in values.items():
-            if digest is None:  # an operator: the value is no longer known
+            if digest is None or len(digest) > DIGEST_BYTES:  # an operation: value unknown now
                 stored.pop(names[name], None)
             else:
                 stored[names[name]] = digest

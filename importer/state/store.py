@@ -7,8 +7,9 @@ Layout (about 200 bytes per user with a dozen attributes, 20 per event remembere
   last whole attributes object confirmed, and a blob of 12-byte (attribute name id, value digest)
   entries.
 - ``names``: attribute name <-> small id, loaded whole at open.
-- ``delivered``: one 13-byte key per delivered event or purchase: the user number (5 bytes,
-  big-endian) then the fingerprint, so one user's events are neighbours.
+- ``delivered``: one 13-byte key per delivered event, purchase or attribute operation (``inc``,
+  ``add``, ``remove``: see ``digest``): the user number (5 bytes, big-endian) then the
+  fingerprint, so one user's events are neighbours.
 - ``meta``: schema version, the next user number, and counters kept in step with every write, so
   ``inspect`` does not scan ten million rows.
 - ``runs``: one row per run (label, start, end, pid, host, summary JSON).
@@ -32,7 +33,7 @@ import orjson
 from importer.filelock import Holder, open_private, utc_now
 
 SCHEMA_VERSION = 1
-COUNTERS = ("users", "attribute_values", "attributes_unset", "events", "purchases")
+COUNTERS = ("users", "attribute_values", "attributes_unset", "events", "purchases", "operations")
 _META_KEYS = ("next_user", *COUNTERS)
 RUNS_KEPT = 1000
 _CHUNK = 500  # ids per IN (...) query; far below SQLite's variable limit
@@ -92,6 +93,8 @@ def _create_schema(conn: sqlite3.Connection) -> None:
         raise sqlite3.DatabaseError(
             f"schema version {row[0]!r}; this braze-import reads version {SCHEMA_VERSION}"
         )
+    else:  # a file from before operations were remembered: the same tables, one counter more
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('operations', 0)")
 
 
 @contextmanager
