@@ -21,6 +21,8 @@ from importer.mapping.column_words import boolean_guess, list_guess, state_map
 from importer.mapping.guess import Guess, fits, misfits
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# How a mapping reads each kind of Unix time (importer.mapping.times, format = ...).
+_EPOCH_FORMAT = {"seconds": "epoch", "milliseconds": "epoch_ms"}
 _INTEGER = re.compile(r"-?\d+")
 _DECIMAL = re.compile(r"-?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _DECIMAL_COMMA = re.compile(r"-?\d+,\d+")
@@ -87,13 +89,10 @@ def _native(values: list[Any], name: str) -> Guess | None:
         return Guess("boolean", "JSON booleans")
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         unit = epoch_unit(name, values)
-        if unit == "seconds":  # a JSONL number in a time field is read as epoch seconds
-            note = f"JSON integers, {epoch_note(unit, values)}: read as times"
-            return Guess("time", note, looks="epoch")
-        note = f"JSON integers ({min(values)} … {max(values)})"
         if unit is not None:
-            note += f", like {epoch_note(unit, values)}: kept as integers"
-        return Guess("integer", note, looks="epoch" if unit else "")
+            note = f"JSON integers, {epoch_note(unit, values)}: read as times"
+            return Guess("time", note, format=_EPOCH_FORMAT[unit], looks="epoch")
+        return Guess("integer", f"JSON integers ({min(values)} … {max(values)})")
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return Guess("float", "JSON numbers")
     if all(isinstance(v, list) for v in values):
@@ -124,13 +123,12 @@ def _integers(texts: list[str], name: str) -> Guess | None:
         return Guess("string", "digits too large for an integer: kept as text")
     note = f"{'all ' if len(good) == len(texts) else ''}integers ({low} … {high})"
     unit = epoch_unit(name, numbers)
-    if unit is not None:
-        # A text cell is read as a time from ISO 8601 or a strptime format, not from Unix seconds.
-        note += f", like {epoch_note(unit, numbers)}: kept as integers"
-        note += " (a time is read from text such as ISO 8601)"
     bad = [t for t in texts if not _INTEGER.fullmatch(t)]
-    looks = "epoch" if unit else ""
-    return Guess("integer", misfits(note, bad, len(texts)), looks=looks, bad=len(bad))
+    if unit is not None:
+        note = f"integers, {epoch_note(unit, numbers)}: read as times"
+        fmt = _EPOCH_FORMAT[unit]
+        return Guess("time", misfits(note, bad, len(texts)), fmt, looks="epoch", bad=len(bad))
+    return Guess("integer", misfits(note, bad, len(texts)), bad=len(bad))
 
 
 def _decimals(texts: list[str]) -> Guess | None:

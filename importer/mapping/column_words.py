@@ -49,6 +49,32 @@ STATE_WORDS = frozenset(
 )
 
 
+# Consent values that say subscribed / unsubscribed outright, whatever the column's name.
+CONSENT_WORDS = {
+    **dict.fromkeys(("subscribed", "opt-in", "opt in", "optin", "opted-in", "opted_in"), True),
+    **dict.fromkeys(("unsubscribed", "opt-out", "opt out", "optout", "opted-out"), False),
+    **dict.fromkeys(("opted_out", "abgemeldet", "désabonné"), False),
+}
+
+
+def consent_map(
+    distinct: tuple[str, ...] | None, named_like_consent: bool
+) -> dict[str, str] | None:
+    """``{cell: "subscribed" | "unsubscribed"}`` for a column of consent values: opt-in words, or
+    yes/no words in a column named like consent; None when some value says neither."""
+    if not distinct:
+        return None
+    words = {**CONSENT_WORDS}
+    if named_like_consent:
+        words |= dict.fromkeys(TRUE_WORDS, True) | dict.fromkeys(FALSE_WORDS, False)
+    elif not any(text.casefold() in CONSENT_WORDS for text in distinct):
+        return None
+    states = {text: words.get(text.casefold()) for text in distinct}
+    if None in states.values():
+        return None
+    return {text: "subscribed" if on else "unsubscribed" for text, on in states.items()}
+
+
 def boolean_guess(texts: list[str], name: str) -> Guess | None:
     words = [text.casefold() for text in texts]
     seen = set(words)

@@ -5,8 +5,9 @@ Braze likes them, standard attributes where the values fit (importer.mapping.nam
 in importer.mapping.draft_text. The identifier: a column named ``external_id`` / ``braze_id``,
 else an id-like name (``id``, ``CustomerNo``, ``user_id`` …) whose sampled values are all
 present and unique, else ``email``, ``phone``. Every line says what was seen, so a user can judge
-it; what the draft will not decide for the user (a state's map, a consent column's place) is a
-comment beside the line.
+it; what the draft will not decide for the user (a state's map) is a comment beside the line.
+A consent column (Y/N, opt-in/opt-out, subscribed/unsubscribed) becomes a
+``[[subscription_groups]]`` table with its map, commented until the user puts in the group id.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from importer.config import ReadOptions
 from importer.errors import InputError
 from importer.mapping import draft_text as text
 from importer.mapping.column_types import guess_type
+from importer.mapping.column_words import consent_map
 from importer.mapping.guess import Guess
 from importer.mapping.naming import (
     STANDARD,
@@ -128,7 +130,12 @@ def _draft(source: Source, taken: Sample, encoding_note: str = "") -> str:
         nulls=nulls,
     )
     lines += ["", "[identity]", text.entry(identity[0], text.toml_str(identity[1].name), why), ""]
-    lines += ["[attributes]", *_attribute_lines(columns, identity[1]), ""]
+    consent = {c.name: states for c in columns if (states := _consent(c)) and c is not identity[1]}
+    attributes = [c for c in columns if c.name not in consent]
+    lines += ["[attributes]", *_attribute_lines(attributes, identity[1]), ""]
+    for column in columns:
+        if column.name in consent:
+            lines += text.consent_block(column.name, consent[column.name], column.seen())
     times = [c.name for c in columns if c.guess.type == "time"]
     lines += text.example_event(times[0] if times else None)
     return "\n".join(lines) + "\n"
@@ -238,6 +245,17 @@ def _attribute_lines(columns: list[ColumnSample], identity: ColumnSample) -> lis
     return lines
 
 
+def _consent(column: ColumnSample) -> dict[str, str] | None:
+    """The state map of a consent column (Y/N, opt-in/opt-out, subscribed/unsubscribed, a JSON
+    boolean named like consent); None for any other column."""
+    named = _CONSENT_NAME.search(column.key) is not None
+    if column.guess.type == "boolean" and column.guess.distinct is None and named:
+        return {"true": "subscribed", "false": "unsubscribed"}  # JSON booleans
+    if column.guess.type not in ("boolean", "string"):
+        return None
+    return consent_map(column.guess.distinct, named and column.guess.type == "boolean")
+
+
 def _attribute(column: ColumnSample, taken: set[str]) -> tuple[str, dict[str, Any], str]:
     """The key, the field's options and the comment for one column."""
     guess = column.guess
@@ -265,9 +283,4 @@ def _attribute(column: ColumnSample, taken: set[str]) -> tuple[str, dict[str, An
     options.update(guess.field_options())
     if guess.suggest is not None:
         note += f"; {len(guess.suggest)} values like a state: a map to other words is suggested"
-    if guess.type == "boolean" and _CONSENT_NAME.search(column.key):
-        note += (
-            "; looks like consent: a boolean attribute for now, Braze's own opt-ins are "
-            "email_subscribe and subscription groups"
-        )
     return unique_key(column.key, taken), options, note

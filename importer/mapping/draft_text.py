@@ -91,6 +91,20 @@ def header(
     return lines
 
 
+def consent_block(column: str, states: dict[str, str], note: str) -> list[str]:
+    """A subscription group read from a consent column, commented until its id is filled in."""
+    state = field({"column": column, "map": states})
+    return [
+        f"# Consent in {comment(column)}: {comment(note)}.",
+        "# Braze takes opt-ins as subscription groups: put the group's id (a UUID from Braze's",
+        "# dashboard, Subscription Groups) below and uncomment. Until then it is not sent.",
+        "# [[subscription_groups]]",
+        '# id = { value = "SUBSCRIPTION-GROUP-UUID" }',
+        f"# state = {state}",
+        "",
+    ]
+
+
 def example_event(time_column: str | None) -> list[str]:
     time_line = f"time = {toml_str(time_column or 'SomeTimeColumn')}"
     return [

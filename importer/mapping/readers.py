@@ -1,6 +1,7 @@
 """The per-field reader the converter uses for each mapped field, compiled once per field.
 
-Per row it does: fetch the cell, trim it, treat ``null_values`` as empty, apply ``map``, convert
+Per row it does: fetch the cell, trim it, treat ``null_values`` as empty, apply ``map`` (a JSONL
+number or boolean by its text: ``true``, ``1``), convert
 (``importer.mapping.values``), and on empty return the precomputed ``default`` / ``null`` /
 ``OMIT``. It is a ``ColumnReader`` (or a ``LiteralReader``): callable like any reader, and
 exposing its parts so the converter can run the common case — a text cell — inline, without a
@@ -21,6 +22,9 @@ __all__ = ["OMIT", "ColumnReader", "FieldReader", "LiteralReader", "RecordDict",
 
 
 # --- the per-field reader -----------------------------------------------------------------------
+
+
+_UNMAPPED: Any = object()
 
 
 def walk(record: Any, parts: tuple[str, ...]) -> Any:
@@ -120,6 +124,12 @@ def _read_closure(
                 return raw
         elif raw is None:
             return on_empty
+        elif remap is not None and raw.__class__ in (bool, int, float):
+            mapped = remap.get(to_string(raw), _UNMAPPED)  # JSONL true / 1 as the text "true" / "1"
+            if mapped is not _UNMAPPED:
+                if mapped == "" or mapped is None:
+                    return on_empty
+                raw = mapped
         try:
             value = convert(raw) if convert is not None else to_string(raw)
         except RecordError as exc:

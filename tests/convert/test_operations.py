@@ -182,3 +182,15 @@ def test_jsonl_numbers_are_read_as_epochs() -> None:
 def test_a_cell_that_is_no_unix_time_fails_the_record(cell: str) -> None:
     out = failure({"LoginEpoch": cell})
     assert out.error == "invalid_time" and "Unix time in seconds" in out.message
+
+
+def test_a_jsonl_boolean_state_is_mapped_by_its_text() -> None:
+    text = (
+        f'[identity]\nexternal_id = "Id"\n[[subscription_groups]]\nid = {{ value = "{NEWS}" }}\n'
+        'state = { column = "OptIn", map = { "true" = "subscribed", "false" = "unsubscribed" } }\n'
+    )
+    converter = Converter(compile_mapping(MappingDoc("m.toml", text), tomllib.loads(text)))
+    for flag, state in ((True, "subscribed"), (False, "unsubscribed")):
+        out = converter.convert(SourceRow(REF, {"Id": "u1", "OptIn": flag}))
+        assert isinstance(out, Item)
+        assert out.attributes[0]["subscription_groups"][0]["subscription_state"] == state

@@ -132,14 +132,19 @@ def test_a_state_column_gets_a_map_suggestion_and_other_few_valued_ones_do_not()
     assert guess_type(["DE", "AT", "DE", "CH", "AT", "DE"]).suggest is None
 
 
-def test_epoch_looking_integers_are_named_in_the_comment() -> None:
+def test_epoch_looking_integers_are_read_as_epoch_times() -> None:
     seconds = [1_556_172_655 + n * 86_400 for n in range(5)]
     guess = guess_type([str(n) for n in seconds], name="created_at")
-    assert guess.type == "integer" and "Unix epoch seconds (2019-04-25 … 2019-04-29)" in guess.note
-    assert guess_type(seconds, name="created_at").type == "time"  # JSONL: read as epoch seconds
+    assert (guess.type, guess.format) == ("time", "epoch")
+    assert "Unix epoch seconds (2019-04-25 … 2019-04-29): read as times" in guess.note
+    assert guess.field_options() == {"type": "time", "format": "epoch"}
+    jsonl = guess_type(seconds, name="created_at")
+    assert (jsonl.type, jsonl.format) == ("time", "epoch")
     millis = guess_type([n * 1000 for n in seconds], name="login_ts")
-    assert millis.type == "integer" and "milliseconds" in millis.note
-    assert "epoch" not in guess_type([str(n) for n in seconds], name="customer").note
+    assert (millis.type, millis.format) == ("time", "epoch_ms") and "milliseconds" in millis.note
+    assert guess_type([n * 1000 for n in seconds], name="login_ts").format == "epoch_ms"
+    plain = guess_type([str(n) for n in seconds], name="customer")
+    assert plain.type == "integer" and "epoch" not in plain.note
 
 
 @pytest.mark.parametrize(

@@ -232,9 +232,29 @@ def test_suggestions_are_commented_lines_that_load_when_uncommented(tmp_path: Pa
     assert mapping["attributes"]["status"] == "Status"
     suggested = next(line for line in text.splitlines() if line.startswith("# status = "))
     assert tomllib.loads(suggested[2:])["status"]["map"]["gesperrt"] == "blocked"
-    newsletter = next(line for line in text.splitlines() if line.startswith("newsletter"))
-    assert "looks like consent" in newsletter and "email_subscribe" in newsletter
-    assert mapping["attributes"]["newsletter"]["type"] == "boolean"
+    assert "newsletter" not in mapping["attributes"]  # consent is no boolean attribute
+    assert "subscription_groups" not in mapping  # ... nor sent before its group id is filled in
+
+
+def test_consent_columns_are_drafted_as_subscription_groups_with_a_map(tmp_path: Path) -> None:
+    rows = [f"u{i},{'YN'[i % 2]},{['opt-in', 'opt-out'][i % 2]},{i}" for i in range(9)]
+    header = "id,Newsletter,SmsConsent,visits"
+    text = draft(tmp_path / "a.csv", "\n".join([header, *rows, ""]).encode())
+    assert set(tomllib.loads(text)["attributes"]) == {"visits"}
+    uuid = "4b3c1e2a-1111-2222-3333-444455556666"
+    lines = [
+        line
+        for line in text.splitlines()
+        if line.startswith(("# [[subscription_groups]]", "# id =", "# state ="))
+    ]
+    enabled = "\n".join(line[2:] for line in lines).replace("SUBSCRIPTION-GROUP-UUID", uuid)
+    groups = tomllib.loads(enabled)["subscription_groups"]
+    assert [g["state"] for g in groups] == [
+        {"column": "Newsletter", "map": {"N": "unsubscribed", "Y": "subscribed"}},
+        {"column": "SmsConsent", "map": {"opt-in": "subscribed", "opt-out": "unsubscribed"}},
+    ]
+    assert "# Consent in Newsletter: 9/9 non-empty" in text
+    assert len(mapping_from_text("m.toml", text + enabled).subscription_groups) == 2
 
 
 def test_gender_u_is_never_sent(tmp_path: Path) -> None:

@@ -58,6 +58,18 @@ def test_the_draft_equals_the_hand_written_mapping_column_by_column(
     for column, field in hand_fields.items():
         assert draft_fields.get(column) == field, column
     assert sorted(draft_fields) == sorted(hand_fields)
+    # Consent: drafted as commented subscription groups; enabled, the states are the hand's.
+    assert "subscription_groups" not in drafted
+    text = _draft(name, tmp_path)[0]
+    lines = [
+        line[2:]
+        for line in text.splitlines()
+        if line.startswith(("# [[subscription_groups", "# id", "# state"))
+    ]
+    enabled = tomllib.loads("\n".join(lines)).get("subscription_groups", [])
+    assert [g["state"] for g in enabled] == [
+        g["state"] for g in by_hand.get("subscription_groups", [])
+    ]
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:
