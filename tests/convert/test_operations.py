@@ -4,15 +4,20 @@ generated fast path) and from a record dict (JSONL), and the record failures for
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from importer.config import ReadOptions
 from importer.convert.converter import Converter
 from importer.mapping.document import MappingDoc
 from importer.mapping.load import compile_mapping
 from importer.models import CsvRecord, Item, RowFailure, RowRef, RowSkipped, SourceRow
+from importer.read import open_source
 
 REF = RowRef("crm.csv", 7)
 NEWS = "4b3c1e2a-1111-2222-3333-444455556666"
@@ -194,3 +199,18 @@ def test_a_jsonl_boolean_state_is_mapped_by_its_text() -> None:
         out = converter.convert(SourceRow(REF, {"Id": "u1", "OptIn": flag}))
         assert isinstance(out, Item)
         assert out.attributes[0]["subscription_groups"][0]["subscription_state"] == state
+
+
+def test_the_readme_example_converts_to_the_object_it_shows(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Consent and operations") :]
+    toml, csv_text, wire = (
+        re.search(rf"```{kind}\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+        for kind in ("toml", "csv", "json")
+    )
+    (tmp_path / "rows.csv").write_text(csv_text, encoding="utf-8")
+    converter = Converter(compile_mapping(MappingDoc("m.toml", toml), tomllib.loads(toml)))
+    with open_source(str(tmp_path / "rows.csv"), ReadOptions()) as source:
+        (row,) = source.rows()
+    out = converter.convert(row)  # type: ignore[arg-type]
+    assert isinstance(out, Item) and out.attributes == (json.loads(wire),)
