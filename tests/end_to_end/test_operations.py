@@ -37,7 +37,7 @@ def _failures(run_dir: Path) -> dict[int, dict[str, Any]]:
 def test_consent_operations_and_epochs_land_in_the_profiles(tmp_path: Path) -> None:
     lines = [
         f'u1,Y,{SMS},Y,5,vip|beta,,"{{""mail"":{{""weekly"":true}}}}",1714564800,1714564800123,',
-        'u1,,,,-2,,beta,"{""mail"":{""daily"":true}}",,,',
+        'u1,,,,-2,gold,beta,"{""mail"":{""daily"":true}}",,,',  # add and remove in one row
         "u1,,,,0,,,,,,",  # an increment of 0 sends nothing: the row has no data
         f"u2,N,{SMS},N,,,,,1714564800.5,,",
         "u3,maybe,,,7,,,,,,",  # an unknown state: the whole row fails, nothing of it is sent
@@ -56,7 +56,7 @@ def test_consent_operations_and_epochs_land_in_the_profiles(tmp_path: Path) -> N
             {"subscription_group_id": SMS, "subscription_state": "subscribed"},
         ],
         "points": 3,
-        "tags": ["vip"],
+        "tags": ["vip", "gold"],
         "prefs": {"mail": {"weekly": True, "daily": True}},
         "last_login": "2024-05-01T12:00:00+00:00",
         "last_order": "2024-05-01T12:00:00.123000+00:00",
