@@ -146,13 +146,34 @@ def combine_attributes(earlier: dict[str, Any], later: dict[str, Any]) -> dict[s
             continue
         before = combined[name]
         kinds = (operation_of(before), operation_of(value))
-        if kinds == ("inc", "inc"):
+        if name == "subscription_groups":
+            groups = _combined_groups(before, value)
+            if groups is None:
+                return None
+            combined[name] = groups
+        elif kinds == ("inc", "inc"):
             combined[name] = {"inc": before["inc"] + value["inc"]}
         elif kinds != (None, None) or (merge and type(before) is dict and type(value) is dict):
             return None
         else:
             combined[name] = value
     return combined
+
+
+def _combined_groups(earlier: Any, later: Any) -> list[dict[str, Any]] | None:
+    """Both rows' group changes in one list, by group id in row order: a group named twice
+    keeps its first place and the later entry, so a subscribe then an unsubscribe of one
+    group ends unsubscribed, as Braze changes each group named (docs/braze.md, Operations on
+    attributes). None when either is not a list of groups with ids: the rows then go apart."""
+    groups: dict[Any, dict[str, Any]] = {}
+    for sent in (earlier, later):
+        if type(sent) is not list:
+            return None
+        for group in sent:
+            if type(group) is not dict or "subscription_group_id" not in group:
+                return None
+            groups[group["subscription_group_id"]] = group
+    return list(groups.values())
 
 
 def _has_nested(obj: dict[str, Any]) -> bool:

@@ -34,6 +34,21 @@ def _failures(run_dir: Path) -> dict[int, dict[str, Any]]:
     return {failure["line"]: failure for failure in map(orjson.loads, lines)}
 
 
+def test_one_users_rows_in_one_request_keep_every_groups_change(tmp_path: Path) -> None:
+    """Three rows of one user, combined into one object in one request: each group named keeps
+    its change, the later state of a group wins (the unsubscribe is not lost)."""
+    lines = ["u9,Y,,,,,,,,,", f"u9,,{SMS},Y,,,,,,,", "u9,N,,,,,,,,,"]
+    with sandbox_in_thread(SandboxSettings(profiles=True)) as sandbox:
+        _import(tmp_path, sandbox, lines)
+        profile = sandbox.profiles.get("external_id:u9")
+        assert sandbox.stats.requests == 1
+    assert profile is not None
+    assert profile.attributes["subscription_groups"] == [
+        {"subscription_group_id": NEWS, "subscription_state": "unsubscribed"},
+        {"subscription_group_id": SMS, "subscription_state": "subscribed"},
+    ]
+
+
 def test_consent_operations_and_epochs_land_in_the_profiles(tmp_path: Path) -> None:
     lines = [
         f'u1,Y,{SMS},Y,5,vip|beta,,"{{""mail"":{{""weekly"":true}}}}",1714564800,1714564800123,',

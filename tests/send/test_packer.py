@@ -173,6 +173,18 @@ _OPERATIONS = st.one_of(
 )
 
 
+_GROUPS = st.lists(
+    st.builds(
+        lambda gid, state: {"subscription_group_id": gid, "subscription_state": state},
+        st.sampled_from([c * 8 + "-0000-4000-8000-000000000000" for c in "abc"]),
+        st.sampled_from(("subscribed", "unsubscribed")),
+    ),
+    min_size=1,
+    max_size=3,
+    unique_by=lambda group: group["subscription_group_id"],
+)
+
+
 @st.composite
 def operation_items(draw: st.DrawFn) -> list[Item]:
     """Few users, each row one attributes object of operations and sets on a few attributes."""
@@ -182,6 +194,8 @@ def operation_items(draw: st.DrawFn) -> list[Item]:
         obj: dict[str, Any] = {"external_id": user}
         for name in draw(st.lists(st.sampled_from(("points", "tags", "prefs")), max_size=3)):
             obj[name] = draw(_OPERATIONS)
+        if draw(st.booleans()):
+            obj["subscription_groups"] = draw(_GROUPS)
         if draw(st.booleans()):
             obj["_merge_objects"] = True
         out.append(Item(RowRef("f.csv", line), {}, f"external_id:{user}", attributes=(obj,)))
