@@ -11,6 +11,7 @@ from importer.rundir.journal import Journal, default_run_dir, utc_stamp, write_e
 from importer.rundir.manifest import (
     check_mapping,
     config_from,
+    operation_sources,
     settings_of,
     source_entry,
     unchanged_source,
@@ -34,6 +35,7 @@ __all__ = [
     "config_from",
     "converters_for",
     "default_run_dir",
+    "operation_sources",
     "parent_failures",
     "read_jsonl",
     "read_manifest",

@@ -77,6 +77,18 @@ def source_entry(source: RowSource) -> dict[str, Any]:
     }
 
 
+def operation_sources(manifest: dict[str, Any]) -> dict[str, str | None]:
+    """Each source's name -> the fingerprint the run recorded for it (a bucket object's version;
+    None: stdin, or an object without one): how ``--state`` names the operations of rows without
+    an ``[operations] key`` (importer.state.digest). A retry run records its parent's under
+    ``operation_sources``, as its rows keep their parent's source names, so a retry of a retry
+    still names a row by the file it came from, wherever that file is now."""
+    recorded = manifest.get("operation_sources")
+    if isinstance(recorded, dict):
+        return dict(recorded)
+    return {entry["name"]: entry.get("fingerprint") for entry in manifest.get("sources", [])}
+
+
 def config_from(
     manifest: dict[str, Any], api_key: str, run_dir: Path, **overrides: Any
 ) -> ImportConfig:

@@ -11,6 +11,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 
 from importer.config import ImportConfig
@@ -54,6 +55,9 @@ class Attempt:
     state: DeliveryState | None = None  # --state: send only what changed
     # How worker processes rebuild ``converters`` (None: they cannot, e.g. a retry's).
     specs: list[ConverterSpec] | None = None
+    # --state: how rows without an [operations] key name their operations (source name -> the
+    # fingerprint run.json recorded); None: the mapping has no operations.
+    operation_sources: dict[str, str] | None = None
 
 
 class Engine:
@@ -72,11 +76,18 @@ class Engine:
         self.abort_reason: str | None = None
         self.sender: Sender | None = None
         self.pacer: Pacer | None = None
-        self.delta = DeltaStage(attempt.state) if attempt.state is not None else None
+        self.delta = None
+        if attempt.state is not None:
+            attempt.state.operation_sources = attempt.operation_sources
+            self.delta = DeltaStage(attempt.state)
         self.pool: ConvertPool | None = None
         workers = self.config.workers or default_workers()
         if workers > 1 and attempt.specs is not None and (total is None or total >= POOL_MIN_BYTES):
-            digests = item_digests if attempt.state is not None else None
+            digests = (
+                partial(item_digests, sources=attempt.operation_sources)
+                if attempt.state is not None
+                else None
+            )
             self.pool = ConvertPool(workers, attempt.specs, digests)
             self.pool.start()
         self._chunks: deque[Chunk] = deque()  # handed to the pool, not yet joined

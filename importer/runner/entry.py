@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from importer.config import ImportConfig
-from importer.errors import StorageError
+from importer.errors import ConfigError, StorageError
 from importer.filelock import utc_now
 from importer.mapping import CompiledMapping, load_mapping
 from importer.models import ImportStats, RowConverter, RowSource
@@ -28,6 +28,7 @@ from importer.rundir import (
     config_from,
     converters_for,
     default_run_dir,
+    operation_sources,
     parent_failures,
     read_manifest,
     read_options,
@@ -62,6 +63,30 @@ def _execute(
         if attempt.state is not None:
             attempt.state.record_run(str(journal.run_dir), report.stats.as_summary())
         return report
+
+
+_REPEATING = frozenset({"inc", "add", "remove"})  # operations that change a profile again
+
+
+def _operation_sources(
+    config: ImportConfig, mapping: CompiledMapping | None, recorded: dict[str, str | None]
+) -> dict[str, str] | None:
+    """What ``--state`` names rows' operations by (``DeliveryState.operation_sources``); None
+    when the mapping has none. Without an ``[operations] key``, a source with no recorded
+    fingerprint (stdin, an object without a version) would have its rows' operations sent and
+    never remembered, so applied again by the next run or retry: refused before sending."""
+    if mapping is None or not mapping.has_operations:
+        return None
+    unnamed = [name for name, found in recorded.items() if found is None]
+    repeating = any(f.op in _REPEATING for f in mapping.attributes)
+    if config.state_path is not None and mapping.operations_key is None and unnamed and repeating:
+        raise ConfigError(
+            f"--state cannot remember the operations (inc, add, remove) of rows read from "
+            f"{', '.join(unnamed)}: it has no fingerprint (stdin, or an object without a "
+            "version), so a rerun or retry would apply them again; give the mapping an "
+            "[operations] key column, or import from a file"
+        )
+    return {name: found for name, found in recorded.items() if found is not None}
 
 
 @contextlib.contextmanager
@@ -127,7 +152,9 @@ def _start(
     reporter: Reporter | None,
     handle_signals: bool,
     specs: list[ConverterSpec] | None = None,
+    mapping: CompiledMapping | None = None,
 ) -> RunReport:
+    """``extra``: more of run.json; a retry's holds its parent's ``operation_sources``."""
     run_dir = config.run_dir or default_run_dir()
     manifest = {
         "command": [redact_urls(arg) for arg in config.command],  # no URL's credentials
@@ -137,10 +164,14 @@ def _start(
         "started_at": utc_now(),
         **extra,
     }
+    manifest["operation_sources"] = operation_sources(manifest)
+    named = _operation_sources(config, mapping, manifest["operation_sources"])
     with contextlib.ExitStack() as stack:
         state = _open_state(config, run_dir, stack)  # before the run directory: exit 2 if busy
         journal = stack.enter_context(Journal.create(run_dir, manifest))
-        attempt = Attempt(config, sources, converters, state=state, specs=specs)
+        attempt = Attempt(
+            config, sources, converters, state=state, specs=specs, operation_sources=named
+        )
         return _execute(attempt, journal, manifest, reporter, handle_signals)
 
 
@@ -167,7 +198,9 @@ def run_import(
         specs = _specs(sources, mapping)
         arguments = [redact_urls(name) for name in config.sources]  # before any expansion
         extra = {"kind": "run", "arguments": arguments}
-        return _start(config, list(sources), converters, extra, reporter, handle_signals, specs)
+        return _start(
+            config, list(sources), converters, extra, reporter, handle_signals, specs, mapping
+        )
     finally:
         close_all(sources)
 
@@ -212,6 +245,7 @@ def resume_import(
         workers=workers,
     )
     mapping = check_mapping(config, manifest)
+    named = _operation_sources(config, mapping, operation_sources(manifest))
     sources, converters, specs = _reopen(manifest, config, mapping, source_urls)
     try:
         with contextlib.ExitStack() as stack:
@@ -220,7 +254,14 @@ def resume_import(
             outcomes = read_outcomes(run_dir)  # under the lock: nobody else is appending
             earlier = manifest.get("elapsed_s", 0.0)
             attempt = Attempt(
-                config, sources, converters, outcomes, earlier, state=state, specs=specs
+                config,
+                sources,
+                converters,
+                outcomes,
+                earlier,
+                state=state,
+                specs=specs,
+                operation_sources=named,
             )
             return _execute(attempt, journal, manifest, reporter, handle_signals)
     finally:
@@ -253,5 +294,10 @@ def retry_import(
     mapping = load_mapping(config.mapping_path) if config.mapping_path else None
     formats = {s["name"]: s.get("format") for s in parent_manifest.get("sources", [])}
     converter = RetryConverter(source, mapping, formats)
-    extra = {"kind": "retry", "retry_of": {"run_dir": str(parent.resolve()), "only": list(only)}}
-    return _start(config, [source], [converter], extra, reporter, handle_signals)
+    extra = {
+        "kind": "retry",
+        "retry_of": {"run_dir": str(parent.resolve()), "only": list(only)},
+        # Its rows keep the parent's source names: they name their operations as it did.
+        "operation_sources": operation_sources(parent_manifest),
+    }
+    return _start(config, [source], [converter], extra, reporter, handle_signals, None, mapping)

@@ -36,6 +36,7 @@ from importer.state.changes import Delta, Filtered
 from importer.state.digest import (
     ItemDigests,
     Occurrence,
+    OperationSources,
     delivered_key,
     item_digests,
     operations_of,
@@ -111,10 +112,10 @@ def _lacks_values(digests: ItemDigests) -> bool:
     return False
 
 
-def digests_of(item: Item) -> ItemDigests:
+def digests_of(item: Item, sources: OperationSources = None) -> ItemDigests:
     """The item's digests: those it carries, or computed now (e.g. an item narrowed since)."""
     digests: ItemDigests | None = item.digests
-    return item_digests(item) if digests is None else digests
+    return item_digests(item, True, sources) if digests is None else digests
 
 
 class DeliveryState:
@@ -127,6 +128,10 @@ class DeliveryState:
         self._run_id = run_id
         self._delta = Delta(load_names(conn))
         self._users_near, self._delivered_near = Neighbours(), Neighbours()
+        # How rows without an [operations] key name their operations: source name -> the
+        # fingerprint the run recorded (importer.state.digest). None: the mapping has no
+        # operations, and nothing is looked at as one. Set by the runner before filtering.
+        self.operation_sources: OperationSources = None
 
     @classmethod
     def open(cls, path: Path, *, run_label: str) -> DeliveryState:
@@ -200,7 +205,9 @@ class DeliveryState:
         """
         # Without digests made elsewhere, the value digests wait until an item needs them.
         digests = [
-            item.digests if item.digests is not None else item_digests(item, values=False)
+            item.digests
+            if item.digests is not None
+            else item_digests(item, False, self.operation_sources)
             for item in items
         ]
         users = _users_of(digests)
@@ -224,7 +231,7 @@ class DeliveryState:
                     raise ValueError(f"{item.ref}: an item without its objects needs objects=")
                 item = objects(item)._replace(digests=d)
             if _lacks_values(d) and delta.needs_values(d, rows):
-                d = with_values(item, d)
+                d = with_values(item, d, self.operation_sources)
                 self._known_operations(d, rows, known)
             left.append(delta.decide(item, d, rows, known))
         return left
@@ -252,7 +259,8 @@ class DeliveryState:
         Pass only delivered objects (filtered items as sent, or the originals: both record the
         same), in the order they were filtered — a user's later value must be confirmed last.
         """
-        self.record([(item.ref, digests_of(item)) for item in items])
+        sources = self.operation_sources
+        self.record([(item.ref, digests_of(item, sources)) for item in items])
 
     def record(self, confirmed: Iterable[Confirmed]) -> None:
         """``confirm`` for rows given as (ref, digests of what Braze took): one transaction."""
@@ -265,7 +273,8 @@ class DeliveryState:
         Optional: without it their values stay in flight for the rest of the run, so an
         identical later row is left out too; they are still sent again next run.
         """
-        self.forget((item.ref, digests_of(item)) for item in items)
+        sources = self.operation_sources
+        self.forget((item.ref, digests_of(item, sources)) for item in items)
 
     def forget(self, released: Iterable[Confirmed]) -> None:
         """``release`` for rows given as (ref, digests)."""

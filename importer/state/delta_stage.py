@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from importer.models import ARRAYS, Batch, Item, RowSkipped
 from importer.send import BatchResult
 from importer.state.delivery import Confirmed, DeliveryState, digests_of
-from importer.state.digest import ItemDigests, operations_of
+from importer.state.digest import ItemDigests, OperationSources, operations_of
 
 CHUNK = 500
 # Items come with their value digests (``item_digests(values=True)``, in the conversion workers)
@@ -40,12 +40,12 @@ class DeltaCounts:
     events_already_sent: int = 0
 
 
-def _row_digests(batch: Batch) -> Sequence[ItemDigests]:
+def _row_digests(batch: Batch, sources: OperationSources) -> Sequence[ItemDigests]:
     """Each row's digests: those the packer kept, else computed from the decoded rows."""
     digests = batch.digests
     if digests and None not in digests:
         return digests
-    return [digests_of(item) for item in batch.items()]
+    return [digests_of(item, sources) for item in batch.items()]
 
 
 def _selected(digests: ItemDigests, positions: dict[str, list[int]]) -> ItemDigests:
@@ -57,10 +57,13 @@ def _selected(digests: ItemDigests, positions: dict[str, list[int]]) -> ItemDige
     )
 
 
-def taken(result: BatchResult) -> tuple[list[Confirmed], list[Confirmed]]:
-    """What Braze took of a request's rows (in row order), and what it did not."""
+def taken(
+    result: BatchResult, sources: OperationSources = None
+) -> tuple[list[Confirmed], list[Confirmed]]:
+    """What Braze took of a request's rows (in row order), and what it did not; ``sources`` as
+    ``DeliveryState.operation_sources``."""
     batch = result.batch
-    digests = _row_digests(batch)
+    digests = _row_digests(batch, sources)
     refs = batch.refs
     if not result.failures:  # the common case: rows in order, all of them taken
         return [(refs[n], digests[n]) for n in result.delivered], []
@@ -143,7 +146,7 @@ class DeltaStage:
         after the ``then`` of every earlier answer. Without a ``then``, records at once."""
         operations = False
         if result.delivered or result.failures:  # else e.g. split: its halves answer for it
-            confirmed, released = taken(result)
+            confirmed, released = taken(result, self.state.operation_sources)
             if released:
                 self.state.forget(released)
             self._queued += confirmed

@@ -14,11 +14,14 @@
   sending one twice changes the profile twice. Delivering one forgets what was remembered for that
   key (its value is no longer known). Each is remembered instead like an event (docs/braze.md,
   Operations on attributes): its "digest" is ``OPERATION`` + an 8-byte fingerprint of its
-  identity — the row's ``[operations] key`` cell (``Item.operations``), else the source's
-  fingerprint and the line — the attribute name and the operators used, stored in the delivered
-  table. A resume, a retry or the same file again finds it there; another night's file has
-  another fingerprint (or new keys). A row whose source has no fingerprint (stdin, a bucket
-  object) and no key cannot be identified: its operations have no digest (None), always sent.
+  identity — the row's ``[operations] key`` cell (``Item.operations``), else the fingerprint
+  the run recorded for the row's source (run.json; a bucket object's version; for ``retry`` the
+  parent run's: ``OperationSources``) and the line — the attribute name and the operators used,
+  stored in the delivered table. A resume, a retry or the same file again finds it there;
+  another night's file has another fingerprint (or new keys). The source is never looked at
+  again here: a file overwritten since does not change what its rows were. A row with neither
+  has no identity: its operations have no digest (None) and are not remembered; the runner
+  refuses such a run up front (importer.runner.entry).
 - An event or purchase is remembered by an 8-byte fingerprint of its defining fields, stored under
   its user's number: the user is part of the key, so a false "already sent" needs a 2⁻⁶⁴ accident
   among that one user's events.
@@ -34,17 +37,14 @@ them out, and ``with_values`` adds them to the items that turn out to need them.
 
 from __future__ import annotations
 
-import os
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from hashlib import blake2b
 from typing import Any
 
 import orjson
 
-from importer.errors import ImporterError
 from importer.models import BrazeObject, Item
-from importer.read import fingerprint
 
 UNSET = bytes(8)  # the digest of null: the attribute was unset
 DIGEST_BYTES = 8
@@ -65,7 +65,9 @@ _IDENTIFIER_OF_TAG = {
 }
 
 ObjectIdentity = tuple[str, str]  # (the key identifying the object, the user's key)
-Identify = Callable[[], str | None]  # the identity of a row's operations, worked out once
+# Source name -> the fingerprint the run recorded for it (run.json); None: the mapping has no
+# operations, so nothing is looked for.
+OperationSources = Mapping[str, str] | None
 Occurrence = tuple[str, bytes]  # (user key, fingerprint) of an event or purchase
 # Attribute name -> value digest, for every key of an attributes object but its identifier and
 # ALWAYS_KEPT; None for a value that is never compared (an operator, or not canonical JSON).
@@ -80,19 +82,19 @@ ItemDigests = tuple[
 ]
 
 
-def item_digests(item: Item, values: bool = True) -> ItemDigests:
+def item_digests(item: Item, values: bool = True, sources: OperationSources = None) -> ItemDigests:
     """Everything the state compares of an item's objects: pure, so any process can do it.
 
     ``values=False`` leaves the value digests out (None), for ``with_values`` to add if needed.
+    ``sources``: how rows without an ``[operations] key`` name their operations (None: the
+    mapping has none, and no value is looked at as one).
     """
     # Comprehensions over tuples and skipped empties: once per row, on every row.
     attributes, events, purchases = _objects(item)
     if item.operations is not None:
         values = True  # the key is in no record the main process could read it from again
-    identify = _identifier(item)
-    objects = (
-        tuple([object_digests(obj, values, identify) for obj in attributes]) if attributes else ()
-    )
+    row = operation_identity(item, sources)
+    objects = tuple([object_digests(obj, values, row) for obj in attributes]) if attributes else ()
     # The row's user once, not once per object: pickled once, and one string in memory.
     user = objects[0][0] if objects and objects[0] is not None else None
     return (
@@ -104,13 +106,11 @@ def item_digests(item: Item, values: bool = True) -> ItemDigests:
     )
 
 
-def with_values(item: Item, digests: ItemDigests) -> ItemDigests:
+def with_values(item: Item, digests: ItemDigests, sources: OperationSources = None) -> ItemDigests:
     """``digests`` with the value digests ``item_digests(item, values=False)`` left out."""
-    identify = _identifier(item)
+    row = operation_identity(item, sources)
     objects = tuple(
-        obj
-        if obj is None or obj[3] is not None
-        else (*obj[:3], value_digests(attrs, obj[0], identify))
+        obj if obj is None or obj[3] is not None else (*obj[:3], value_digests(attrs, obj[0], row))
         for obj, attrs in zip(digests[0], _objects(item)[0], strict=True)
     )
     return objects, digests[1], digests[2]
@@ -123,14 +123,15 @@ def _objects(item: Item) -> tuple[tuple[BrazeObject, ...], ...]:
 
 
 def object_digests(
-    obj: BrazeObject, values: bool = True, identify: Identify | None = None
+    obj: BrazeObject, values: bool = True, row: str | None = None
 ) -> ObjectDigests | None:
+    """``row``: the identity of the row's operations (``operation_identity``); None: none."""
     identity = identity_of(obj)
     if identity is None:
         return None
     key, user = identity
     if values:
-        digests = _value_digests(obj, key, identify)
+        digests = _value_digests(obj, key, row)
         return user, whole_digest(obj), len(digests), digests
     flags = (  # ALWAYS_KEPT, spelled out: once per row
         ("_update_existing_only" in obj) + ("_merge_objects" in obj) + ("push_token_import" in obj)
@@ -138,24 +139,22 @@ def object_digests(
     return user, whole_digest(obj), len(obj) - 1 - flags, None
 
 
-def value_digests(obj: BrazeObject, user: str, identify: Identify | None = None) -> ValueDigests:
+def value_digests(obj: BrazeObject, user: str, row: str | None = None) -> ValueDigests:
     """The value digests of an attributes object of ``user`` (a key from ``identity_of``)."""
-    return _value_digests(obj, _IDENTIFIER_OF_TAG[user[0]], identify)
+    return _value_digests(obj, _IDENTIFIER_OF_TAG[user[0]], row)
 
 
-def _value_digests(obj: BrazeObject, key: str, identify: Identify | None) -> ValueDigests:
+def _value_digests(obj: BrazeObject, key: str, row: str | None) -> ValueDigests:
     digests = {
         name: value_digest(value)
         for name, value in obj.items()
         if name != key and name not in ALWAYS_KEPT
     }
-    if identify is not None and None in digests.values():
+    if row is not None and None in digests.values():  # row is None: no operation in the mapping
         for name, digest in digests.items():
             value = obj[name]
             if digest is None and is_operator(value):
-                row = identify()
-                if row is not None:
-                    digests[name] = operation_digest(row, name, value)
+                digests[name] = operation_digest(row, name, value)
     return digests
 
 
@@ -177,36 +176,17 @@ def operations_of(obj: ObjectDigests) -> list[Occurrence]:
     return [(obj[0], d[1:]) for d in values.values() if d is not None and len(d) > DIGEST_BYTES]
 
 
-# A source's fingerprint by (name, size, modification time): read once while the file stays.
-_SOURCES: dict[tuple[str, int, int], str | None] = {}
-
-
-def _identifier(item: Item) -> Identify:
+def operation_identity(item: Item, sources: OperationSources) -> str | None:
     """How the row's operations are named: ``k`` + the ``[operations] key`` cell, else ``f`` +
-    the source's fingerprint and the line; None when the source has no fingerprint."""
+    the fingerprint the run recorded for its source and the line; None when there is neither
+    (or ``sources`` is None: the mapping has no operations)."""
     key = item.operations
     if key is not None:
-        row = f"k{key}"
-        return lambda: row
-    source, line = item.ref
-
-    def identify() -> str | None:
-        if "://" in source or source == "-":
-            return None
-        try:
-            status = os.stat(source)
-        except OSError:
-            return None
-        stamp = (source, status.st_size, status.st_mtime_ns)
-        if stamp not in _SOURCES:
-            try:
-                _SOURCES[stamp] = fingerprint(source)
-            except ImporterError:
-                _SOURCES[stamp] = None
-        found = _SOURCES[stamp]
-        return None if found is None else f"f{found}:{line}"
-
-    return identify
+        return f"k{key}"
+    if sources is None:
+        return None
+    found = sources.get(item.ref.source)
+    return None if found is None else f"f{found}:{item.ref.line}"
 
 
 def occurrence(

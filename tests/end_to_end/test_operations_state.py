@@ -4,14 +4,16 @@ those in flight at a kill, SIGINT each exactly once; a second night's file appli
 
 from __future__ import annotations
 
+import io
 import random
 import signal
 from collections import Counter
 from pathlib import Path
 
 import orjson
+import pytest
 
-from importer import ImportConfig, run_import
+from importer import ConfigError, ImportConfig, ReadOptions, retry_import, run_import
 from importer.sandbox import Sandbox, SandboxSettings, sandbox_in_thread
 from tests.end_to_end.test_operations import FAST, KEY
 from tests.end_to_end.test_resume import _interrupt_until_done
@@ -148,3 +150,64 @@ def test_sigint_and_resume_apply_every_increment_exactly_once(tmp_path: Path) ->
     )
     assert kills >= 2
     assert (twice, mismatched, surplus) == (0, 0, 0)
+
+
+def test_retry_applies_the_failed_rows_increments_from_the_file_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reviewer's case: night 1 fails r1 (+5); night 2 overwrites data.csv (r1 +100 on the
+    same line) and delivers it; ``retry night1``, from another directory, still applies r1's +5
+    exactly once: an operation is named by the fingerprint its run recorded, not the file now."""
+    (tmp_path / "map.toml").write_text(MAPPING, encoding="utf-8")  # no key: fingerprint + line
+    monkeypatch.chdir(tmp_path)  # sources named relatively, as from cron's working directory
+
+    def night(lines: list[str], sandbox: Sandbox, label: str) -> Path:
+        Path("data.csv").write_text("\n".join(["id,points,tag", *lines]) + "\n", "utf-8")
+        config = ImportConfig(
+            ("data.csv",),
+            sandbox.url,
+            KEY,
+            mapping_path=Path("map.toml"),
+            run_dir=Path(label),
+            state_path=Path("ops.state"),
+            **FAST,  # type: ignore[arg-type]
+        )
+        return run_import(config).run_dir
+
+    blocked = SandboxSettings(blocked_external_ids=frozenset({"r1"}))
+    with (
+        sandbox_in_thread(blocked) as first,
+        sandbox_in_thread(SandboxSettings(profiles=True)) as second,
+    ):
+        night1 = night(["r1,5,a", "r2,7,b"], first, "night1")
+        night(["r1,100,c"], second, "night2")
+        (tmp_path / "elsewhere").mkdir()
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        retried = retry_import(tmp_path / night1, api_key=KEY, endpoint=second.url)
+        again = retry_import(tmp_path / night1, api_key=KEY, endpoint=second.url)
+        profile = second.profiles.get("external_id:r1")
+    assert retried.stats.delivered == 1
+    assert again.stats.delivered == 0  # the state remembers r1's +5 of night 1
+    assert profile is not None and profile.attributes["points"] == 105
+
+
+def test_operations_from_stdin_without_a_key_are_refused_with_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stdin has no fingerprint: its rows' increments could not be remembered, so a rerun or
+    retry would apply them again. Refused before sending (exit 2)."""
+    stdin = io.TextIOWrapper(io.BytesIO(b"id,points,tag\nu1,5,a\n"), encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", stdin)
+    (tmp_path / "map.toml").write_text(MAPPING, encoding="utf-8")
+    config = ImportConfig(
+        ("-",),
+        "http://127.0.0.1:9",
+        KEY,
+        mapping_path=tmp_path / "map.toml",
+        run_dir=tmp_path / "run",
+        state_path=tmp_path / "ops.state",
+        read=ReadOptions(format="csv"),
+    )
+    with pytest.raises(ConfigError, match=r"\[operations\] key"):
+        run_import(config)
+    assert not (tmp_path / "run").exists()

@@ -1,6 +1,7 @@
 """--state and attribute operations (inc, add, remove): each remembered like an event, by the
-``[operations] key`` cell or else the source's fingerprint and line, so a resume, a retry or the
-same file again never applies one twice, and another night's file applies its own."""
+``[operations] key`` cell or else the fingerprint the run recorded for the source and the line
+(``DeliveryState.operation_sources``, set by the runner from run.json), so a resume, a retry or
+the same file again never applies one twice, and another night's file applies its own."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from importer.models import Item, RowRef
 from importer.state.delivery import DeliveryState, inspect_state
 from tests.state.test_delivery import deliver, reopen
 
+# What the runner takes from run.json: each source's recorded fingerprint, by source name.
+NIGHT1 = {"export.csv": "night-1-fingerprint"}
+NIGHT2 = {"export.csv": "night-2-fingerprint"}
 
-def _file(tmp_path: Path, name: str, text: str) -> str:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return str(path)
+
+def _named(state: DeliveryState, sources: dict[str, str]) -> DeliveryState:
+    state.operation_sources = sources
+    return state
 
 
 def op_item(source: str, line: int, key: str | None = None, **values: Any) -> Item:
@@ -30,16 +34,18 @@ def sent(filtered: Any) -> dict[str, Any] | None:
 
 
 def test_the_same_file_again_applies_no_operation_twice(tmp_path: Path) -> None:
-    source = _file(tmp_path, "night1.csv", "id,points\nu1,5\nu1,3\n")
+    source = "export.csv"
     rows = [
         op_item(source, 2, points={"inc": 5}, tags={"add": ["a"]}, plan="gold"),
         op_item(source, 3, points={"inc": 3}, tags={"remove": ["a"]}),
     ]
     path = tmp_path / "s.state"
     with DeliveryState.open(path, run_label="first") as state:
+        _named(state, NIGHT1)
         assert [sent(f) for f in deliver(state, *rows)] == [r.attributes[0] for r in rows]
         assert state.inspect()["operations"] == 4  # two attributes of two rows
     with reopen(path) as state:
+        _named(state, dict(NIGHT1))
         assert [f.item for f in state.filter_many(rows)] == [None, None]
         # A new value beside a delivered operation goes alone.
         again = op_item(source, 2, points={"inc": 5}, tags={"add": ["a"]}, plan="silver")
@@ -47,13 +53,12 @@ def test_the_same_file_again_applies_no_operation_twice(tmp_path: Path) -> None:
 
 
 def test_another_nights_file_applies_its_own_deltas_even_when_equal(tmp_path: Path) -> None:
+    """Same name, same line, same delta: another recorded fingerprint is another operation."""
     path = tmp_path / "s.state"
-    first = _file(tmp_path, "export.csv", "id,points\nu1,5\n")
     with DeliveryState.open(path, run_label="first") as state:
-        deliver(state, op_item(first, 2, points={"inc": 5}))
-    second = _file(tmp_path, "export.csv", "id,points\nu1,5\n\n")  # tonight's, same name
+        deliver(_named(state, NIGHT1), op_item("export.csv", 2, points={"inc": 5}))
     with reopen(path) as state:
-        assert sent(state.filter(op_item(second, 2, points={"inc": 5}))) == {
+        assert sent(_named(state, NIGHT2).filter(op_item("export.csv", 2, points={"inc": 5}))) == {
             "external_id": "u1",
             "points": {"inc": 5},
         }
@@ -61,8 +66,7 @@ def test_another_nights_file_applies_its_own_deltas_even_when_equal(tmp_path: Pa
 
 def test_with_a_key_the_key_names_the_operation_whatever_file_or_line(tmp_path: Path) -> None:
     path = tmp_path / "s.state"
-    night1 = _file(tmp_path, "a.csv", "x\n")
-    night2 = _file(tmp_path, "b.csv", "y\n")
+    night1, night2 = "a.csv", "b.csv"  # no recorded fingerprints: the key is enough
     with DeliveryState.open(path, run_label="first") as state:
         deliver(state, op_item(night1, 2, "T1", points={"inc": 5}))
         # The same transaction twice in one file: applied once.
@@ -78,9 +82,9 @@ def test_with_a_key_the_key_names_the_operation_whatever_file_or_line(tmp_path: 
 
 
 def test_a_refused_or_released_operation_is_sent_again(tmp_path: Path) -> None:
-    source = _file(tmp_path, "n.csv", "x\n")
-    row = op_item(source, 2, points={"inc": 1})
+    row = op_item("export.csv", 2, points={"inc": 1})
     with DeliveryState.open(tmp_path / "s.state", run_label="t") as state:
+        _named(state, NIGHT1)
         (left,) = state.filter_many([row])
         assert left.item is not None
         assert state.filter(row).item is None  # in flight: a duplicate waits
@@ -89,8 +93,10 @@ def test_a_refused_or_released_operation_is_sent_again(tmp_path: Path) -> None:
 
 
 def test_without_a_fingerprint_or_key_operations_are_always_sent(tmp_path: Path) -> None:
+    """(The runner refuses such a run up front: tests/end_to_end/test_operations_state.py.)"""
     with DeliveryState.open(tmp_path / "s.state", run_label="t") as state:
-        row = op_item("s3://bucket/export.csv", 2, points={"inc": 1})
+        _named(state, {})  # stdin: nothing recorded
+        row = op_item("-", 2, points={"inc": 1})
         deliver(state, row)
         assert sent(state.filter(row)) == {"external_id": "u1", "points": {"inc": 1}}
 
@@ -104,7 +110,6 @@ def test_a_state_file_from_before_operations_gains_the_counter(tmp_path: Path) -
     conn.commit()
     conn.close()
     assert inspect_state(path)["operations"] == 0  # not stored: counted as none
-    source = _file(tmp_path, "n.csv", "x\n")
     with DeliveryState.open(path, run_label="t") as state:
-        deliver(state, op_item(source, 2, points={"inc": 1}))
+        deliver(_named(state, NIGHT1), op_item("export.csv", 2, points={"inc": 1}))
         assert state.inspect()["operations"] == 1  # the row is back, and counts
