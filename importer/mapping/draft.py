@@ -136,9 +136,16 @@ def _draft(source: Source, taken: Sample, encoding_note: str = "") -> str:
     for column in columns:
         if column.name in consent:
             lines += text.consent_block(column.name, consent[column.name], column.seen())
-    times = [c.name for c in columns if c.guess.type == "time"]
-    lines += text.example_event(times[0] if times else None)
+    times = [c for c in columns if c.guess.type == "time"]
+    lines += text.example_event(_event_time(times[0]) if times else None)
     return "\n".join(lines) + "\n"
+
+
+def _event_time(column: ColumnSample) -> dict[str, Any]:
+    """The example event's ``time``: the column, read as its attribute field reads it (an epoch
+    column needs its ``format``, or every row fails ``invalid_time``)."""
+    options = {k: v for k, v in column.guess.field_options().items() if k != "type"}
+    return {"column": column.name, **options}
 
 
 def _encoding_note(encoding: str) -> str:

@@ -105,8 +105,9 @@ def consent_block(column: str, states: dict[str, str], note: str) -> list[str]:
     ]
 
 
-def example_event(time_column: str | None) -> list[str]:
-    time_line = f"time = {toml_str(time_column or 'SomeTimeColumn')}"
+def example_event(time: dict[str, Any] | None) -> list[str]:
+    """``time``: the time column's field options (its ``format``: epoch, a pattern), if any."""
+    time_line = f"time = {field(time or {'column': 'SomeTimeColumn'})}"
     return [
         "# Rows can also emit events and purchases, for example:",
         "# [[events]]",

@@ -123,6 +123,12 @@ def compile_field(
             (*where, "empty"), "'empty' does not apply: without this value the object is not sent"
         )
     on_empty = None if empty == "null" else OMIT
+    if "default" in options and op != "set":
+        doc.fail(
+            (*where, "default"),
+            f"'default' is not for op {op!r}: it would send the default as a change for every "
+            "empty cell (and for 0); leave it out",
+        )
     if "default" in options:
         default = options["default"]
         on_empty = _convert_literal(doc, (*where, "default"), default, convert or values.to_string)

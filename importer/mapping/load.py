@@ -64,6 +64,9 @@ _RESERVED_PROPERTIES = {
     "purchases": ("time", "product_id", "quantity", "event_name", "price", "currency"),
 }
 _NOT_ATTRIBUTES = ("external_id", "braze_id", "user_alias", "_update_existing_only")
+# Flags that steer how Braze applies the whole object: a field may be named so, but no field
+# writes one under another name (``attribute =``).
+_STEERING = ("_merge_objects", "push_token_import")
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
 
@@ -200,11 +203,17 @@ def _attributes(
     table = _table(doc, ("attributes",), value)
     compiled = []
     for name, spec in table.items():
-        if name in _NOT_ATTRIBUTES or name == identity_key:
-            doc.fail(("attributes", name), f"{name!r} is set by [identity], not as an attribute")
-        compiled.append(
-            compile_field(doc, ("attributes", name), spec, nulls=nulls, allowed=ATTRIBUTE_OPTIONS)
+        item = compile_field(
+            doc, ("attributes", name), spec, nulls=nulls, allowed=ATTRIBUTE_OPTIONS
         )
+        # The key written, not the table key: attribute = "external_id" would move the row's
+        # values to another profile.
+        at = ("attributes", name) if item.key == name else ("attributes", name, "attribute")
+        if item.key in _NOT_ATTRIBUTES or item.key == identity_key:
+            doc.fail(at, f"{item.key!r} is set by [identity], not as an attribute")
+        if item.key in _STEERING and item.key != name:
+            doc.fail(at, f"{item.key!r} steers how Braze applies the object: not an attribute")
+        compiled.append(item)
     _check_shared_attributes(doc, compiled)
     return tuple(compiled)
 

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from importer.config import ReadOptions
+from importer.convert import Converter
 from importer.mapping import OMIT, draft_file, mapping_from_text
 from importer.mapping.column_types import guess_type
 from importer.mapping.draft import draft_mapping
+from importer.models import CsvRecord, Item, RowRef, SourceRow
 from importer.read.source import open_source
 
 
@@ -266,3 +268,21 @@ def test_gender_u_is_never_sent(tmp_path: Path) -> None:
     mapping = mapping_from_text("draft.toml", text)
     (field,) = [f for f in mapping.attributes if f.key == "gender"]
     assert field.read({"gender": "U"}) is OMIT and field.read({"gender": "F"}) == "F"
+
+
+def test_the_example_event_reads_an_epoch_time_column_as_its_attribute_does(
+    tmp_path: Path,
+) -> None:
+    """Uncommented, the drafted example event sends rows: its time carries format = "epoch"
+    (without it every row would fail invalid_time)."""
+    rows = [f"u{i},{1556150400 + i * 86400}" for i in range(5)]
+    text = draft(tmp_path / "d.csv", ("id,LastLoginEpoch\n" + "\n".join(rows) + "\n").encode())
+    assert '# time = { column = "LastLoginEpoch", format = "epoch" }' in text
+    uncommented = text
+    for line in ("[[events]]", "name = ", "time = "):
+        uncommented = uncommented.replace(f"# {line}", line)
+    converter = Converter(mapping_from_text("m.toml", uncommented))
+    row = SourceRow(RowRef("d.csv", 2), CsvRecord(("id", "LastLoginEpoch"), ["u0", "1556150400"]))
+    item = converter.convert(row)
+    assert isinstance(item, Item)
+    assert item.events[0]["time"] == "2019-04-25T00:00:00+00:00"

@@ -351,6 +351,31 @@ SEMANTIC_ERRORS = [
 GROUP = '[[subscription_groups]]\nid = { value = "4b3c1e2a-1111-2222-3333-444455556666" }\n'
 SEMANTIC_ERRORS += [  # issue 12: subscription groups, operations, epoch times
     (
+        IDENTITY + '[attributes]\np = { column = "P", op = "inc", default = 3 }\n',
+        "default = 3",
+        "attributes.p.default",
+        "'default' is not for op 'inc'",
+    ),
+    (
+        IDENTITY + '[attributes]\nfoo = { column = "X", attribute = "external_id" }\n',
+        'attribute = "external_id"',
+        "attributes.foo.attribute",
+        "'external_id' is set by [identity]",
+    ),
+    (
+        IDENTITY + '[attributes]\nfoo = { column = "X", attribute = "braze_id" }\n',
+        'attribute = "braze_id"',
+        "attributes.foo.attribute",
+        "'braze_id' is set by [identity]",
+    ),
+    (
+        IDENTITY
+        + '[attributes]\nm = { column = "M", type = "boolean", attribute = "_merge_objects" }\n',
+        'attribute = "_merge_objects"',
+        "attributes.m.attribute",
+        "'_merge_objects' steers how Braze applies the object",
+    ),
+    (
         IDENTITY + '[attributes]\np = { column = "P", op = "increment" }\n',
         'op = "increment"',
         "attributes.p.op",
