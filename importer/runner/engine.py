@@ -237,11 +237,12 @@ class Engine:
 
     def items(self) -> Iterator[Item]:
         converted = self._converted()
-        if self.delta is not None:
-            converted = self.delta.filter(converted)
-        for out in converted:
+        filtered = converted if self.delta is None else self.delta.filter(converted)
+        for out in filtered:
             if isinstance(out, Item):
                 yield out
+            elif isinstance(out, RowFailure):  # a repeated [operations] key
+                self.fail(out)
             else:
                 self.stats.skip(out.reason)
 

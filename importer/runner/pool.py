@@ -47,9 +47,9 @@ POOL_MIN_BYTES = 2_000_000
 # importer.state's per-item hashing, run where the item is made: (item, value digests too?)
 Digests = Callable[[Item, bool], Any]
 Outcome = Item | RowFailure | RowSkipped
-# A worker's answer for one row: (user, wire, digests) for an Item, else the failure (its record
-# left out: the main process has it) or the skip.
-_Answer = tuple[str, Any, Any] | RowFailure | RowSkipped
+# A worker's answer for one row: (user, wire, digests, operations key) for an Item, else the
+# failure (its record left out: the main process has it) or the skip.
+_Answer = tuple[str, Any, Any, str | None] | RowFailure | RowSkipped
 
 
 def default_workers() -> int:
@@ -152,7 +152,7 @@ def convert_chunk(
             item = out
             if digests is not None:
                 item = item._replace(digests=digests(item, values))
-            answers.append((item.user, serialised(item).wire, item.digests))
+            answers.append((item.user, serialised(item).wire, item.digests, item.operations))
         elif isinstance(out, RowFailure):
             answers.append(replace(out, record=None))
         else:
@@ -199,8 +199,8 @@ class Chunk:
                 continue
             answer = next(answers)
             if answer.__class__ is tuple:
-                user, wire, digests = answer
-                outcomes.append(Item(row.ref, row.record, user, (), (), (), digests, wire))
+                user, wire, digests, key = answer
+                outcomes.append(Item(row.ref, row.record, user, (), (), (), digests, wire, key))
             elif isinstance(answer, RowFailure):
                 outcomes.append(replace(answer, record=row.record))
             else:

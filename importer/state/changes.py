@@ -49,11 +49,15 @@ _ABSENT: Any = object()
 
 @dataclass(frozen=True, slots=True)
 class Filtered:
-    """What is left of an item to send. ``item`` is None when nothing is (skip as ``unchanged``)."""
+    """What is left of an item to send. ``item`` is None when nothing is: a skip, as
+    ``operation_delivered`` when operations were left out, else ``unchanged``; or a failure
+    when ``repeats`` names an earlier row of this run with the same ``[operations] key``."""
 
     item: Item | None
-    attributes_unchanged: int  # attribute keys left out
+    attributes_unchanged: int  # attribute keys left out (operations not among them)
     events_already_sent: int  # events + purchases left out
+    operations_delivered: int = 0  # operations left out: that very operation was delivered
+    repeats: RowRef | None = None  # the earlier row of this run the row's operation repeats
 
 
 def _narrowed(
@@ -92,6 +96,11 @@ class Delta:
         self.occurrences: set[Occurrence] = set()  # events and purchases in flight
         self.deferred: dict[str, bytes] = {}  # exact whole digests of unchanged users, to store
         self._nothings: dict[tuple[int, int], Filtered] = {}  # immutable, so shared
+        self.operations = False  # does the mapping send operations? (else none is looked for)
+        # This run's rows with operations, by operation: a later row with the same one (the
+        # same [operations] key) is a data error, not a delivery. ~100 bytes per such row.
+        self.operation_rows: dict[Occurrence, RowRef] = {}
+        self._operations_left_out = 0  # by the current ``decide``
         self._seen = self._compared = 0  # attributes objects, and those compared by value
 
     def needs_values(self, digests: ItemDigests, rows: dict[str, UserRow]) -> bool:
@@ -144,6 +153,11 @@ class Delta:
         objects, event_occs, purchase_occs = digests
         sent: list[Sent] | None = None
         unchanged = 0
+        if self.operations and objects:
+            earlier = self._repeated(item.ref, objects)
+            if earlier is not None:
+                return Filtered(None, 0, 0, repeats=earlier)
+            self._operations_left_out = 0
         if objects:
             sent, unchanged = self._attributes_left(item.ref, objects, rows, known)
         events = self._kept(event_occs, known) if event_occs else None
@@ -158,16 +172,45 @@ class Delta:
         events_left = len(event_occs) if events is None else len(events)
         purchases_left = len(purchase_occs) if purchases is None else len(purchases)
         dropped = len(event_occs) - events_left + len(purchase_occs) - purchases_left
+        operations = self._operations_left_out if self.operations else 0
+        if operations:  # not "unchanged": that very operation was delivered
+            unchanged -= operations
+            if not (attributes_left or events_left or purchases_left):
+                return Filtered(None, unchanged, dropped, operations)
         if not (attributes_left or events_left or purchases_left):
             return self._nothing_left(unchanged, dropped)
-        kept: dict[str, Positions] = {
+        kept = self._kept_positions(objects, sent, event_occs, events, purchase_occs, purchases)
+        return Filtered(_narrowed(item, digests, sent, kept), unchanged, dropped, operations)
+
+    @staticmethod
+    def _kept_positions(
+        objects: tuple[ObjectDigests | None, ...],
+        sent: list[Sent] | None,
+        event_occs: tuple[Occurrence | None, ...],
+        events: Positions | None,
+        purchase_occs: tuple[Occurrence | None, ...],
+        purchases: Positions | None,
+    ) -> dict[str, Positions]:
+        return {
             "attributes": (
                 range(len(objects)) if sent is None else [i for i, s in enumerate(sent) if s != ()]
             ),
             "events": range(len(event_occs)) if events is None else events,
             "purchases": range(len(purchase_occs)) if purchases is None else purchases,
         }
-        return Filtered(_narrowed(item, digests, sent, kept), unchanged, dropped)
+
+    def _repeated(self, ref: RowRef, objects: tuple[ObjectDigests | None, ...]) -> RowRef | None:
+        """The earlier row of this run that sent one of these operations, if any."""
+        rows = self.operation_rows
+        if not rows:
+            return None
+        for obj in objects:
+            if obj is not None and obj[3]:
+                for operation in operations_of(obj):
+                    earlier = rows.get(operation)
+                    if earlier is not None and earlier != ref:
+                        return earlier
+        return None
 
     def _nothing_left(self, unchanged: int, dropped: int) -> Filtered:
         nothing = self._nothings.get((unchanged, dropped))
@@ -240,8 +283,10 @@ class Delta:
                 exact = False  # a whole digest must never stand for an operation
                 operation = (user, digest[1:])
                 if operation in known or operation in self.occurrences:
-                    continue  # delivered before, or by an earlier row of this run
+                    self._operations_left_out += 1  # delivered before (or in flight: resent)
+                    continue
                 self.occurrences.add(operation)
+                self.operation_rows[operation] = ref
                 sent.append(name)
                 self.values.setdefault(user, {})[name] = digest
                 continue
@@ -280,9 +325,10 @@ class Delta:
         """A user the state never saw: everything is sent, and its digests go in flight."""
         if values:  # else an identifier only: it creates the profile
             self.values[user] = dict(values)  # a copy: settling deletes from it
-            operations = operations_of((user, whole, 0, values))
+            operations = operations_of((user, whole, 0, values)) if self.operations else None
             if operations:
                 self.occurrences.update(operations)
+                self.operation_rows.update(dict.fromkeys(operations, ref))
             elif whole is not None and None not in values.values():
                 self.wholes[ref, user] = whole
         return None

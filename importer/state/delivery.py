@@ -128,10 +128,19 @@ class DeliveryState:
         self._run_id = run_id
         self._delta = Delta(load_names(conn))
         self._users_near, self._delivered_near = Neighbours(), Neighbours()
-        # How rows without an [operations] key name their operations: source name -> the
-        # fingerprint the run recorded (importer.state.digest). None: the mapping has no
-        # operations, and nothing is looked at as one. Set by the runner before filtering.
-        self.operation_sources: OperationSources = None
+        self._sources: OperationSources = None
+
+    @property
+    def operation_sources(self) -> OperationSources:
+        """How rows without an [operations] key name their operations: source name -> the
+        fingerprint the run recorded (importer.state.digest). None (the default): the mapping
+        has no operations, and nothing is looked at as one. Set by the runner before filtering."""
+        return self._sources
+
+    @operation_sources.setter
+    def operation_sources(self, sources: OperationSources) -> None:
+        self._sources = sources
+        self._delta.operations = sources is not None
 
     @classmethod
     def open(cls, path: Path, *, run_label: str) -> DeliveryState:

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from importer.models import ARRAYS, Batch, Item, RowSkipped
+from importer.models import ARRAYS, Batch, Item, RowFailure, RowRef, RowSkipped
 from importer.send import BatchResult
 from importer.state.delivery import Confirmed, DeliveryState, digests_of
 from importer.state.digest import ItemDigests, OperationSources, operations_of
@@ -96,6 +96,20 @@ def _carries_operations(confirmed: list[Confirmed]) -> bool:
     return False
 
 
+def _repeated_key(item: Item, earlier: RowRef) -> RowFailure:
+    """A row whose operation an earlier row of this run already sent: two rows with one
+    ``[operations] key`` are a data error (sending both, or one silently, loses a change)."""
+    key = f"[operations] key {item.operations!r}" if item.operations is not None else "operation"
+    return RowFailure(
+        ref=item.ref,
+        stage="validate",
+        error="duplicate_operation_key",
+        message=f"the {key} was already used by {earlier.source} line {earlier.line} of "
+        "this run: this row is not sent; give each transaction its own key",
+        record=item.record,
+    )
+
+
 class DeltaStage:
     """``objects``: how an item that came with its digests only gets its objects back (the
     engine converts its record again); needed once ``wants_values`` is False and the engine
@@ -112,9 +126,12 @@ class DeltaStage:
         self.wants_values = True
         self._thens: deque[Callable[[], None]] = deque()  # waiting for the queue's commit
 
-    def filter(self, outcomes: Iterable[Item | RowSkipped]) -> Iterator[Item | RowSkipped]:
+    def filter(
+        self, outcomes: Iterable[Item | RowSkipped]
+    ) -> Iterator[Item | RowSkipped | RowFailure]:
         """Items with unchanged attributes and already-sent events removed; an item with nothing
-        left becomes a skip (reason ``unchanged``). Skips pass through in order."""
+        left becomes a skip (``unchanged``, or ``operation_delivered`` when it carried delivered
+        operations), a repeated ``[operations] key`` a failure. Skips pass through in order."""
         chunk: list[Item] = []
         for outcome in outcomes:
             if isinstance(outcome, Item):
@@ -127,7 +144,7 @@ class DeltaStage:
         if chunk:
             yield from self._filtered(chunk)
 
-    def _filtered(self, chunk: list[Item]) -> Iterator[Item | RowSkipped]:
+    def _filtered(self, chunk: list[Item]) -> Iterator[Item | RowSkipped | RowFailure]:
         counts = self.counts
         decided = self.state.filter_many(chunk, self.objects)
         self._compared = (self._compared + self.state.compared_share()) / 2
@@ -138,7 +155,13 @@ class DeltaStage:
                 continue
             counts.attributes_unchanged += left.attributes_unchanged
             counts.events_already_sent += left.events_already_sent
-            yield left.item if left.item is not None else RowSkipped(item.ref, "unchanged")
+            if left.item is not None:
+                yield left.item
+            elif left.repeats is not None:
+                yield _repeated_key(item, left.repeats)
+            else:
+                reason = "operation_delivered" if left.operations_delivered else "unchanged"
+                yield RowSkipped(item.ref, reason)
 
     def answered(self, result: BatchResult, then: Callable[[], None] | None = None) -> None:
         """Queue what Braze took, to be recorded by the next ``flush``; forget at once what it

@@ -88,7 +88,7 @@ def test_the_same_file_twice_applies_each_increment_once_and_the_next_night_its_
         second = _run(tmp_path, sandbox, "run3")
         held = _points(sandbox, 40)
     assert first["delivered"] == 400
-    assert again["delivered"] == 0 and again["skipped"] == {"unchanged": 400}
+    assert again["delivered"] == 0 and again["skipped"] == {"operation_delivered": 400}
     assert second["delivered"] == 400
     assert held == {user: night1[user] + night2[user] for user in night1}
 
@@ -211,3 +211,22 @@ def test_operations_from_stdin_without_a_key_are_refused_with_state(
     with pytest.raises(ConfigError, match=r"\[operations\] key"):
         run_import(config)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_repeated_operations_key_fails_the_later_row_naming_the_first(tmp_path: Path) -> None:
+    """Two rows of one transaction (k1 +5 and k1 +3, key T1): the second is a data error, not a
+    delivery; it fails with its own code instead of being left out as if delivered."""
+    (tmp_path / "map.toml").write_text(KEYED, encoding="utf-8")
+    lines = ["id,txn,points,tag,pad", "k1,T1,5,a,", "k1,T1,3,b,"]
+    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with sandbox_in_thread(SandboxSettings(profiles=True)) as sandbox:
+        summary = _run(tmp_path, sandbox, "run")
+        profile = sandbox.profiles.get("external_id:k1")
+    assert summary["delivered"] == 1 and summary["failed"] == 1 and summary["skipped"] == {}
+    (failure,) = map(orjson.loads, (tmp_path / "run" / "failures.jsonl").read_bytes().splitlines())
+    assert failure["line"] == 3 and failure["error"] == "duplicate_operation_key"
+    assert "key 'T1' was already used by" in failure["message"]
+    assert failure["message"].endswith(
+        "data.csv line 2 of this run: this row is not sent; give each transaction its own key"
+    )
+    assert profile is not None and profile.attributes["points"] == 5

@@ -68,10 +68,13 @@ def test_with_a_key_the_key_names_the_operation_whatever_file_or_line(tmp_path: 
     path = tmp_path / "s.state"
     night1, night2 = "a.csv", "b.csv"  # no recorded fingerprints: the key is enough
     with DeliveryState.open(path, run_label="first") as state:
+        _named(state, {})
         deliver(state, op_item(night1, 2, "T1", points={"inc": 5}))
-        # The same transaction twice in one file: applied once.
-        assert state.filter(op_item(night1, 9, "T1", points={"inc": 5})).item is None
+        # The same transaction twice in one run: the later row is refused, naming the first.
+        again = state.filter(op_item(night1, 9, "T1", points={"inc": 5}))
+        assert again.item is None and again.repeats == RowRef(night1, 2)
     with reopen(path) as state:
+        _named(state, {})
         old, new = state.filter_many(
             [
                 op_item(night2, 7, "T1", points={"inc": 5}),
@@ -79,6 +82,7 @@ def test_with_a_key_the_key_names_the_operation_whatever_file_or_line(tmp_path: 
             ]
         )
         assert old.item is None and sent(new) == {"external_id": "u1", "points": {"inc": 5}}
+        assert (old.operations_delivered, old.attributes_unchanged, old.repeats) == (1, 0, None)
 
 
 def test_a_refused_or_released_operation_is_sent_again(tmp_path: Path) -> None:
