@@ -39,6 +39,8 @@ class _Open:
     attribute_of_user: dict[str, int] = field(default_factory=dict)  # user -> attributes index
     merged: dict[int, list[int]] = field(default_factory=dict)  # attributes index -> more owners
     own_attributes: dict[int, tuple[BrazeObject, ...]] = field(default_factory=dict)
+    # attributes index -> the object its owners combined into so far (``_combined``)
+    combined: dict[int, BrazeObject] = field(default_factory=dict)
 
 
 _Fragments = Sequence[bytes]
@@ -156,16 +158,13 @@ def _close(batch: _Open, number: int, part: str = "") -> Batch:
 
 def _combined(batch: _Open, index: int, item: Item) -> BrazeObject | None:
     """The batch's object for the user at ``index`` with the single attributes object of
-    ``item`` folded in; None when they do not combine into one (``combine_attributes``)."""
-    owners = [batch.owners[0][index], *batch.merged.get(index, [])]
-    merged: BrazeObject | None = batch.items[owners[0]].decoded().attributes[0]
-    for owner in (*owners[1:], None):
-        later = item.attributes[0] if owner is None else batch.items[owner].decoded().attributes[0]
-        assert merged is not None  # the owners already in the batch did combine
-        merged = combine_attributes(merged, later)
-        if merged is None:
-            return None
-    return merged
+    ``item`` folded in; None when they do not combine into one (``combine_attributes``).
+    The fold so far is kept (``_Open.combined``): each row is combined once, not once per
+    later row of its user."""
+    so_far = batch.combined.get(index)
+    if so_far is None:
+        so_far = batch.items[batch.owners[0][index]].decoded().attributes[0]
+    return combine_attributes(so_far, item.attributes[0])
 
 
 def _merge_attributes(batch: _Open, index: int, item: Item, merged: BrazeObject) -> None:
@@ -178,26 +177,40 @@ def _merge_attributes(batch: _Open, index: int, item: Item, merged: BrazeObject)
     old = batch.fragments[0][index]
     new = orjson.dumps(merged)
     batch.fragments[0][index] = new
+    batch.combined[index] = merged
     batch.size += len(new) - len(old)
     batch.merged.setdefault(index, []).append(len(batch.items) - 1)
 
 
-def _add(
-    batch: _Open, item: Item, serialised: _Serialised, merged: BrazeObject | None = None
-) -> None:
-    """Add ``item``; ``merged``: its user's object in the batch combined with its own."""
+_Placed = tuple[BrazeObject | None, int | None]  # (combined object, index of the user's)
+_ALONE: _Placed = (None, None)
+
+
+def _placed(batch: _Open, item: Item, serialised: _Serialised) -> _Placed | None:
+    """How ``item`` joins ``batch``: its single attributes object combined with its user's
+    object there (and that object's index), or alone; None when the two do not combine, so
+    the row must go in the next request. One look-up of the user per row."""
+    if serialised.counts[0] != 1:
+        return _ALONE
+    earlier = batch.attribute_of_user.get(item.user)
+    if earlier is None:
+        return _ALONE
+    merged = _combined(batch, earlier, item.decoded())
+    return None if merged is None else (merged, earlier)
+
+
+def _add(batch: _Open, item: Item, serialised: _Serialised, placed: _Placed = _ALONE) -> None:
+    """Add ``item`` as ``_placed`` says (``_ALONE``: its user has no attributes object here)."""
+    merged, earlier = placed
     index = len(batch.items)
     batch.items.append(item)
     counts = serialised.counts
     if counts[0] == 1:
-        earlier = batch.attribute_of_user.get(item.user)
-        if earlier is not None and merged is None:  # split(): halves keep their rows' order
-            merged = _combined(batch, earlier, item.decoded())
         if earlier is not None and merged is not None:
             _merge_attributes(batch, earlier, item.decoded(), merged)
             serialised = serialised.without_attributes()
             counts = serialised.counts
-        elif earlier is None:
+        else:
             batch.attribute_of_user[item.user] = len(batch.fragments[0])
     elif counts[0]:
         batch.attribute_of_user.setdefault(item.user, len(batch.fragments[0]))
@@ -236,15 +249,12 @@ def pack(
     batch = _Open()
     for item in items:
         serialised = _Serialised(item)
-        merged = None
-        if serialised.counts[0] == 1:
-            earlier = batch.attribute_of_user.get(item.user)
-            if earlier is not None:
-                merged = _combined(batch, earlier, item.decoded())
-                if merged is None:  # it cannot share this request with the user's rows
-                    yield _close(batch, number)
-                    number += 1
-                    batch = _Open()
+        placed = _placed(batch, item, serialised)
+        if placed is None:  # it cannot share this request with the user's rows
+            yield _close(batch, number)
+            number += 1
+            batch = _Open()
+            placed = _ALONE
         if not _fits(batch, serialised, limits):
             problem = _oversize(serialised, limits)
             if problem:
@@ -260,21 +270,29 @@ def pack(
             yield _close(batch, number)
             number += 1
             batch = _Open()
-            merged = None
-        _add(batch, item, serialised, merged)
+            placed = _ALONE
+        _add(batch, item, serialised, placed)
     if batch.items:
         yield _close(batch, number)
 
 
-def split(batch: Batch) -> tuple[Batch, Batch]:
-    """Halve a batch (by rows) into two new requests; used after 413 or a refused 400."""
+def split(batch: Batch) -> tuple[Batch, ...]:
+    """Halve a batch (by rows) into new requests, in row order; used after 413 or a refused 400.
+
+    Usually two. A half whose rows of one user no longer combine into one object is cut there
+    (rare: e.g. the ``_merge_objects`` flag their fold carried came from a row of the other
+    half), so a user never has two attributes objects in one request."""
     items = batch.items()
     middle = len(items) // 2
-    halves = (items[:middle], items[middle:])
-    out = []
-    for suffix, items in zip((".1", ".2"), halves, strict=True):
-        half = _Open()
-        for item in items:
-            _add(half, item, _Serialised(item))
-        out.append(_close(half, batch.number, batch.part + suffix))
-    return out[0], out[1]
+    parts: list[_Open] = []
+    for rows in (items[:middle], items[middle:]):
+        part = _Open()
+        for item in rows:
+            serialised = _Serialised(item)
+            placed = _placed(part, item, serialised)
+            if placed is None:
+                parts.append(part)
+                part, placed = _Open(), _ALONE
+            _add(part, item, serialised, placed)
+        parts.append(part)
+    return tuple(_close(p, batch.number, f"{batch.part}.{n}") for n, p in enumerate(parts, 1))

@@ -257,9 +257,8 @@ class Sender:
                 return
         if batch.rows > 1:
             self._report(batch, answer, tries, split=True)
-            first, second = split(batch)
-            await self.send(first)
-            await self.send(second)
+            for part in split(batch):  # usually two halves
+                await self.send(part)
             return
         item = batch.items()[0]
         code = "refused" if isinstance(outcome, Refused) else "request_too_large"

@@ -247,3 +247,26 @@ def test_two_increments_of_one_user_add_up_and_an_add_after_a_remove_waits() -> 
     ]
     assert orjson.loads(second.body)["attributes"] == [{"external_id": "a", "tags": {"add": ["x"]}}]
     assert first.attribute_users == second.attribute_users == {"external_id:a"}
+
+
+def test_a_half_whose_rows_no_longer_combine_is_cut_there() -> None:
+    """The whole request's fold carried r1's _merge_objects to r3's nested object; the half
+    [r2, r3] cannot fold r3 into r2 (flag differs, r3 nested), so split cuts it: three
+    requests, each with one object for the user, building the same profile in order."""
+
+    def row(line: int, **values: Any) -> Item:
+        obj = {"external_id": "a", **values}
+        return Item(RowRef("f", line), {}, "external_id:a", attributes=(obj,))
+
+    rows = [
+        row(2, _merge_objects=True, x=1),
+        row(3, y=2),
+        row(4, _merge_objects=True, prefs={"k": 1}),
+    ]
+    (whole,) = pack(rows, BatchLimits(total=75, per_array=75))
+    assert isinstance(whole, Batch) and len(orjson.loads(whole.body)["attributes"]) == 1
+    parts = split(whole)
+    assert [p.label for p in parts] == [f"{whole.number}.{n}" for n in (1, 2, 3)]
+    sent = [obj for p in parts for obj in orjson.loads(p.body)["attributes"]]
+    assert len(sent) == 3
+    assert _profiles(sent) == _profiles([r.attributes[0] for r in rows])
