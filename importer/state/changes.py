@@ -278,8 +278,9 @@ class Delta:
         remembered = decode_values(row[2]) if row is not None else {}
         sent: list[str] = []
         exact = True  # every value had a digest: the whole digest may be stored
+        operations = self.operations  # else no digest is an operation's: none looked for
         for name, digest in values.items():
-            if digest is not None and len(digest) > DIGEST_BYTES:  # an operation: like an event
+            if operations and digest is not None and len(digest) > DIGEST_BYTES:  # like an event
                 exact = False  # a whole digest must never stand for an operation
                 operation = (user, digest[1:])
                 if operation in known or operation in self.occurrences:

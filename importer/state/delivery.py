@@ -78,15 +78,17 @@ def _users_of(digests: Iterable[ItemDigests]) -> set[str]:
 
 
 def _stored_keys(
-    digests: Iterable[ItemDigests], rows: dict[str, UserRow]
+    digests: Iterable[ItemDigests], rows: dict[str, UserRow], operations: bool = True
 ) -> dict[bytes, Occurrence]:
-    """The delivered-table keys to look up: occurrences of users the state knows."""
+    """The delivered-table keys to look up: occurrences of users the state knows (and their
+    operations, unless the mapping has none)."""
     wanted: dict[bytes, Occurrence] = {}
     for objects, events, purchases in digests:  # plain loops, no tuple of the two: once per row
-        for obj in objects:
-            if obj is not None and obj[3] and obj[0] in rows:
-                for operation in operations_of(obj):
-                    wanted[delivered_key(rows[obj[0]][0], operation[1])] = operation
+        if operations:
+            for obj in objects:
+                if obj is not None and obj[3] and obj[0] in rows:
+                    for operation in operations_of(obj):
+                        wanted[delivered_key(rows[obj[0]][0], operation[1])] = operation
         for occ in events:
             if occ is not None:
                 row = rows.get(occ[0])
@@ -225,7 +227,8 @@ class DeliveryState:
                 with transaction(self._conn):
                     flush_deferred(self._conn, self._delta)
             rows = fetch_users(self._conn, users, self._users_near) if users else {}
-            wanted = _stored_keys(digests, rows) if rows else {}
+            operations = self._sources is not None
+            wanted = _stored_keys(digests, rows, operations) if rows else {}
             delivered = fetch_delivered(self._conn, wanted, self._delivered_near) if wanted else ()
             known = {wanted[key] for key in delivered}
         delta = self._delta
@@ -240,8 +243,9 @@ class DeliveryState:
                     raise ValueError(f"{item.ref}: an item without its objects needs objects=")
                 item = objects(item)._replace(digests=d)
             if _lacks_values(d) and delta.needs_values(d, rows):
-                d = with_values(item, d, self.operation_sources)
-                self._known_operations(d, rows, known)
+                d = with_values(item, d, self._sources)
+                if self._sources is not None:  # rare: digests made elsewhere without values
+                    self._known_operations(d, rows, known)
             left.append(delta.decide(item, d, rows, known))
         return left
 

@@ -91,9 +91,11 @@ def item_digests(item: Item, values: bool = True, sources: OperationSources = No
     """
     # Comprehensions over tuples and skipped empties: once per row, on every row.
     attributes, events, purchases = _objects(item)
-    if item.operations is not None:
-        values = True  # the key is in no record the main process could read it from again
-    row = operation_identity(item, sources)
+    if sources is not None:
+        # Operations are value digests, looked up in the delivered table for a whole chunk at
+        # once; and a key is in no record the main process could read it from again.
+        values = True
+    row = None if sources is None else operation_identity(item, sources)
     objects = tuple([object_digests(obj, values, row) for obj in attributes]) if attributes else ()
     # The row's user once, not once per object: pickled once, and one string in memory.
     user = objects[0][0] if objects and objects[0] is not None else None
@@ -108,7 +110,7 @@ def item_digests(item: Item, values: bool = True, sources: OperationSources = No
 
 def with_values(item: Item, digests: ItemDigests, sources: OperationSources = None) -> ItemDigests:
     """``digests`` with the value digests ``item_digests(item, values=False)`` left out."""
-    row = operation_identity(item, sources)
+    row = None if sources is None else operation_identity(item, sources)
     objects = tuple(
         obj if obj is None or obj[3] is not None else (*obj[:3], value_digests(attrs, obj[0], row))
         for obj, attrs in zip(digests[0], _objects(item)[0], strict=True)
@@ -176,15 +178,12 @@ def operations_of(obj: ObjectDigests) -> list[Occurrence]:
     return [(obj[0], d[1:]) for d in values.values() if d is not None and len(d) > DIGEST_BYTES]
 
 
-def operation_identity(item: Item, sources: OperationSources) -> str | None:
+def operation_identity(item: Item, sources: Mapping[str, str]) -> str | None:
     """How the row's operations are named: ``k`` + the ``[operations] key`` cell, else ``f`` +
-    the fingerprint the run recorded for its source and the line; None when there is neither
-    (or ``sources`` is None: the mapping has no operations)."""
+    the fingerprint the run recorded for its source and the line; None when there is neither."""
     key = item.operations
     if key is not None:
         return f"k{key}"
-    if sources is None:
-        return None
     found = sources.get(item.ref.source)
     return None if found is None else f"f{found}:{item.ref.line}"
 

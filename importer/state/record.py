@@ -7,7 +7,7 @@ and its look-ups cost about as much for one request as for fifty.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from operator import countOf
 
 from importer.models import RowRef
@@ -54,7 +54,8 @@ def record_deliveries(
         rows = fetch_users(conn, users)
         numbers, counts = _number_users(conn, users, rows)
         new_names = _add_names(conn, delta.names, updates)
-        counts |= _write_users(conn, delta.names | new_names, updates, rows, numbers)
+        plain = _plain if delta.operations else _compared
+        counts |= _write_users(conn, delta.names | new_names, updates, rows, numbers, plain)
         counts["events"] = add_delivered(conn, (delivered_key(numbers[u], fp) for u, fp in events))
         counts["purchases"] = add_delivered(
             conn, (delivered_key(numbers[u], fp) for u, fp in purchases)
@@ -77,19 +78,26 @@ def _out_of_flight(
     purchases: list[Occurrence | None] = []
     operations: list[Occurrence] = []
     settle = delta.settle
+    with_operations = delta.operations  # else no value digest is an operation's: not looked for
     for ref, (objects, event_occs, purchase_occs) in confirmed:
         for obj in objects:
             if obj is not None:
                 user, values = obj[0], obj[3]
                 assert values is not None  # what was sent was compared
                 updates.append((user, values, settle(ref, user, values)))
-                operations += operations_of(obj)
+                if with_operations:
+                    operations += operations_of(obj)
         events += event_occs
         purchases += purchase_occs
     delivered_events = [occ for occ in events if occ is not None]
     delivered_purchases = [occ for occ in purchases if occ is not None]
     delta.occurrences.difference_update(delivered_events, delivered_purchases, operations)
     return updates, delivered_events, delivered_purchases, operations
+
+
+def _compared(values: ValueDigests) -> bool:
+    """``_plain`` for a mapping without operations: every value was compared."""
+    return None not in values.values()
 
 
 def _plain(values: ValueDigests) -> bool:
@@ -143,15 +151,17 @@ def _write_users(
     updates: list[Update],
     rows: dict[str, UserRow],
     numbers: dict[str, int],
+    plain: Callable[[ValueDigests], bool],
 ) -> dict[str, int]:
-    """Merge confirmed digests into the users' rows; new users get a row even without any."""
+    """Merge confirmed digests into the users' rows; new users get a row even without any.
+    ``plain``: is every value digest a remembered value (``_plain``, or ``_compared``)?"""
     counts = {"attribute_values": 0, "attributes_unset": 0}
     written: list[tuple[str, int, bytes | None, bytes]] = []
     merged: dict[str, tuple[dict[int, bytes], list[bytes | None]]] = {}
     updated = {user for user, _, _ in updates}
     once = len(updates) == len(updated)
     for user, values, whole in updates:
-        if once and user not in rows and _plain(values):
+        if once and user not in rows and plain(values):
             # The common case, a new user's one object: encoded straight from its digests.
             ids = map(names.__getitem__, values)
             written.append((user, numbers[user], whole, encode_pairs(ids, values.values())))
