@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ def _execute(
         return report
 
 
+log = logging.getLogger("importer")
+
 _REPEATING = frozenset({"inc", "add", "remove"})  # operations that change a profile again
 
 
@@ -85,6 +88,12 @@ def _operation_sources(
             f"{', '.join(unnamed)}: it has no fingerprint (stdin, or an object without a "
             "version), so a rerun or retry would apply them again; give the mapping an "
             "[operations] key column, or import from a file"
+        )
+    if config.state_path is not None and mapping.operations_key is None and repeating:
+        log.warning(
+            "the mapping's operations (inc, add, remove) have no [operations] key: --state "
+            "names them by their source's fingerprint and line, so an edited or re-exported "
+            "file applies them again; fix failed rows with retry, not by running the file again"
         )
     return {name: found for name, found in recorded.items() if found is not None}
 
