@@ -53,19 +53,32 @@ class _Readable(Protocol):
     def peek(self, size: int, /) -> bytes: ...
 
 
+SNIFF_BYTES = 4  # the first read holds at least this much: gzip magic, a BOM
+
+
 class CountingReader(io.RawIOBase):
-    """Counts the bytes taken from the underlying stream (compressed bytes for gzip)."""
+    """Counts the bytes taken from the underlying stream (compressed bytes for gzip).
+
+    It takes what the stream has (``read1``) instead of waiting for a whole block: a slow
+    producer piped into stdin has its lines read as they come, not 256 KiB at a time. A file
+    gives whole blocks either way."""
 
     def __init__(self, raw: BinaryIO) -> None:
         super().__init__()
         self._raw = raw
+        self._take = getattr(raw, "read1", raw.read)
         self.count = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._raw.read(len(buffer))
+        data = self._take(len(buffer))
+        while self.count == 0 and 0 < len(data) < min(SNIFF_BYTES, len(buffer)):
+            more = self._take(len(buffer) - len(data))  # the start decides gzip, BOM
+            if not more:
+                break
+            data += more
         n = len(data)
         buffer[:n] = data
         self.count += n

@@ -5,8 +5,10 @@ import gzip
 import io
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -537,3 +539,61 @@ def test_close_releases_the_file_but_not_a_borrowed_stream(tmp_path: Path) -> No
     borrowed = io.BytesIO(b"a\n1\n")
     open_stream("-", borrowed, ReadOptions(format="csv")).close()
     assert not borrowed.closed
+
+
+def test_rows_piped_in_are_read_as_they_come_not_a_block_at_a_time() -> None:
+    """A slow producer (``pg_dump … | braze-import run -``): its first rows are read while it
+    is still writing, not once 256 KiB arrived or it ended. The start, one byte at a time, is
+    still read as a whole (gzip magic, BOM)."""
+    read_end, write_end = os.pipe()
+    for byte in b"\xef\xbb\xbfa,b\n":
+        os.write(write_end, bytes([byte]))
+    os.write(write_end, b"1,2\n3,4\n")
+    got: queue.Queue[SourceRow | RowFailure] = queue.Queue()
+    with (
+        open(read_end, "rb") as stream,
+        open_stream("-", stream, ReadOptions(format="csv")) as source,
+    ):
+        reader = threading.Thread(target=lambda: [got.put(row) for row in source.rows()])
+        reader.start()
+        try:
+            first = [got.get(timeout=60) for _ in range(2)]  # the writer has not finished
+        finally:
+            os.close(write_end)
+            reader.join()
+    assert [row.record.as_dict() for row in first if isinstance(row, SourceRow)] == [
+        {"a": "1", "b": "2"},
+        {"a": "3", "b": "4"},
+    ]
+    assert got.empty()
+
+
+class _Trickle(io.RawIOBase):
+    """A producer that hands over one byte per read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._data:
+            return 0
+        buffer[0], self._data = self._data[0], self._data[1:]
+        return 1
+
+
+@pytest.mark.parametrize("start", [b"", b"\xef\xbb\xbf"])
+def test_a_stream_arriving_a_byte_at_a_time_is_still_recognised_as_gzip_or_bom(
+    start: bytes,
+) -> None:
+    text = start + b"a,b\n1,2\n"
+    for data, name in ((gzip.compress(text), "gzip"), (text, "plain")):
+        stream = io.BufferedReader(_Trickle(data), buffer_size=1)  # read1: one byte
+        with open_stream("-", stream, ReadOptions(format="csv")) as source:
+            rows = list(source.rows())
+        assert [r.record.as_dict() for r in rows if isinstance(r, SourceRow)] == [
+            {"a": "1", "b": "2"}
+        ], name
