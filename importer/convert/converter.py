@@ -39,7 +39,7 @@ from importer.models import (
     SourceRow,
     record_dict,
 )
-from importer.rules import Violation, check_object
+from importer.rules import Violation, check_object, operation_of
 
 Conversion = Item | RowFailure | RowSkipped
 _FRAGMENT_KEYS = frozenset(ARRAYS)
@@ -55,6 +55,7 @@ class Converter:
         self._raw = identity is None
         self._id_key = identity.key if identity else ""
         self._id_column = identity.field.column if identity else None
+        self._key_column = mapping.operations_key.column if mapping.operations_key else None
         self._alias_label = identity.alias_label if identity else None
         self._only_existing = identity.update_existing_only if identity else None
         self._user_prefix = (
@@ -151,6 +152,12 @@ class Converter:
             key = code.operations(data)
             if key is not OMIT and key is not None:
                 return Item(row.ref, record, user, attributes, events, purchases, operations=key)
+            if any(map(operation_of, attributes[0].values())):
+                # Named by no key, its operation would be remembered by the file's fingerprint
+                # and line, or not at all (stdin): not what the mapping promised.
+                column = self._key_column
+                message = f"operations.key: the column {column!r} is empty on a row with operations"
+                return RowFailure(row.ref, "convert", "missing_operations_key", message, record)
         return Item(row.ref, record, user, attributes, events, purchases)
 
     def _base(self, ident: Any) -> BrazeObject:

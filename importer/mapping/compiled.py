@@ -12,6 +12,7 @@ from typing import Literal
 
 from importer.mapping.document import KeyPath, MappingDoc, did_you_mean, dotted
 from importer.mapping.field_spec import CompiledField
+from importer.mapping.readers import LiteralReader
 from importer.models import ArrayName
 
 
@@ -78,6 +79,17 @@ class CompiledMapping:
     def has_operations(self) -> bool:
         """Does some attribute field send an operation (inc, add, remove, merge)?"""
         return any(item.op != "set" for item in self.attributes)
+
+    @property
+    def may_carry_operations(self) -> bool:
+        """Can a row's attributes object hold an operation? A declared ``op``, or a field whose
+        value is a JSON object: ``{"inc": 5}`` in a json cell, or in a literal, is Braze's
+        increment as much as ``op = "inc"`` is (docs/braze.md, Operations on attributes)."""
+        return self.has_operations or any(
+            item.kind == "json"
+            or (isinstance(item.read, LiteralReader) and isinstance(item.read.value, dict))
+            for item in self.attributes
+        )
 
     def fields(self) -> Iterator[CompiledField]:
         if self.identity is not None:

@@ -75,10 +75,15 @@ def _operation_sources(
     config: ImportConfig, mapping: CompiledMapping | None, recorded: dict[str, str | None]
 ) -> dict[str, str] | None:
     """What ``--state`` names rows' operations by (``DeliveryState.operation_sources``); None
-    when the mapping has none. Without an ``[operations] key``, a source with no recorded
-    fingerprint (stdin, an object without a version) would have its rows' operations sent and
-    never remembered, so applied again by the next run or retry: refused before sending."""
-    if mapping is None or not mapping.has_operations:
+    when no row can carry one. Objects taken as they are (no mapping) and json fields can
+    carry them as much as an ``op`` can. Without an ``[operations] key``, a source with no
+    recorded fingerprint (stdin, an object without a version) would have its rows' declared
+    operations sent and never remembered, so applied again by the next run or retry: refused
+    before sending."""
+    named = {name: found for name, found in recorded.items() if found is not None}
+    if mapping is None:
+        return named
+    if not mapping.may_carry_operations:
         return None
     unnamed = [name for name, found in recorded.items() if found is None]
     repeating = any(f.op in _REPEATING for f in mapping.attributes)
@@ -95,7 +100,7 @@ def _operation_sources(
             "names them by their source's fingerprint and line, so an edited or re-exported "
             "file applies them again; fix failed rows with retry, not by running the file again"
         )
-    return {name: found for name, found in recorded.items() if found is not None}
+    return named
 
 
 @contextlib.contextmanager

@@ -233,3 +233,65 @@ def test_a_repeated_operations_key_fails_the_later_row_naming_the_first(tmp_path
         "data.csv line 2 of this run: this row is not sent; give each transaction its own key"
     )
     assert profile is not None and profile.attributes["points"] == 5
+
+
+@pytest.mark.parametrize(
+    ("source", "mapping"),
+    [
+        ('{"attributes": [{"external_id": "d1", "points": {"inc": 5}}]}', None),  # as it is
+        (
+            '{"id": "d1", "p": {"inc": 5}}',
+            '[identity]\nexternal_id = "id"\n[attributes]\n'
+            'points = { column = "p", type = "json" }\n',
+        ),
+    ],
+    ids=["no mapping", "json column"],
+)
+def test_operations_that_come_with_the_data_are_remembered_too(
+    tmp_path: Path, source: str, mapping: str | None
+) -> None:
+    """No ``op`` in the mapping, but the data holds ``{"inc": 5}``: Braze increments all the
+    same, so the same file run again must not."""
+    (tmp_path / "data.jsonl").write_text(source + "\n", encoding="utf-8")
+    if mapping is not None:
+        (tmp_path / "map.toml").write_text(mapping, encoding="utf-8")
+    with sandbox_in_thread(SandboxSettings(profiles=True)) as sandbox:
+        summaries = []
+        for label in ("run1", "run2"):
+            config = ImportConfig(
+                (str(tmp_path / "data.jsonl"),),
+                sandbox.url,
+                KEY,
+                mapping_path=None if mapping is None else tmp_path / "map.toml",
+                run_dir=tmp_path / label,
+                state_path=tmp_path / "ops.state",
+                **FAST,  # type: ignore[arg-type]
+            )
+            summaries.append(
+                orjson.loads((run_import(config).run_dir / "summary.json").read_bytes())
+            )
+        profile = sandbox.profiles.get("external_id:d1")
+    assert summaries[0]["delivered"] == 1
+    assert summaries[1]["delivered"] == 0
+    assert summaries[1]["skipped"] == {"operation_delivered": 1}
+    assert profile is not None and profile.attributes["points"] == 5
+
+
+def test_an_empty_operations_key_fails_a_row_with_operations(tmp_path: Path) -> None:
+    """The mapping names operations by TxnId: a row with an increment and no TxnId cannot be
+    named as promised (from stdin not at all), so it fails; a row without one goes."""
+    (tmp_path / "map.toml").write_text(KEYED, encoding="utf-8")
+    lines = ["id,txn,points,tag,pad", "e1,T1,5,,", "e2,,7,,", "e3,,0,,x"]
+    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with sandbox_in_thread(SandboxSettings(profiles=True)) as sandbox:
+        summary = _run(tmp_path, sandbox, "run")
+        held = {user: sandbox.profiles.get(f"external_id:{user}") for user in ("e1", "e2")}
+    failures = [
+        orjson.loads(line)
+        for line in (tmp_path / "run" / "failures.jsonl").read_bytes().splitlines()
+    ]
+    assert [(f["line"], f["error"]) for f in failures] == [(3, "missing_operations_key")]
+    assert "the column 'txn' is empty on a row with operations" in failures[0]["message"]
+    assert summary["delivered"] == 1 and summary["skipped"] == {"no_data": 1}
+    assert held["e1"] is not None and held["e1"].attributes["points"] == 5
+    assert held["e2"] is None
