@@ -184,17 +184,24 @@ def _merge_attributes(batch: _Open, index: int, item: Item, merged: BrazeObject)
 
 _Placed = tuple[BrazeObject | None, int | None]  # (combined object, index of the user's)
 _ALONE: _Placed = (None, None)
+# attribute_of_user's index for a user whose row brought several attributes objects (a JSONL
+# fragment): a later row folded into the first of them would be applied before the others.
+_SEVERAL = -1
 
 
 def _placed(batch: _Open, item: Item, serialised: _Serialised) -> _Placed | None:
     """How ``item`` joins ``batch``: its single attributes object combined with its user's
     object there (and that object's index), or alone; None when the two do not combine, so
     the row must go in the next request. One look-up of the user per row."""
-    if serialised.counts[0] != 1:
-        return _ALONE
+    count = serialised.counts[0]
+    if count != 1:
+        # Several objects of a row never fold into one; none may join the user's others.
+        return None if count and item.user in batch.attribute_of_user else _ALONE
     earlier = batch.attribute_of_user.get(item.user)
     if earlier is None:
         return _ALONE
+    if earlier == _SEVERAL:
+        return None
     merged = _combined(batch, earlier, item.decoded())
     return None if merged is None else (merged, earlier)
 
@@ -213,7 +220,7 @@ def _add(batch: _Open, item: Item, serialised: _Serialised, placed: _Placed = _A
         else:
             batch.attribute_of_user[item.user] = len(batch.fragments[0])
     elif counts[0]:
-        batch.attribute_of_user.setdefault(item.user, len(batch.fragments[0]))
+        batch.attribute_of_user[item.user] = _SEVERAL
     # Unrolled over the three arrays (this runs once per row); mostly one object or none.
     fragments, into, owners = serialised.fragments, batch.fragments, batch.owners
     if counts[0] == 1:

@@ -122,3 +122,28 @@ def test_one_users_increments_and_tags_spread_through_the_file_add_up(tmp_path: 
         assert profile.attributes.get("points", 0) == points[user], user
         assert set(profile.attributes.get("tags", ())) == tags[user], user
         assert len(profile.attributes.get("tags", ())) == len(tags[user])
+
+
+def test_a_fragments_several_objects_keep_their_place_among_the_users_rows(
+    tmp_path: Path,
+) -> None:
+    """JSONL taken as it is: a row, then a fragment with two objects of the same user, then a
+    row. Nothing folds into the fragment's first object (it would jump the second), and the
+    fragment shares no request with the user's other rows; the profile ends as written."""
+    rows = [
+        {"external_id": "a", "x": 0},
+        {"attributes": [{"external_id": "a", "x": 1}, {"external_id": "a", "y": 1}]},
+        {"external_id": "a", "x": 2},
+        {"attributes": [{"external_id": "b", "_update_existing_only": False, "z": 1}]},
+        {"attributes": [{"external_id": "b", "_update_existing_only": True, "w": 2}]},
+    ]
+    source = tmp_path / "data.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    with sandbox_in_thread(SandboxSettings(profiles=True)) as sandbox:
+        run = ImportConfig((str(source),), sandbox.url, KEY, run_dir=tmp_path / "run", **FAST)
+        run_import(run)
+        a, b = (sandbox.profiles.get(f"external_id:{user}") for user in "ab")
+        requests = sandbox.stats.requests
+    assert a is not None and a.attributes == {"x": 2, "y": 1}
+    assert b is not None and b.attributes == {"z": 1, "w": 2}  # created by the first row
+    assert requests == 4  # [x=0], the fragment, [x=2 with b's z], [b's w]

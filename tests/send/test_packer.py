@@ -191,14 +191,20 @@ def operation_items(draw: st.DrawFn) -> list[Item]:
     out = []
     for line in range(2, draw(st.integers(1, 40)) + 2):
         user = str(draw(st.integers(0, 3)))
-        obj: dict[str, Any] = {"external_id": user}
-        for name in draw(st.lists(st.sampled_from(("points", "tags", "prefs")), max_size=3)):
-            obj[name] = draw(_OPERATIONS)
-        if draw(st.booleans()):
-            obj["subscription_groups"] = draw(_GROUPS)
-        if draw(st.booleans()):
-            obj["_merge_objects"] = True
-        out.append(Item(RowRef("f.csv", line), {}, f"external_id:{user}", attributes=(obj,)))
+        objects = []
+        for _ in range(draw(st.sampled_from((1, 1, 1, 2)))):  # 2: a JSONL fragment's objects
+            obj: dict[str, Any] = {"external_id": user}
+            for name in draw(st.lists(st.sampled_from(("points", "tags", "prefs")), max_size=3)):
+                obj[name] = draw(_OPERATIONS)
+            if draw(st.booleans()):
+                obj["subscription_groups"] = draw(_GROUPS)
+            if draw(st.booleans()):
+                obj["_merge_objects"] = True
+            if draw(st.integers(0, 4)) == 0:
+                obj["_update_existing_only"] = draw(st.booleans())
+            objects.append(obj)
+        item = Item(RowRef("f.csv", line), {}, f"external_id:{user}", attributes=tuple(objects))
+        out.append(item)
     return out
 
 
@@ -206,10 +212,12 @@ def _profiles(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """What the objects, applied in order, make of each user's profile (as the sandbox does)."""
     profiles: dict[str, dict[str, Any]] = {}
     for obj in objects:
+        if obj.get("_update_existing_only") is True and obj["external_id"] not in profiles:
+            continue  # update-only mode creates nobody
         profile = profiles.setdefault(obj["external_id"], {})
         merge = obj.get("_merge_objects") is True
         for name, value in obj.items():
-            if name not in ("external_id", "_merge_objects"):
+            if name not in ("external_id", "_merge_objects", "_update_existing_only"):
                 apply_attribute(profile, name, value, merge)
     return profiles
 
@@ -221,16 +229,20 @@ def test_packed_operations_change_profiles_exactly_as_the_rows_in_order(
 ) -> None:
     """Increments add up, add/remove keep row order, nothing is lost: the requests in order
     (and their split halves) build the same profiles as every row's own object in order."""
-    wanted = _profiles([row.attributes[0] for row in rows])
+    wanted = _profiles([obj for row in rows for obj in row.attributes])
     batches = [b for b in pack(rows, limits) if isinstance(b, Batch)]
     sent = [obj for b in batches for obj in orjson.loads(b.body)["attributes"]]
     assert _profiles(sent) == wanted
     halves = [half for b in batches for half in (split(b) if b.rows > 1 else (b,))]
     sent = [obj for b in halves for obj in orjson.loads(b.body)["attributes"]]
     assert _profiles(sent) == wanted
-    for batch in batches:
-        users = [obj["external_id"] for obj in orjson.loads(batch.body)["attributes"]]
-        assert len(users) == len(set(users))  # still one object per user per request
+    for batch in (*batches, *halves):
+        # A user's objects in one request come from one row: one object, or a fragment's own.
+        owners: dict[str, set[int]] = {}
+        objects = orjson.loads(batch.body)["attributes"]
+        for obj, row in zip(objects, batch.owners["attributes"], strict=True):
+            owners.setdefault(obj["external_id"], set()).add(row)
+        assert all(len(rows) == 1 for rows in owners.values()), owners
 
 
 def test_two_increments_of_one_user_add_up_and_an_add_after_a_remove_waits() -> None:
