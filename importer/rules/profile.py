@@ -125,6 +125,11 @@ _STEERING = frozenset(
 )
 
 
+_WHOLE_OBJECT_FLAGS = ("_update_existing_only", "push_token_import")
+_DOUBLE_OPT_IN = "use_double_opt_in_logic"
+_ABSENT = object()
+
+
 def combine_attributes(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any] | None:
     """One attributes object that changes a profile as ``earlier`` then ``later`` (both for one
     user) do; None when no single object can (docs/braze.md, Operations on attributes).
@@ -139,6 +144,11 @@ def combine_attributes(earlier: dict[str, Any], later: dict[str, Any]) -> dict[s
         _has_nested(earlier) or _has_nested(later)
     ):
         return None
+    # Whether the user may be created, and how push tokens are taken, cover the whole object:
+    # a row that may create the user folded into one that may not would be lost with it.
+    for flag in _WHOLE_OBJECT_FLAGS:
+        if earlier.get(flag, _ABSENT) != later.get(flag, _ABSENT):
+            return None
     combined = dict(earlier)
     for name, value in later.items():
         if name not in combined or name in _STEERING:
@@ -172,7 +182,11 @@ def _combined_groups(earlier: Any, later: Any) -> list[dict[str, Any]] | None:
         for group in sent:
             if type(group) is not dict or "subscription_group_id" not in group:
                 return None
-            groups[group["subscription_group_id"]] = group
+            named = group["subscription_group_id"]
+            before = groups.get(named)
+            if before is not None and before.get(_DOUBLE_OPT_IN) != group.get(_DOUBLE_OPT_IN):
+                return None  # subscribed, then asked with double opt-in: not one change
+            groups[named] = group
     return list(groups.values())
 
 

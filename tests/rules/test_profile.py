@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from importer.rules import apply_attribute, braze_time, operation_of, parse_instant
+from importer.rules import (
+    apply_attribute,
+    braze_time,
+    combine_attributes,
+    operation_of,
+    parse_instant,
+)
 
 
 def _applied(*updates: tuple[str, Any], merge: bool = False) -> dict[str, Any]:
@@ -96,3 +102,28 @@ def test_braze_time_writes_milliseconds_and_z() -> None:
     moment = parse_instant("2024-05-01T12:00:00.123456+02:00")
     assert moment is not None
     assert braze_time(moment) == "2024-05-01T10:00:00.123Z"
+
+
+@pytest.mark.parametrize("flag", ["_update_existing_only", "push_token_import"])
+def test_rows_whose_whole_object_flags_differ_do_not_combine(flag: str) -> None:
+    """Folded into a row that may not create the user, a row that may would be lost with it."""
+    creates, only_existing = {"external_id": "a", "x": 1}, {"external_id": "a", flag: True}
+    assert combine_attributes(creates, {**only_existing, "y": 2}) is None
+    assert combine_attributes({**only_existing, "y": 2}, {flag: False, **creates}) is None
+    both = combine_attributes({**only_existing, "x": 1}, {**only_existing, "y": 2})
+    assert both == {"external_id": "a", flag: True, "x": 1, "y": 2}
+
+
+def test_a_group_asked_again_with_double_opt_in_is_not_one_change() -> None:
+    """Subscribed, then subscribed with double opt-in (a confirmation SMS) is not what the
+    second alone would do; the same flag on both combines as before."""
+    group = {"subscription_group_id": "g1", "subscription_state": "subscribed"}
+    doi = {**group, "use_double_opt_in_logic": True}
+    earlier = {"external_id": "a", "subscription_groups": [group]}
+    assert combine_attributes(earlier, {"external_id": "a", "subscription_groups": [doi]}) is None
+    later = {
+        "external_id": "a",
+        "subscription_groups": [{**doi, "subscription_state": "unsubscribed"}],
+    }
+    combined = combine_attributes({"external_id": "a", "subscription_groups": [doi]}, later)
+    assert combined == later
