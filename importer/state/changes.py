@@ -97,9 +97,11 @@ class Delta:
         self.deferred: dict[str, bytes] = {}  # exact whole digests of unchanged users, to store
         self._nothings: dict[tuple[int, int], Filtered] = {}  # immutable, so shared
         self.operations = False  # does the mapping send operations? (else none is looked for)
-        # This run's rows with operations, by operation: a later row with the same one (the
-        # same [operations] key) is a data error, not a delivery. ~100 bytes per such row.
+        # This run's rows with keyed operations, by operation: a later row with the same one
+        # (the same [operations] key) is a data error, not a delivery. ~100 bytes per such row;
+        # rows named by fingerprint and line can never repeat one, so they are not kept.
         self.operation_rows: dict[Occurrence, RowRef] = {}
+        self._keyed = False  # is the row ``decide`` looks at named by an [operations] key?
         self._operations_left_out = 0  # by the current ``decide``
         self._seen = self._compared = 0  # attributes objects, and those compared by value
 
@@ -154,7 +156,8 @@ class Delta:
         sent: list[Sent] | None = None
         unchanged = 0
         if self.operations and objects:
-            earlier = self._repeated(item.ref, objects)
+            self._keyed = item.operations is not None
+            earlier = self._repeated(item.ref, objects) if self._keyed else None
             if earlier is not None:
                 return Filtered(None, 0, 0, repeats=earlier)
             self._operations_left_out = 0
@@ -287,7 +290,8 @@ class Delta:
                     self._operations_left_out += 1  # delivered before (or in flight: resent)
                     continue
                 self.occurrences.add(operation)
-                self.operation_rows[operation] = ref
+                if self._keyed:
+                    self.operation_rows[operation] = ref
                 sent.append(name)
                 self.values.setdefault(user, {})[name] = digest
                 continue
@@ -329,7 +333,8 @@ class Delta:
             operations = operations_of((user, whole, 0, values)) if self.operations else None
             if operations:
                 self.occurrences.update(operations)
-                self.operation_rows.update(dict.fromkeys(operations, ref))
+                if self._keyed:
+                    self.operation_rows.update(dict.fromkeys(operations, ref))
             elif whole is not None and None not in values.values():
                 self.wholes[ref, user] = whole
         return None

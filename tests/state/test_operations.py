@@ -117,3 +117,18 @@ def test_a_state_file_from_before_operations_gains_the_counter(tmp_path: Path) -
     with DeliveryState.open(path, run_label="t") as state:
         deliver(_named(state, NIGHT1), op_item("export.csv", 2, points={"inc": 1}))
         assert state.inspect()["operations"] == 1  # the row is back, and counts
+
+
+def test_only_keyed_operations_are_kept_to_catch_a_repeated_key(tmp_path: Path) -> None:
+    """A row named by fingerprint and line can never repeat another's operation: keeping each
+    (~100 bytes) for the whole run would cost ~300 MB a million rows for nothing."""
+    with DeliveryState.open(tmp_path / "s.state", run_label="first") as state:
+        _named(state, NIGHT1)
+        unkeyed = [op_item("export.csv", line, points={"inc": 1}) for line in range(2, 50)]
+        state.filter_many(unkeyed)
+        assert state._delta.operation_rows == {}
+        keyed = [op_item("export.csv", 60, "T1", points={"inc": 1})]
+        state.filter_many(keyed)
+        assert list(state._delta.operation_rows.values()) == [RowRef("export.csv", 60)]
+        repeated = state.filter(op_item("export.csv", 61, "T1", points={"inc": 1}))
+        assert repeated.item is None and repeated.repeats == RowRef("export.csv", 60)
