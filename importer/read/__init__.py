@@ -11,7 +11,13 @@ credentials (userinfo, presigned query values) stay in memory where the object i
 """
 
 from importer.read.jsonl_records import MAX_DEPTH, integer_out_of_range, json_depth
-from importer.read.locations import Location, display_name, redact_urls, url_secrets
+from importer.read.locations import (
+    Location,
+    check_shown_apart,
+    display_name,
+    redact_urls,
+    url_secrets,
+)
 from importer.read.resolve import describe, expand
 from importer.read.source import MAX_CELL_BYTES_LIMIT, Source, fingerprint, open_source, open_stream
 
@@ -20,6 +26,7 @@ __all__ = [
     "MAX_DEPTH",
     "Location",
     "Source",
+    "check_shown_apart",
     "describe",
     "display_name",
     "expand",

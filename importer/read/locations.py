@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote
+
+from importer.errors import ConfigError
 
 KNOWN_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
 REMOTE_SCHEMES = ("s3://", "gs://", "https://", "http://")
@@ -66,6 +68,24 @@ def display_name(name: str) -> str:
     if scheme.lower() in ("http", "https"):
         rest = _hide_query(rest)
     return f"{scheme}://{authority}{rest}"
+
+
+def check_shown_apart(names: Iterable[str]) -> None:
+    """Refuse (ConfigError) two different sources that ``display_name`` shows alike.
+
+    Results, failures, verify and ``--state``'s operation names key rows by the name shown, so
+    ``/dl?file=jan.csv&key=K`` and ``/dl?file=feb.csv&key=K`` (both ``?file=***&key=***``) would
+    be mixed up. Showing some query values instead would need a list of the harmless ones, and
+    a parameter missing from a deny-list of credentials would leak: such sources go in separate
+    runs instead."""
+    seen: dict[str, str] = {}
+    for name in names:
+        shown = display_name(name)
+        if seen.setdefault(shown, name) != name:
+            raise ConfigError(
+                f"{shown} names two sources once their credentials are hidden (run.json, "
+                "results and --state would mix their rows up): import them in separate runs"
+            )
 
 
 def _hide_query(rest: str) -> str:

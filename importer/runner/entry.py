@@ -19,7 +19,7 @@ from importer.errors import ConfigError, StorageError
 from importer.filelock import utc_now
 from importer.mapping import CompiledMapping, load_mapping
 from importer.models import ImportStats, RowConverter, RowSource
-from importer.read import Source, expand, open_source, redact_urls
+from importer.read import Source, check_shown_apart, expand, open_source, redact_urls
 from importer.rundir import (
     FailureSource,
     Journal,
@@ -206,7 +206,9 @@ def run_import(
     options = read_options(config, mapping)
     sources: list[Source] = []
     try:
-        for location in expand(config.sources):
+        locations = expand(config.sources)
+        check_shown_apart(location.name for location in locations)
+        for location in locations:
             sources.append(open_source(location, options))
         converters = converters_for(sources, mapping)
         specs = _specs(sources, mapping)

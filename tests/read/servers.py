@@ -193,6 +193,8 @@ class Served:
     files: dict[str, bytes] = field(default_factory=dict)
     redirects: dict[str, str] = field(default_factory=dict)
     etags: bool = True
+    by_query: bool = False  # files keyed by path and query (an API's /dl?file=...), not path
+    dates: bool = True  # False: neither Last-Modified nor Content-Length (nothing to compare)
     cut_once_after: int | None = None  # cut the first full answer after this many body bytes
     ranges_asked: list[str] = field(default_factory=list)
     # A presigned or password-protected object: every request must carry these (403 if not).
@@ -223,7 +225,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _answer(self, head: bool) -> None:
         served = self.served
-        path = urlsplit(self.path).path
+        parts = urlsplit(self.path)
+        path = f"{parts.path}?{parts.query}" if served.by_query else parts.path
         served.authorizations.append(self.headers.get("Authorization"))
         if self._refused():
             self.send_error(403)
@@ -248,8 +251,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         if served.etags:
             self.send_header("ETag", f'"{hash(body) & 0xFFFFFFFF:x}"')
-        self.send_header("Last-Modified", "Tue, 01 Dec 2026 00:00:00 GMT")
-        self.send_header("Content-Length", str(len(body) - start))
+        if served.dates:
+            self.send_header("Last-Modified", "Tue, 01 Dec 2026 00:00:00 GMT")
+            self.send_header("Content-Length", str(len(body) - start))
         self.end_headers()
         if head:
             return
