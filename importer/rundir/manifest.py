@@ -6,7 +6,8 @@ or a mapping that changed since (exit 2): it cannot know which of their rows wer
 
 A source URL is recorded as ``display_name`` shows it, never with its credentials (userinfo, a
 presigned query's values): such an entry is marked ``url_redacted``, and a resume needs the URL
-again (``given_urls``), accepted when it shows as the recorded one and the object is unchanged.
+again (``given_urls``), accepted when it shows as the recorded one, matches the entry's
+``url_verifier`` (``importer.rundir.verifier``) and the object is unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from importer.errors import ConfigError
 from importer.mapping import CompiledMapping, load_mapping
 from importer.models import RowSource
 from importer.read import Location, describe, display_name, fingerprint
+from importer.rundir.verifier import matches, url_verifier
 
 
 def mapping_digest(path: Path | None) -> str | None:
@@ -65,7 +67,10 @@ def source_entry(source: RowSource) -> dict[str, Any]:
             "size": location.size,
             "fingerprint": location.version,  # ETag, generation or Last-Modified
         }
-        return entry | ({"url_redacted": True} if location.display != location.name else {})
+        if location.display == location.name:
+            return entry
+        # No credential in run.json: a salted slow hash tells its URL given again (verifier.py).
+        return entry | {"url_redacted": True, "url_verifier": url_verifier(location.name)}
     path = getattr(source, "path", None) or source.name
     absolute = None if source.name == "-" else str(Path(path).resolve())
     return {
@@ -115,16 +120,23 @@ def config_from(
 
 def given_urls(manifest: dict[str, Any], urls: Sequence[str]) -> dict[str, str]:
     """The source URLs given again (``--source``), by the name run.json records for them; each
-    must show (``display_name``) as one of the run's."""
-    recorded = [s["url"] for s in manifest.get("sources", []) if s.get("url")]
+    must show (``display_name``) as one of the run's and, when run.json holds its verifier
+    (not before this check existed), be the URL the run read, or it presigned again."""
+    entries = {s["url"]: s for s in manifest.get("sources", []) if s.get("url")}
     given: dict[str, str] = {}
     for url in urls:
         shown = display_name(url)
-        if shown not in recorded:
-            known = ", ".join(recorded) or "none"
+        if shown not in entries:
+            known = ", ".join(entries) or "none"
             raise ConfigError(
                 f"--source {shown} is not a source of this run (its URLs, as run.json records "
                 f"them: {known})"
+            )
+        verifier = entries[shown].get("url_verifier")
+        if verifier is not None and not matches(url, verifier):
+            raise ConfigError(
+                f"--source {shown} is not a source of this run: it shows as one, but another "
+                "query value, path or password makes it another URL than the one the run read"
             )
         given[shown] = url
     return given
