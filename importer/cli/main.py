@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -65,15 +66,25 @@ def entry() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        if _json_wanted(sys.argv[1:]):
-            answer = {
-                "status": "invalid",
-                "exit_code": exc.exit_code,
-                "error": exc.format_message(),
-            }
-            click.echo(json.dumps(answer))
+        _show_usage_error(exc)
         sys.exit(exc.exit_code)
+
+
+def _show_usage_error(exc: click.ClickException) -> None:
+    """click's message, with every URL shown without its credentials: it quotes what it
+    refused (``Got unexpected extra argument (https://user:password@...)``)."""
+    from importer.read import redact_urls
+
+    shown = io.StringIO()
+    exc.show(file=shown)
+    click.echo(redact_urls(shown.getvalue()), err=True, nl=False)
+    if _json_wanted(sys.argv[1:]):
+        answer = {
+            "status": "invalid",
+            "exit_code": exc.exit_code,
+            "error": redact_urls(exc.format_message()),
+        }
+        click.echo(json.dumps(answer))
 
 
 def _ending_options(func: Callable[..., None]) -> Callable[..., None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -143,6 +144,20 @@ def test_usage_errors_exit_2_before_anything_is_sent(
     done = _cli("run", str(csv), *args, env={"BRAZE_API_KEY": KEY})
     _no_traceback(done)
     assert done.returncode == 2 and fragment in done.stderr
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_a_usage_error_shows_a_url_without_its_credentials(tmp_path: Path, output: str) -> None:
+    """``resume RUN URL`` (--source forgotten): click quotes the extra argument it refuses."""
+    url = "https://u:LONGPASSWORD1@host/a.csv?X-Amz-Signature=SIGVALUE123"
+    done = _cli("resume", str(tmp_path), url, "--output", output, env={"BRAZE_API_KEY": KEY})
+    _no_traceback(done)
+    assert done.returncode == 2 and "unexpected extra argument" in done.stderr
+    assert "https://***@host/a.csv?X-Amz-Signature=***" in done.stderr
+    if output == "json":
+        assert "https://***@host/a.csv" in json.loads(done.stdout)["error"]
+    assert "LONGPASSWORD1" not in done.stdout + done.stderr
+    assert "SIGVALUE123" not in done.stdout + done.stderr
 
 
 def test_stdin_is_a_source(sandbox: Sandbox, tmp_path: Path) -> None:
