@@ -19,6 +19,8 @@ WILDCARDS = frozenset("*?[")
 HIDDEN = "***"
 # scheme://authority, then the rest (path, ?query, #fragment).
 _URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<rest>.*)", re.S)
+_HOST_PORT = re.compile(r"(\[[^\]]*\]|[^:@\[\]]*)(:[0-9]*)?")
+_AUTHORITY_END = re.compile(r"[/?#]")
 _URL_IN_ARG = re.compile(r"(?i)(?:https?|s3|gs)://\S*")
 # Shorter parts are not scrubbed from messages (X-Amz-Expires=3600, a user "u"): that would hide
 # words, not credentials. Names shown are hidden in full by display_name whatever their length.
@@ -59,15 +61,34 @@ def display_name(name: str) -> str:
     (``?X-Amz-Signature=***&X-Amz-Credential=***``): presigned URLs and SAS tokens carry their
     secret there. A bucket key may hold ``?`` and ``#``, so s3:// and gs:// keep theirs (they
     carry no credentials: those come from the provider's chain). Paths are left as they are."""
-    parts = _URL.fullmatch(name) if is_remote(name) else None
+    parts = url_parts(name)
     if parts is None:
         return name
-    scheme, authority, rest = parts["scheme"], parts["authority"], parts["rest"]
+    scheme, authority, rest = parts
     if "@" in authority:
         authority = HIDDEN + "@" + authority.rpartition("@")[2]
     if scheme.lower() in ("http", "https"):
         rest = _hide_query(rest)
     return f"{scheme}://{authority}{rest}"
+
+
+def url_parts(name: str) -> tuple[str, str, str] | None:
+    """A URL's scheme, authority (``[userinfo@]host[:port]``) and the rest; None: not a URL.
+
+    A password holding a ``/``, ``?`` or ``#`` not percent-encoded ends the authority there by
+    the RFC (urllib reads ``user:pa`` as host and port), which would show the rest of it. So
+    when the authority so cut is no host[:port] and an ``@`` follows, the authority runs on to
+    the last ``@`` before the next ``/?#``: the userinfo a person meant."""
+    parts = _URL.fullmatch(name) if is_remote(name) else None
+    if parts is None:
+        return None
+    scheme, authority, rest = parts["scheme"], parts["authority"], parts["rest"]
+    at = rest.find("@")
+    if at < 0 or "@" in authority or _HOST_PORT.fullmatch(authority):
+        return scheme, authority, rest
+    found = _AUTHORITY_END.search(rest, at)
+    cut = found.start() if found else len(rest)
+    return scheme, authority + rest[:cut], rest[cut:]
 
 
 def check_shown_apart(names: Iterable[str]) -> None:
@@ -106,13 +127,14 @@ def _hide_value(param: str) -> str:
 def url_secrets(name: str) -> list[str]:
     """The parts of a URL that ``display_name`` hides, as they may appear in a message (raw and
     percent-decoded): scrubbed from every error line as a last defence."""
-    parts = _URL.fullmatch(name) if is_remote(name) else None
+    parts = url_parts(name)
     if parts is None or name == display_name(name):
         return []
-    userinfo = parts["authority"].rpartition("@")[0]
-    before, _, fragment = parts["rest"].partition("#")
+    scheme, authority, rest = parts
+    userinfo = authority.rpartition("@")[0]
+    before, _, fragment = rest.partition("#")
     query = before.partition("?")[2]
-    if parts["scheme"].lower() not in ("http", "https"):
+    if scheme.lower() not in ("http", "https"):
         query = fragment = ""  # a key's own ? and # (display_name keeps them)
     whole = [userinfo, query, fragment]
     pieces = [userinfo.partition(":")[2], *(p.partition("=")[2] for p in query.split("&"))]

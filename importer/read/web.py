@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from importer.config import is_loopback
 from importer.errors import InputError
-from importer.read.locations import HIDDEN, Location, display_name, url_secrets
+from importer.read.locations import HIDDEN, Location, display_name, url_parts, url_secrets
 from importer.read.remote import CHUNK_BYTES, Changed, Dropped
 
 TIMEOUT_S = 60.0
@@ -33,6 +33,12 @@ USER_AGENT = "braze-importer"
 
 def check_url(url: str) -> None:
     parts = urlsplit(url)
+    meant = url_parts(url)
+    if meant is not None and meant[1] != parts.netloc:  # urllib would ask host "user", port "pa"
+        raise InputError(
+            f"{display_name(url)}: its user name or password holds a '/', '?' or '#': "
+            "percent-encode them (%2F, %3F, %23)"
+        )
     if not parts.hostname:
         raise InputError(f"{display_name(url)}: no host named")
     if parts.scheme.lower() == "http" and not is_loopback(parts.hostname):
