@@ -32,7 +32,16 @@ USER_AGENT = "braze-importer"
 
 
 def check_url(url: str) -> None:
-    parts = urlsplit(url)
+    """Refuse (InputError) what must not be asked for, a source's URL or a redirect's: another
+    scheme than https (urllib would follow a redirect to ftp://), plain http off loopback, a
+    malformed URL, a password that urllib would take for a port."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in ("https", "http"):  # the scheme alone: such a URL is not display_name's
+        raise InputError(f"refusing a redirect to {scheme or '(no scheme)'}://...: https only")
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [IPv6 address
+        raise InputError(f"{display_name(url)} is not a valid URL") from None
     meant = url_parts(url)
     if meant is not None and meant[1] != parts.netloc:  # urllib would ask host "user", port "pa"
         raise InputError(
@@ -41,7 +50,7 @@ def check_url(url: str) -> None:
         )
     if not parts.hostname:
         raise InputError(f"{display_name(url)}: no host named")
-    if parts.scheme.lower() == "http" and not is_loopback(parts.hostname):
+    if scheme == "http" and not is_loopback(parts.hostname):
         raise InputError(
             f"refusing plain http to {parts.hostname}: rows would travel in clear; use https "
             "(http is allowed for loopback only)"

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from importer.read import display_name, url_secrets
+from importer.errors import InputError
+from importer.read import describe, display_name, url_secrets
 from importer.sandbox import SandboxSettings, sandbox_in_thread
 from tests.read.servers import KEY, Served, https_server, run_args
 
@@ -93,3 +94,28 @@ def test_the_error_for_such_a_url_shows_no_part_of_the_password(tmp_path: Path, 
     assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr
     assert f"https://***@{host}/a.csv" in lines[0] and "percent-encode" in lines[0], lines[0]
     assert PASSWORD_TAIL not in done.stdout + done.stderr and "pa" + mark not in done.stderr
+
+
+def test_a_malformed_url_is_one_line_exit_2(tmp_path: Path) -> None:
+    done = subprocess.run(
+        _dry_run_args(tmp_path, "https://[::1/a.csv?sig=SIGVALUE123"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, lines
+    assert "https://[::1/a.csv?sig=*** is not a valid URL" in lines[0]
+    assert "SIGVALUE123" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("target", ["ftp://127.0.0.1:1/next.csv", "http://example.com/next.csv"])
+def test_a_redirect_to_anything_but_https_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    served = Served({"/a.csv": JAN}, redirects={"/moved.csv": target})
+    with https_server(served, tmp_path) as (base, ca_file):
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+        with pytest.raises(InputError, match=r"refusing|http is allowed for loopback") as refused:
+            describe(f"{base}/moved.csv")
+    assert refused.value.exit_code == 2
