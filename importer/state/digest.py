@@ -56,6 +56,9 @@ ALWAYS_KEPT = frozenset({"_update_existing_only", "_merge_objects", "push_token_
 _OPERATORS = frozenset({"inc", "add", "remove", "$add", "$remove", "$update"})
 _SORTED = orjson.OPT_SORT_KEYS
 _SEP = "\x1f"  # unit separator, between alias label and name
+# A fresh 8-byte BLAKE2b state, copied for each digest: the constructor parses its keyword
+# arguments on every call, ~40% of hashing a short value; a copy gives the same digest.
+_BLAKE2B_8 = blake2b(digest_size=DIGEST_BYTES)
 _IDENTIFIER_OF_TAG = {
     "x": "external_id",
     "b": "braze_id",
@@ -163,7 +166,7 @@ def _value_digests(obj: BrazeObject, key: str, row: str | None) -> ValueDigests:
 def operation_digest(row: str, name: str, value: dict[str, Any]) -> bytes:
     """``OPERATION`` + the fingerprint of one row's operation on attribute ``name``."""
     data = orjson.dumps(("o", row, name, sorted(value)))
-    return OPERATION + blake2b(data, digest_size=DIGEST_BYTES).digest()
+    return OPERATION + _hash8(data)
 
 
 def is_operation(digest: bytes | None) -> bool:
@@ -241,7 +244,9 @@ def value_digest(value: Any) -> bytes | None:
         data = orjson.dumps(value, option=_SORTED)
     except orjson.JSONEncodeError:
         return None  # not JSON we can canonicalise (e.g. an int beyond 64 bits): always send
-    return blake2b(data, digest_size=DIGEST_BYTES).digest()
+    hasher = _BLAKE2B_8.copy()  # _hash8, inlined: once per attribute value
+    hasher.update(data)
+    return hasher.digest()
 
 
 def whole_digest(obj: BrazeObject) -> bytes | None:
@@ -250,7 +255,7 @@ def whole_digest(obj: BrazeObject) -> bytes | None:
         data = orjson.dumps(obj, option=_SORTED)
     except orjson.JSONEncodeError:
         return None
-    return blake2b(data, digest_size=DIGEST_BYTES).digest()
+    return _hash8(data)
 
 
 def event_fingerprint(obj: BrazeObject) -> bytes | None:
@@ -276,7 +281,14 @@ def _fingerprint(fields: tuple[Any, ...]) -> bytes | None:
         data = orjson.dumps(fields, option=_SORTED)
     except orjson.JSONEncodeError:
         return None  # cannot be fingerprinted: always sent, never remembered
-    return blake2b(data, digest_size=DIGEST_BYTES).digest()
+    return _hash8(data)
+
+
+def _hash8(data: bytes) -> bytes:
+    """``blake2b(data, digest_size=8).digest()``, from a copied state (see ``_BLAKE2B_8``)."""
+    hasher = _BLAKE2B_8.copy()
+    hasher.update(data)
+    return hasher.digest()
 
 
 # --- one user's remembered attribute digests, packed in one blob --------------------------------
