@@ -76,21 +76,29 @@ def main() -> None:
     parser.add_argument("--mapping", choices=NAMES, default="crm")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--nights", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3, help="the least CPU of so many tries")
     args = parser.parse_args()
     source = str(ensure(args.mapping, 1_000_000))
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)  # as importer.runner.entry does for a run
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "state.sqlite"
-        for n in range(args.nights):
-            items = worker_items(source, mapping_path(args.mapping), args.rows, n == 0)
-            with DeliveryState.open(path, run_label=f"night {n + 1}") as state:
-                filter_s, record_s = night(state, items)
-            name = "first night" if n == 0 else f"night {n + 1} (unchanged)"
-            print(
-                f"{name:22} filter {filter_s * 1e6 / args.rows:6.2f} µs/row, "
-                f"record {record_s * 1e6 / args.rows:6.2f} µs/row"
-            )
+    items = [
+        worker_items(source, mapping_path(args.mapping), args.rows, n == 0)
+        for n in range(min(args.nights, 2))
+    ]
+    best: dict[int, tuple[float, float]] = {}
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "state.sqlite"
+            for n in range(args.nights):
+                with DeliveryState.open(path, run_label=f"night {n + 1}") as state:
+                    times = night(state, items[min(n, 1)])
+                best[n] = min(best.get(n, times), times, key=sum)
+    for n, (filter_s, record_s) in best.items():
+        name = "first night" if n == 0 else f"night {n + 1} (unchanged)"
+        print(
+            f"{name:22} filter {filter_s * 1e6 / args.rows:6.2f} µs/row, "
+            f"record {record_s * 1e6 / args.rows:6.2f} µs/row"
+        )
 
 
 if __name__ == "__main__":
