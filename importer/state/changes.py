@@ -91,7 +91,9 @@ class Delta:
 
     def __init__(self, names: dict[str, int]) -> None:
         self.names = names  # attribute name -> id, as stored
-        self.values: dict[str, ValueDigests] = {}  # in flight: user -> name -> digest sent
+        # In flight: user -> name -> digest sent. A new user's entry is the very dict of its
+        # row's digests (no copy: settled by identity), so entries are replaced, never changed.
+        self.values: dict[str, ValueDigests] = {}
         self.wholes: dict[tuple[RowRef, str], bytes] = {}  # whole digests awaiting confirmation
         self.occurrences: set[Occurrence] = set()  # events and purchases in flight
         self.deferred: dict[str, bytes] = {}  # exact whole digests of unchanged users, to store
@@ -280,6 +282,7 @@ class Delta:
             return self._new_user(ref, user, whole, values), 0
         remembered = decode_values(row[2]) if row is not None else {}
         sent: list[str] = []
+        flying: ValueDigests = {}  # what this object puts in flight
         exact = True  # every value had a digest: the whole digest may be stored
         operations = self.operations  # else no digest is an operation's: none looked for
         for name, digest in values.items():
@@ -293,13 +296,15 @@ class Delta:
                 if self._keyed:
                     self.operation_rows[operation] = ref
                 sent.append(name)
-                self.values.setdefault(user, {})[name] = digest
+                flying[name] = digest
                 continue
             if digest is not None and self._same(digest, name, in_flight, remembered):
                 continue
             exact = exact and digest is not None
             sent.append(name)
-            self.values.setdefault(user, {})[name] = digest
+            flying[name] = digest
+        if flying:
+            self.values[user] = flying if in_flight is None else {**in_flight, **flying}
         unchanged = count - len(sent)
         # The whole digest is exact only if every key left out equals the database's value.
         storable = whole if exact and in_flight is None else None
@@ -329,7 +334,7 @@ class Delta:
     def _new_user(self, ref: RowRef, user: str, whole: bytes | None, values: ValueDigests) -> Sent:
         """A user the state never saw: everything is sent, and its digests go in flight."""
         if values:  # else an identifier only: it creates the profile
-            self.values[user] = dict(values)  # a copy: settling deletes from it
+            self.values[user] = values  # not a copy: nothing changes an entry (see values)
             operations = operations_of((user, whole, 0, values)) if self.operations else None
             if operations:
                 self.occurrences.update(operations)
@@ -346,13 +351,14 @@ class Delta:
         """
         in_flight = self.values.get(user)
         if in_flight is not None:
-            if in_flight == values:  # the common case: the user's only row in flight
+            # The common case: the user's only row in flight, its own dict (a new user's).
+            if in_flight is values or in_flight == values:
                 del self.values[user]
-            else:
-                for name, digest in values.items():
-                    if in_flight.get(name, _ABSENT) == digest:
-                        del in_flight[name]
-                if not in_flight:
+            else:  # a new dict: the entry may be a row's own digests
+                left = {n: d for n, d in in_flight.items() if values.get(n, _ABSENT) != d}
+                if left:
+                    self.values[user] = left
+                else:
                     del self.values[user]
         whole = self.wholes.pop((ref, user), None)
         return whole if user not in self.values else None

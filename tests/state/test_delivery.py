@@ -147,6 +147,44 @@ def test_a_value_changed_and_changed_back_within_a_run_is_sent_next_night(path: 
     assert filtered.item.attributes == ({"external_id": "u1", "city": "Berlin"},)
 
 
+def test_a_later_row_of_a_new_user_in_flight_leaves_the_first_rows_digests_alone(
+    path: Path,
+) -> None:
+    """A new user's row goes in flight as its own digests (no copy): what a later row of the
+    same user puts in flight, or what confirming or releasing takes out, must not change them."""
+    with reopen(path) as state:
+        first, changed = state.filter_many(
+            [
+                item(2, attributes={"city": "Berlin", "vip": True}),
+                item(3, attributes={"city": "Hamburg", "vip": True}),
+            ]
+        )
+        assert first.item is not None and changed.item is not None
+        digests = first.item.digests[0][0][3]
+        before = dict(digests)
+        state.confirm([first.item])
+        repeat = state.filter(item(4, attributes={"city": "Hamburg", "vip": True}))
+        assert repeat.item is None  # Hamburg still in flight, vip confirmed
+        state.confirm([changed.item])
+        assert digests == before
+    with reopen(path) as state:
+        assert state.filter(item(5, attributes={"city": "Hamburg", "vip": True})).item is None
+        back = state.filter(item(6, attributes={"city": "Berlin", "vip": True}))
+        assert back.item is not None
+        assert back.item.attributes == ({"external_id": "u1", "city": "Berlin"},)
+
+
+def test_a_released_new_user_leaves_a_later_rows_values_in_flight(state: DeliveryState) -> None:
+    first, changed = state.filter_many(
+        [item(2, attributes={"city": "Berlin"}), item(3, attributes={"city": "Hamburg"})]
+    )
+    assert first.item is not None and changed.item is not None
+    state.release([first.item])
+    assert state.filter(item(4, attributes={"city": "Hamburg"})).item is None
+    again = state.filter(item(5, attributes={"city": "Berlin"}))
+    assert again.item is not None and again.item.attributes == first.item.attributes
+
+
 # --- events and purchases -----------------------------------------------------------------------
 
 
