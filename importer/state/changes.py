@@ -341,6 +341,7 @@ class Delta:
                 if self._keyed:
                     self.operation_rows.update(dict.fromkeys(operations, ref))
             elif whole is not None and None not in values.values():
+                # Only here: record_deliveries takes a new user's kept whole as "all plain".
                 self.wholes[ref, user] = whole
         return None
 

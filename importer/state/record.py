@@ -87,16 +87,18 @@ def _out_of_flight(
                 user, values = obj[0], obj[3]
                 assert values is not None  # what was sent was compared
                 blob, unset = None, 0
-                # A new user's row (in flight as its own dict, see Delta.values) is encoded now,
-                # while its digests are in the CPU's cache: a pass over 2,000 rows' dicts later
-                # misses it for every row, and the first night pays that for every user.
-                if in_flight.get(user) is values and plain(values):
+                fresh = in_flight.get(user) is values  # a new user's row (see Delta.values)
+                whole = settle(ref, user, values)
+                # Encoded now, while its digests are in the CPU's cache: a pass over 2,000 rows'
+                # dicts later misses it for every row, and a first night has only new users.
+                # A new user's whole digest is kept only when every value is plain (_new_user).
+                if fresh and (whole is not None or plain(values)):
                     try:
                         blob = encode_pairs(map(name_ids.__getitem__, values), values.values())
                         unset = countOf(values.values(), UNSET)
                     except KeyError:  # a name not stored yet: encoded later
                         blob = None
-                updates.append((user, values, settle(ref, user, values), blob, unset))
+                updates.append((user, values, whole, blob, unset))
                 if with_operations:
                     operations += operations_of(obj)
         events += event_occs

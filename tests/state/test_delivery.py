@@ -174,6 +174,20 @@ def test_a_later_row_of_a_new_user_in_flight_leaves_the_first_rows_digests_alone
         assert back.item.attributes == ({"external_id": "u1", "city": "Berlin"},)
 
 
+def test_a_new_users_value_that_cannot_be_compared_is_sent_and_not_remembered(
+    path: Path,
+) -> None:
+    """An int beyond 64 bits has no canonical JSON here: no digest, so it is always sent."""
+    huge = 2**70
+    with reopen(path) as state:
+        deliver(state, item(2, attributes={"city": "Berlin", "big": huge}))
+        assert state.inspect()["attribute_values"] == 1
+    with reopen(path) as state:
+        again = state.filter(item(3, attributes={"city": "Berlin", "big": huge}))
+    assert again.item is not None
+    assert again.item.attributes == ({"external_id": "u1", "big": huge},)
+
+
 def test_a_released_new_user_leaves_a_later_rows_values_in_flight(state: DeliveryState) -> None:
     first, changed = state.filter_many(
         [item(2, attributes={"city": "Berlin"}), item(3, attributes={"city": "Hamburg"})]
