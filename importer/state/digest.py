@@ -150,11 +150,25 @@ def value_digests(obj: BrazeObject, user: str, row: str | None = None) -> ValueD
 
 
 def _value_digests(obj: BrazeObject, key: str, row: str | None) -> ValueDigests:
-    digests = {
-        name: value_digest(value)
-        for name, value in obj.items()
-        if name != key and name not in ALWAYS_KEPT
-    }
+    digests: ValueDigests = {}
+    new_hasher, dumps = _BLAKE2B_8.copy, orjson.dumps
+    for name, value in obj.items():  # value_digest, inlined: once per attribute of every row
+        if name == key or name in ALWAYS_KEPT:
+            continue
+        if value is None:
+            digests[name] = UNSET
+            continue
+        if type(value) is dict and not _OPERATORS.isdisjoint(value):
+            digests[name] = None
+            continue
+        try:
+            data = dumps(value, option=_SORTED)
+        except orjson.JSONEncodeError:
+            digests[name] = None
+            continue
+        hasher = new_hasher()
+        hasher.update(data)
+        digests[name] = hasher.digest()
     if row is not None and None in digests.values():  # row is None: no operation in the mapping
         for name, digest in digests.items():
             value = obj[name]

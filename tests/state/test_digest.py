@@ -12,9 +12,11 @@ from importer.state.digest import (
     OPERATION,
     UNSET,
     event_fingerprint,
+    object_digests,
     operation_digest,
     purchase_fingerprint,
     value_digest,
+    value_digests,
     whole_digest,
 )
 
@@ -48,3 +50,28 @@ def test_digests_are_the_ones_files_already_hold() -> None:
 
 def test_digests_made_one_after_another_do_not_share_state() -> None:
     assert [value_digest(v) for v in ("a", "b", "a")] == [_stored("a"), _stored("b"), _stored("a")]
+
+
+def test_an_objects_value_digests_are_each_values_digest_but_identifier_and_flags() -> None:
+    obj = {
+        "external_id": "u1",
+        "_update_existing_only": False,
+        "city": "Hamburg",
+        "gone": None,
+        "points": {"inc": 1},
+        "prefs": {"b": 1, "a": 2},
+        "big": 2**70,
+        "tags": ["x"],
+    }
+    assert object_digests(obj) == (
+        "xu1",
+        whole_digest(obj),
+        6,
+        {
+            name: value_digest(obj[name])
+            for name in ("city", "gone", "points", "prefs", "big", "tags")
+        },
+    )
+    assert value_digests(obj, "xu1")["points"] is None  # an operator: never compared
+    assert value_digests(obj, "xu1")["big"] is None  # no canonical JSON: always sent
+    assert value_digests(obj, "xu1")["gone"] == UNSET
