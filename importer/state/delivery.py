@@ -130,6 +130,7 @@ class DeliveryState:
         self._run_id = run_id
         self._delta = Delta(load_names(conn))
         self._users_near, self._delivered_near = Neighbours(), Neighbours()
+        self._recorded_near = Neighbours()  # the users of confirmations: a stream of their own
         self._sources: OperationSources = None
 
     @property
@@ -278,7 +279,7 @@ class DeliveryState:
     def record(self, confirmed: Iterable[Confirmed]) -> None:
         """``confirm`` for rows given as (ref, digests of what Braze took): one transaction."""
         with self._failing_as("recording deliveries"):
-            record_deliveries(self._conn, self._delta, confirmed)
+            record_deliveries(self._conn, self._delta, confirmed, self._recorded_near)
 
     def release(self, items: Iterable[Item]) -> None:
         """Forget items that were filtered but will not be confirmed (refused, failed, dry run).

@@ -25,6 +25,7 @@ from importer.state.digest import (
     operations_of,
 )
 from importer.state.store import (
+    Neighbours,
     UserRow,
     add_delivered,
     add_name,
@@ -43,9 +44,14 @@ Update = tuple[str, ValueDigests, bytes | None, bytes | None, int]
 
 
 def record_deliveries(
-    conn: sqlite3.Connection, delta: Delta, confirmed: Iterable[Confirmed]
+    conn: sqlite3.Connection,
+    delta: Delta,
+    confirmed: Iterable[Confirmed],
+    near: Neighbours | None = None,
 ) -> None:
-    """Remember the confirmed objects and take them out of flight (rows in input order)."""
+    """Remember the confirmed objects and take them out of flight (rows in input order).
+    ``near``: look the users up with range scans while they are neighbours (``fetch_users``);
+    on a first night one scan finds that 500 new users are not there, not 500 look-ups."""
     updates, events, purchases, operations = _out_of_flight(delta, confirmed)
     if not (updates or events or purchases):
         return
@@ -53,7 +59,7 @@ def record_deliveries(
     users = dict.fromkeys([u[0] for u in updates] + [occ[0] for occ in (*events, *purchases)])
     with transaction(conn):
         flush_deferred(conn, delta)
-        rows = fetch_users(conn, users)
+        rows = fetch_users(conn, users, near)
         numbers, counts = _number_users(conn, users, rows)
         new_names = _add_names(conn, delta.names, updates)
         counts |= _write_users(conn, delta.names | new_names, updates, rows, numbers)
