@@ -101,9 +101,17 @@ class Delta:
         # (the same [operations] key) is a data error, not a delivery. ~100 bytes per such row;
         # rows named by fingerprint and line can never repeat one, so they are not kept.
         self.operation_rows: dict[Occurrence, RowRef] = {}
+        self._sent_operations = False  # see sent_operations
         self._keyed = False  # is the row ``decide`` looks at named by an [operations] key?
         self._operations_left_out = 0  # by the current ``decide``
         self._seen = self._compared = 0  # attributes objects, and those compared by value
+
+    @property
+    def sent_operations(self) -> bool:
+        """Has this run sent any operation? Until it has, no confirmed or released object
+        carries one, and nothing need look for them: a mapping whose json fields could hold
+        operators (so ``operations`` is set) pays for them only once one is sent."""
+        return self._sent_operations  # set wherever an operation goes in flight
 
     def needs_values(self, digests: ItemDigests, rows: dict[str, UserRow]) -> bool:
         """Is this item compared attribute by attribute (a user new, in flight or changed), so
@@ -291,6 +299,7 @@ class Delta:
                     self._operations_left_out += 1  # delivered before (or in flight: resent)
                     continue
                 self.occurrences.add(operation)
+                self._sent_operations = True
                 if self._keyed:
                     self.operation_rows[operation] = ref
                 sent.append(name)
@@ -336,6 +345,7 @@ class Delta:
             operations = operations_of((user, whole, 0, values)) if self.operations else None
             if operations:
                 self.occurrences.update(operations)
+                self._sent_operations = True
                 if self._keyed:
                     self.operation_rows.update(dict.fromkeys(operations, ref))
             elif whole is not None and None not in values.values():
@@ -368,5 +378,6 @@ class Delta:
         for obj in objects:
             if obj is not None and obj[3] is not None:  # else never in flight
                 self.settle(ref, obj[0], obj[3])
-                self.occurrences.difference_update(operations_of(obj))
+                if self._sent_operations:
+                    self.occurrences.difference_update(operations_of(obj))
         self.occurrences.difference_update(o for o in (*events, *purchases) if o is not None)

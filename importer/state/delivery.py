@@ -145,6 +145,11 @@ class DeliveryState:
         self._sources = sources
         self._delta.operations = sources is not None
 
+    @property
+    def sent_operations(self) -> bool:
+        """Has this run sent an operation yet (``Delta.sent_operations``)?"""
+        return self._delta.sent_operations
+
     @classmethod
     def open(cls, path: Path, *, run_label: str) -> DeliveryState:
         """Open or create ``path`` (mode 0600) and lock it; ``Locked`` when a run holds it."""

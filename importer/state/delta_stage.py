@@ -173,7 +173,7 @@ class DeltaStage:
             if released:
                 self.state.forget(released)
             self._queued += confirmed
-            operations = self.state.operation_sources is not None and _carries_operations(confirmed)
+            operations = self.state.sent_operations and _carries_operations(confirmed)
         if then is None:
             self.flush()
         elif not self._queued and not self._thens:

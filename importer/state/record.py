@@ -85,7 +85,7 @@ def _out_of_flight(
     purchases: list[Occurrence | None] = []
     operations: list[Occurrence] = []
     settle, in_flight, name_ids = delta.settle, delta.values, delta.names
-    with_operations = delta.operations  # else no value digest is an operation's: not looked for
+    with_operations = delta.sent_operations  # else no value digest is an operation's
     plain = _plain if with_operations else _compared
     for ref, (objects, event_occs, purchase_occs) in confirmed:
         for obj in objects:
@@ -105,7 +105,7 @@ def _out_of_flight(
                     except KeyError:  # a name not stored yet: encoded later
                         blob = None
                 updates.append((user, values, whole, blob, unset))
-                if with_operations:
+                if with_operations and blob is None:  # a blob's values are plain: no operation
                     operations += operations_of(obj)
         events += event_occs
         purchases += purchase_occs

@@ -132,3 +132,30 @@ def test_only_keyed_operations_are_kept_to_catch_a_repeated_key(tmp_path: Path) 
         assert list(state._delta.operation_rows.values()) == [RowRef("export.csv", 60)]
         repeated = state.filter(op_item("export.csv", 61, "T1", points={"inc": 1}))
         assert repeated.item is None and repeated.repeats == RowRef("export.csv", 60)
+
+
+def test_a_run_that_sends_its_first_operation_late_remembers_it(tmp_path: Path) -> None:
+    """Until a run sends an operation nothing looks for one (``sent_operations``): the first
+    one, after plain rows of new users were confirmed, is still remembered, and released
+    ones are taken out of flight."""
+    path = tmp_path / "s.state"
+    with DeliveryState.open(path, run_label="first") as state:
+        _named(state, NIGHT1)
+        plain = Item(
+            RowRef("export.csv", 2), {}, "external_id:u0", ({"external_id": "u0", "a": 1},)
+        )
+        deliver(state, plain)
+        assert not state.sent_operations
+        refused = state.filter(op_item("export.csv", 3, points={"inc": 2}))
+        assert state.sent_operations and refused.item is not None
+        state.release([refused.item])
+        deliver(
+            state,
+            op_item("export.csv", 3, points={"inc": 2}),
+            op_item("export.csv", 4, p={"inc": 1}),
+        )
+        assert state.inspect()["operations"] == 2
+    with reopen(path) as state:
+        _named(state, dict(NIGHT1))
+        assert state.filter(op_item("export.csv", 3, points={"inc": 2})).item is None
+        assert state.filter(plain).item is None
