@@ -85,16 +85,16 @@ def _operation_sources(
         return named
     if not mapping.may_carry_operations:
         return None
-    unnamed = [name for name, found in recorded.items() if found is None]
     repeating = any(f.op in _REPEATING for f in mapping.attributes)
-    if config.state_path is not None and mapping.operations_key is None and unnamed and repeating:
-        raise ConfigError(
-            f"--state cannot remember the operations (inc, add, remove) of rows read from "
-            f"{', '.join(unnamed)}: it has no fingerprint (stdin, or an object without a "
-            "version), so a rerun or retry would apply them again; give the mapping an "
-            "[operations] key column, or import from a file"
-        )
     if config.state_path is not None and mapping.operations_key is None and repeating:
+        unnamed = [name for name, found in recorded.items() if found is None]
+        if unnamed:
+            raise ConfigError(
+                f"--state cannot remember the operations (inc, add, remove) of rows read from "
+                f"{', '.join(unnamed)}: it has no fingerprint (stdin, or an object without a "
+                "version), so a rerun or retry would apply them again; give the mapping an "
+                "[operations] key column, or import from a file"
+            )
         log.warning(
             "the mapping's operations (inc, add, remove) have no [operations] key: --state "
             "names them by their source's fingerprint and line, so an edited or re-exported "
