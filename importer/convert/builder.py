@@ -12,7 +12,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from importer.convert.checks import Checks, FieldValues, object_checks, properties_check
+from importer.convert.checks import (
+    FieldValues,
+    ObjectCheck,
+    compiled,
+    object_checks,
+    properties_check,
+)
 from importer.convert.codegen import (
     COMBINE,
     MERGE,
@@ -128,12 +134,12 @@ def values_of(item: CompiledField) -> FieldValues:
 class RowCode:
     """A mapping's generated functions for one shape of record (see importer.convert.codegen):
     the identifier's reader, the attributes filler, and each event's / purchase's builder
-    with the checks its values need."""
+    with the checks its values need (importer.convert.checks.compiled; None: none can fail)."""
 
     identity: Read | None
     attributes: Fill
-    events: tuple[tuple[Build, Checks], ...]
-    purchases: tuple[tuple[Build, Checks], ...]
+    events: tuple[tuple[Build, ObjectCheck | None], ...]
+    purchases: tuple[tuple[Build, ObjectCheck | None], ...]
     operations: Read | None = None  # the ``[operations] key`` reader
 
 
@@ -163,7 +169,7 @@ def _plans(items: Iterable[CompiledField]) -> tuple[FieldPlan, ...]:
     return tuple(field_plan(item) for item in items)
 
 
-def _builder(spec: ObjectSpec, columns: Columns | None) -> tuple[Build, Checks]:
+def _builder(spec: ObjectSpec, columns: Columns | None) -> tuple[Build, ObjectCheck | None]:
     """build(data, base): the object for this row, or None when a required column is empty
     (then a value of it that could not be converted does not matter); and its checks."""
     build = make_build(
@@ -172,4 +178,5 @@ def _builder(spec: ObjectSpec, columns: Columns | None) -> tuple[Build, Checks]:
     fields = (*spec.required, *spec.optional)
     checks = object_checks(spec.array, (values_of(item) for item in fields))
     extra = properties_check(spec.array, (values_of(p) for p in spec.properties))
-    return build, ((*checks, extra) if extra is not None else checks)
+    kept = (*checks, extra) if extra is not None else checks
+    return build, compiled(kept) if kept else None

@@ -18,7 +18,7 @@ names; a name longer than 255 characters keeps the full properties check).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from importer.mapping import OMIT
@@ -55,12 +55,14 @@ _SHORT = (1, MAX_STRING_CHARS)
 
 
 class Rule(NamedTuple):
-    """A field's checker, the shapes it accepts whatever the value, and the text lengths it
-    accepts whatever the text (``text[0]``..``text[1]`` characters)."""
+    """A field's checker, the shapes it accepts whatever the value, the text lengths it
+    accepts whatever the text (``text[0]``..``text[1]`` characters), and whether it accepts
+    any list whose texts are that short (``items``: a custom attribute's array)."""
 
     check: Checker
     accepts: frozenset[str]
     text: tuple[int, int] = NEVER
+    items: bool = False
 
 
 def _accepts(*shapes: str, text: tuple[int, int] = NEVER) -> tuple[frozenset[str], tuple[int, int]]:
@@ -103,7 +105,7 @@ def rule_for(array: str, field: str) -> Rule | None:
     if check is None:
         return None
     if array == "attributes" and field not in ATTRIBUTE_FIELDS:  # a custom attribute
-        return Rule(check, *_CUSTOM) if field else Rule(check, frozenset())
+        return Rule(check, *_CUSTOM, items=True) if field else Rule(check, frozenset())
     return Rule(check, *_ACCEPTS.get(field, (frozenset(), NEVER)))
 
 
@@ -127,13 +129,16 @@ class FieldCheck(NamedTuple):
     longest: int
     check: Checker
     passed: set[Any]
+    items: bool = False  # a list whose texts are at most ``longest`` long passes (Rule.items)
 
 
 PASSED_KEPT = 4096  # values remembered per check; a unique column (emails) stops at this
 
 
-def _field_check(key: str, text: tuple[int, int], check: Checker) -> FieldCheck:
-    return FieldCheck(key, text[0], text[1], check, set())
+def _field_check(
+    key: str, text: tuple[int, int], check: Checker, items: bool = False
+) -> FieldCheck:
+    return FieldCheck(key, text[0], text[1], check, set(), items)
 
 
 Checks = tuple[FieldCheck, ...]
@@ -144,7 +149,7 @@ def field_check(array: str, values: FieldValues) -> FieldCheck | None:
     rule = rule_for(array, values.key)
     if rule is None or _always_accepted(rule, values):
         return None
-    return _field_check(values.key, rule.text, rule.check)
+    return _field_check(values.key, rule.text, rule.check, rule.items)
 
 
 def _always_accepted(rule: Rule, values: FieldValues) -> bool:
@@ -208,7 +213,7 @@ def identity_check(key: str) -> FieldCheck:
 
 def first_violation(obj: BrazeObject, checks: Checks) -> Violation | None:
     """The first kept check ``obj`` fails, in order; None when it passes them all."""
-    for key, shortest, longest, check, passed in checks:
+    for key, shortest, longest, check, passed, _items in checks:
         value = obj.get(key, OMIT)
         if value is OMIT:
             continue
@@ -224,3 +229,59 @@ def first_violation(obj: BrazeObject, checks: Checks) -> Violation | None:
         if (kind is str or kind is int) and len(passed) < PASSED_KEPT:
             passed.add(value)
     return None
+
+
+ObjectCheck = Callable[[BrazeObject], Violation | None]
+
+
+def compiled(checks: Checks) -> ObjectCheck:
+    """``first_violation(obj, checks)`` as one generated function: the loop unrolled, each
+    check's fast paths inline (no tuple unpacked, no length test a check cannot pass). This
+    runs for every object of every row: ~1.5 µs a CRM row in the loop.
+
+    As in importer.convert.codegen, nothing from the mapping enters the source: keys, bounds,
+    checkers and remembered values are closure variables ``c<n>``."""
+    values: list[Any] = []
+
+    def value(item: Any) -> str:
+        values.append(item)
+        return f"c{len(values) - 1}"
+
+    lines = ["def check(obj):", "    get = obj.get"]
+    for key, shortest, longest, check, passed, items in checks:
+        k, c, p = value(key), value(check), value(passed)
+        remember = [
+            f"violation = {c}({k}, value)",
+            "if violation is not None:",
+            "    return violation",
+            f"if len({p}) < {PASSED_KEPT}:",
+            f"    {p}.add(value)",
+        ]
+        known = f"value not in {p}"
+        if shortest <= longest:
+            known = f"not {int(shortest)} <= len(value) <= {int(longest)} and {known}"
+        lines += [f"    value = get({k}, OMIT)", "    if value is not OMIT:"]
+        lines += ["        if value.__class__ is str:", f"            if {known}:"]
+        lines += [f"                {line}" for line in remember]
+        lines += ["        elif value.__class__ is int:", f"            if value not in {p}:"]
+        lines += [f"                {line}" for line in remember]
+        if items:  # the check refuses such a list only for a text item over ``longest``
+            lines += [
+                "        elif value.__class__ is list:",
+                "            for item in value:",
+                f"                if item.__class__ is str and len(item) > {int(longest)}:",
+                f"                    violation = {c}({k}, value)",
+                "                    if violation is not None:",
+                "                        return violation",
+                "                    break",
+            ]
+        lines += ["        else:", f"            violation = {c}({k}, value)"]
+        lines += ["            if violation is not None:", "                return violation"]
+    lines.append("    return None")
+    names = ", ".join(f"c{n}" for n in range(len(values)))
+    text = "\n".join([f"def _make(OMIT, {names}):", *("    " + line for line in lines)])
+    text += "\n    return check"
+    namespace: dict[str, Any] = {}
+    exec(compile(text, "<mapping checks>", "exec"), namespace)
+    made: ObjectCheck = namespace["_make"](OMIT, *values)
+    return made

@@ -21,6 +21,7 @@ from importer.convert.builder import RowCode, row_code, values_of
 from importer.convert.checks import (
     Checks,
     FieldValues,
+    compiled,
     first_violation,
     identity_check,
     object_checks,
@@ -71,9 +72,10 @@ class Converter:
         groups = (
             (FieldValues("subscription_groups", "json"),) if mapping.subscription_groups else ()
         )
-        self._attribute_checks = object_checks(
+        attribute_checks = object_checks(
             "attributes", (*(values_of(item) for item in mapping.attributes), *groups)
         )
+        self._check_attributes = compiled(attribute_checks) if attribute_checks else None
         self._dict_code = row_code(mapping)
         # The code over a CSV file's cells, for the header it was made for (None: the mapping
         # needs record dicts, e.g. for a ``map``).
@@ -115,24 +117,24 @@ class Converter:
                 obj = code.attributes(base.copy(), data)
                 if len(obj) > len(base):
                     attributes = (obj,)
-                    if self._attribute_checks:
-                        violation = first_violation(obj, self._attribute_checks)
+                    if self._check_attributes is not None:
+                        violation = self._check_attributes(obj)
                         blamed = "attributes"
             events: tuple[BrazeObject, ...] = ()
-            for build, checks in code.events:
+            for build, check in code.events:
                 built = build(data, base)
                 if built is not None:
                     events += (built,)
-                    if violation is None and checks:
-                        violation = first_violation(built, checks)
+                    if violation is None and check is not None:
+                        violation = check(built)
                         blamed = "event"
             purchases: tuple[BrazeObject, ...] = ()
-            for build, checks in code.purchases:
+            for build, check in code.purchases:
                 built = build(data, base)
                 if built is not None:
                     purchases += (built,)
-                    if violation is None and checks:
-                        violation = first_violation(built, checks)
+                    if violation is None and check is not None:
+                        violation = check(built)
                         blamed = "purchase"
         except RecordError as exc:
             return RowFailure(row.ref, "convert", exc.code, exc.message, record)

@@ -116,6 +116,10 @@ def test_every_shape_a_rule_accepts_passes_its_checker(array: str, key: str, dat
         for length in {shortest, min(longest, shortest + 7), min(longest, 1200)}:
             text = data.draw(st.text(min_size=length, max_size=length), label="text")
             assert rule.check(key, text) is None, (length, text)
+    if rule.items:  # a list passes unless a text item is longer than the rule's texts
+        items = st.text(max_size=longest) | st.integers() | st.none() | st.floats()
+        value = data.draw(st.lists(items | st.lists(st.text(min_size=300)), max_size=4))
+        assert rule.check(key, value) is None, value
 
 
 def test_a_field_keeps_a_check_only_if_its_values_can_break_the_rule() -> None:
@@ -362,3 +366,44 @@ def test_a_passed_value_is_remembered_by_type_so_true_never_passes_as_one() -> N
     assert violation is not None and violation.code == "invalid_quantity"
     assert first_violation({"quantity": 0}, checks) is not None
     assert 0 not in checks[0].passed
+
+
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 200) | st.floats() | CELL | st.text(min_size=250),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(CELL, inner, max_size=3),
+    max_leaves=5,
+)
+CHECKED = [
+    *(("attributes", key) for key in ("email", "phone", "gender", "country", "dob", "nick")),
+    *(("attributes", key) for key in ("external_id", "first_name", "_merge_objects")),
+    *(("purchases", key) for key in ("product_id", "currency", "quantity", "price", "time")),
+    ("events", "properties"),
+]
+
+
+@SETTINGS
+@given(
+    fields=st.lists(st.sampled_from(CHECKED), min_size=1, max_size=5, unique=True),
+    data=st.data(),
+)
+def test_the_compiled_checks_find_what_first_violation_finds(
+    fields: list[tuple[str, str]], data: Any
+) -> None:
+    """``compiled`` is ``first_violation`` unrolled, the remembered values included: the same
+    first violation, object after object, with checks that keep remembering."""
+    from importer.convert.checks import FieldCheck, compiled, first_violation
+
+    kept: list[FieldCheck] = []
+    for array, key in fields:
+        rule = rule_for(array, key)
+        assert rule is not None
+        kept.append(FieldCheck(key, *rule.text, rule.check, set(), rule.items))
+    checks = tuple(kept)
+    twin = tuple(check._replace(passed=set()) for check in checks)
+    check = compiled(twin)
+    keys = [key for _, key in fields]
+    edges = [["x" * 255, 2], [None, "é" * 256], "x" * 256, True, 1, {"inc": "x"}, {"add": [[]]}]
+    objects = [*({key: value for key in keys} for value in edges)]
+    objects += data.draw(st.lists(st.dictionaries(st.sampled_from(keys), VALUES), max_size=6))
+    for obj in objects:
+        assert check(obj) == first_violation(obj, checks), obj
