@@ -62,7 +62,7 @@ class Rule(NamedTuple):
     check: Checker
     accepts: frozenset[str]
     text: tuple[int, int] = NEVER
-    items: bool = False
+    items: bool = False  # also: any object that is not an operation (a nested attribute)
 
 
 def _accepts(*shapes: str, text: tuple[int, int] = NEVER) -> tuple[frozenset[str], tuple[int, int]]:
@@ -232,6 +232,7 @@ def first_violation(obj: BrazeObject, checks: Checks) -> Violation | None:
 
 
 ObjectCheck = Callable[[BrazeObject], Violation | None]
+_OPERATION_KEYS = frozenset({"add", "remove"})
 
 
 def compiled(checks: Checks) -> ObjectCheck:
@@ -274,6 +275,15 @@ def compiled(checks: Checks) -> ObjectCheck:
                 "                    if violation is not None:",
                 "                        return violation",
                 "                    break",
+                # an object is checked only if it reads as an operation (``{"inc": n}``,
+                # ``{"add": [...]}``): any other is a nested attribute, which always passes
+                "        elif value.__class__ is dict:",
+                '            if ("inc" in value and len(value) == 1) or (',
+                f"                value and value.keys() <= {value(_OPERATION_KEYS)}",
+                "            ):",
+                f"                violation = {c}({k}, value)",
+                "                if violation is not None:",
+                "                    return violation",
             ]
         lines += ["        else:", f"            violation = {c}({k}, value)"]
         lines += ["            if violation is not None:", "                return violation"]

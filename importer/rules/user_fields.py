@@ -62,6 +62,8 @@ _EMAIL = re.compile(r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]{2,}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 # Loose: digits with the usual separators, optional leading +, at least 3 digits in all.
 _PHONE = re.compile(r"\+?[0-9(][0-9 ()./-]*")
+# The same and the 3 digits in one match (a lookahead): a good number costs one call.
+_GOOD_PHONE = re.compile(r"(?=(?:[^0-9]*[0-9]){3})\+?[0-9(][0-9 ()./-]*")
 
 
 def short(value: Any) -> str:
@@ -139,6 +141,8 @@ def _email(field: str, value: Any) -> Violation | None:
 
 def _phone(field: str, value: Any) -> Violation | None:
     if value is None:
+        return None
+    if type(value) is str and len(value) <= 40 and _GOOD_PHONE.fullmatch(value) is not None:
         return None
     if type(value) is not str or _PHONE.fullmatch(value) is None or len(value) > 40:
         return Violation("invalid_phone", f"{field} is not a valid phone number: {short(value)}")

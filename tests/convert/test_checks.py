@@ -42,6 +42,7 @@ from importer.rules.objects import EVENT_FIELDS, PURCHASE_FIELDS, check_object
 from importer.rules.user_fields import ATTRIBUTE_FIELDS
 
 REF = RowRef("t.csv", 2)
+OPS = {"add", "remove"}
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # --- each rule's claims -------------------------------------------------------------------------
@@ -120,6 +121,9 @@ def test_every_shape_a_rule_accepts_passes_its_checker(array: str, key: str, dat
         items = st.text(max_size=longest) | st.integers() | st.none() | st.floats()
         value = data.draw(st.lists(items | st.lists(st.text(min_size=300)), max_size=4))
         assert rule.check(key, value) is None, value
+        nested = data.draw(st.dictionaries(st.text(max_size=4), items, max_size=3))
+        if not (("inc" in nested and len(nested) == 1) or (nested and nested.keys() <= OPS)):
+            assert rule.check(key, nested) is None, nested  # not an operation
 
 
 def test_a_field_keeps_a_check_only_if_its_values_can_break_the_rule() -> None:
@@ -403,6 +407,7 @@ def test_the_compiled_checks_find_what_first_violation_finds(
     check = compiled(twin)
     keys = [key for _, key in fields]
     edges = [["x" * 255, 2], [None, "é" * 256], "x" * 256, True, 1, {"inc": "x"}, {"add": [[]]}]
+    edges += [{}, {"inc": 1.5, "add": 1}, {"remove": [[1]]}, {"add": 2, "x": 1}, {"a": [[]]}]
     objects = [*({key: value for key in keys} for value in edges)]
     objects += data.draw(st.lists(st.dictionaries(st.sampled_from(keys), VALUES), max_size=6))
     for obj in objects:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -267,3 +268,22 @@ field_names = st.sampled_from(
 def test_arbitrary_json_never_raises(array: str, obj: dict[str, Any]) -> None:
     violation = check_object(array, obj)
     assert violation is None or (violation.code.islower() and violation.message)
+
+
+def _phone_as_first_written(value: Any) -> bool:
+    """The phone rule as two tests: the pattern and the length, then three digits."""
+    pattern = re.compile(r"\+?[0-9(][0-9 ()./-]*")
+    if type(value) is not str or pattern.fullmatch(value) is None or len(value) > 40:
+        return False
+    return sum(map(str.isdigit, value)) >= 3
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet="+()0123456789 ./-a٣", max_size=45)
+    | st.sampled_from(["+49 30 1234", "12", "(1)", "1-2", "+123", "1" * 41, "1" * 40])
+)
+def test_a_phone_passes_in_one_match_exactly_when_it_passes_both_tests(value: str) -> None:
+    assert (check_object("attributes", attrs(phone=value)) is None) == _phone_as_first_written(
+        value
+    )
