@@ -12,7 +12,7 @@ from importer.config import BatchLimits
 from importer.models import ARRAYS, Batch, Item, RowFailure, RowRef
 from importer.rules import apply_attribute, combine_attributes
 from importer.send.client import RefusedObject
-from importer.send.packer import pack, split
+from importer.send.packer import pack, serialised, split
 from importer.send.sender import map_object_errors
 
 
@@ -282,3 +282,50 @@ def test_a_half_whose_rows_no_longer_combine_is_cut_there() -> None:
     sent = [obj for p in parts for obj in orjson.loads(p.body)["attributes"]]
     assert len(sent) == 3
     assert _profiles(sent) == _profiles([r.attributes[0] for r in rows])
+
+
+@st.composite
+def mapped_items(draw: st.DrawFn) -> list[Item]:
+    """Rows as a mapping makes them, mostly: one attributes object, at most one event and one
+    purchase; now and then another shape, a repeated user or an object too big to share."""
+    out = []
+    for line in range(2, draw(st.integers(0, 90)) + 2):
+        user = str(draw(st.integers(0, 40)))
+        shape = draw(st.sampled_from([(1, 1, 0), (1, 1, 1), (1, 0, 0), (1, 0, 1), (0, 1, 0)]))
+        if draw(st.integers(0, 9)) == 0:
+            shape = (draw(st.integers(0, 3)), draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+        pad = draw(st.sampled_from([0, 40, 400, 1_500]))
+        objects = {
+            a: tuple(_obj(user, line * 10 + i, pad) for i in range(n))
+            for a, n in zip(ARRAYS, shape, strict=True)
+        }
+        out.append(Item(RowRef("f.csv", line), {}, f"external_id:{user}", **objects))
+    return out
+
+
+def _packed(rows: list[Item], limits: BatchLimits) -> list[tuple[Any, ...]]:
+    return [
+        (out.ref.line, out.message)
+        if isinstance(out, RowFailure)
+        else (out.number, out.body, out.refs, out.owners, out.merged, out.own_attributes)
+        for out in pack(rows, limits)
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(mapped_items(), limit_sets)
+def test_the_usual_rows_pack_in_one_step_as_every_other_row_packs(
+    rows: list[Item], limits: BatchLimits
+) -> None:
+    """``_added`` (one attributes object, an event and a purchase at most, a user new to the
+    request) gives the requests the general path gives, from dicts and from worker bytes."""
+    from importer.send import packer
+
+    fast = _packed(rows, limits)
+    assert _packed([serialised(item) for item in rows], limits) == fast
+    added = packer._added
+    packer._added = lambda *_: False  # type: ignore[assignment]  # the general path alone
+    try:
+        assert _packed(rows, limits) == fast
+    finally:
+        packer._added = added
