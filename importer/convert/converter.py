@@ -102,7 +102,10 @@ class Converter:
         if self._raw:
             return _convert_unmapped(row)
         record = row.record
-        code, data = self._code_for(record)
+        if record.__class__ is CsvRecord and record.header is self._header and self._cells_code:
+            code, data = self._cells_code, record.cells  # a CSV row: the common case, no call
+        else:
+            code, data = self._code_for(record)
         violation: Violation | None = None
         blamed = ""
         try:
