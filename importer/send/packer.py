@@ -252,13 +252,17 @@ def _added(batch: _Open, item: Item, limits: BatchLimits) -> bool:
     False, and nothing added, for any other row or one that does not fit."""
     wire = item.wire
     if wire is None:
-        objects = (item.attributes, item.events, item.purchases)
-        if len(objects[0]) != 1 or len(objects[1]) > 1 or len(objects[2]) > 1:
+        of_a, of_e, of_p = item.attributes, item.events, item.purchases
+        if len(of_a) != 1 or len(of_e) > 1 or len(of_p) > 1:
             return False
         if item.user in batch.attribute_of_user:
             return False
         dumps = orjson.dumps
-        fragments = tuple([dumps(objs[0])] if objs else _NONE for objs in objects)
+        fragments: Sequence[_Fragments] = (
+            (dumps(of_a[0]),),
+            (dumps(of_e[0]),) if of_e else _NONE,
+            (dumps(of_p[0]),) if of_p else _NONE,
+        )
     else:
         if len(wire[0]) != 1 or len(wire[1]) > 1 or len(wire[2]) > 1:
             return False
