@@ -249,21 +249,10 @@ class DeliveryState:
                     raise ValueError(f"{item.ref}: an item without its objects needs objects=")
                 item = objects(item)._replace(digests=d)
             if _lacks_values(d) and delta.needs_values(d, rows):
+                # No operation among them: item_digests leaves no operation's digests out.
                 d = with_values(item, d, self._sources)
-                if self._sources is not None:  # rare: digests made elsewhere without values
-                    self._known_operations(d, rows, known)
             left.append(delta.decide(item, d, rows, known))
         return left
-
-    def _known_operations(
-        self, digests: ItemDigests, rows: dict[str, UserRow], known: set[Occurrence]
-    ) -> None:
-        """Add to ``known`` the delivered operations among value digests computed late."""
-        wanted = _stored_keys((digests,), rows)
-        if wanted:
-            with self._failing_as("reading"):
-                found = fetch_delivered(self._conn, wanted)
-            known.update(wanted[key] for key in found)
 
     def compared_share(self) -> float:
         """The share of attributes objects filtered since the last call that needed their

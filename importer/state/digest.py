@@ -32,7 +32,9 @@
 worker process when there are several — so the main process only looks up and compares. The
 value digests cost one hash per attribute, most of the work, and a night where little changed
 needs few of them (an unchanged user is recognised by its whole digest): ``values=False`` leaves
-them out, and ``with_values`` adds them to the items that turn out to need them.
+them out, and ``with_values`` adds them to the items that turn out to need them. Never out of an
+object carrying an operation (its digests are needed to look it up), so digests added later
+never hold one.
 """
 
 from __future__ import annotations
@@ -88,16 +90,13 @@ ItemDigests = tuple[
 def item_digests(item: Item, values: bool = True, sources: OperationSources = None) -> ItemDigests:
     """Everything the state compares of an item's objects: pure, so any process can do it.
 
-    ``values=False`` leaves the value digests out (None), for ``with_values`` to add if needed.
+    ``values=False`` leaves the value digests out (None) of every object that carries no
+    operation, for ``with_values`` to add if needed.
     ``sources``: how rows without an ``[operations] key`` name their operations (None: the
     mapping has none, and no value is looked at as one).
     """
     # Comprehensions over tuples and skipped empties: once per row, on every row.
     attributes, events, purchases = _objects(item)
-    if sources is not None:
-        # Operations are value digests, looked up in the delivered table for a whole chunk at
-        # once; and a key is in no record the main process could read it from again.
-        values = True
     row = None if sources is None else operation_identity(item, sources)
     objects = tuple([object_digests(obj, values, row) for obj in attributes]) if attributes else ()
     # The row's user once, not once per object: pickled once, and one string in memory.
@@ -135,13 +134,24 @@ def object_digests(
     if identity is None:
         return None
     key, user = identity
-    if values:
+    # An object carrying an operation always comes with its value digests: operations are
+    # value digests, looked up in the delivered table for a whole chunk at once. Only then: a
+    # mapping with a json field "may carry" operations, and on a night where little changed
+    # hashing every value of every row for them cost the workers more than the rest of a row.
+    if values or (row is not None and _carries_operator(obj)):
         digests = _value_digests(obj, key, row)
         return user, whole_digest(obj), len(digests), digests
     flags = (  # ALWAYS_KEPT, spelled out: once per row
         ("_update_existing_only" in obj) + ("_merge_objects" in obj) + ("push_token_import" in obj)
     )
     return user, whole_digest(obj), len(obj) - 1 - flags, None
+
+
+def _carries_operator(obj: BrazeObject) -> bool:
+    for value in obj.values():  # noqa: SIM110 - a loop, no generator: once per row
+        if type(value) is dict and not _OPERATORS.isdisjoint(value):
+            return True
+    return False
 
 
 def value_digests(obj: BrazeObject, user: str, row: str | None = None) -> ValueDigests:

@@ -11,6 +11,7 @@ from typing import Any
 
 from importer.models import Item, RowRef
 from importer.state.delivery import DeliveryState, inspect_state
+from importer.state.digest import item_digests, operation_digest, value_digest
 from tests.state.test_delivery import deliver, reopen
 
 # What the runner takes from run.json: each source's recorded fingerprint, by source name.
@@ -159,3 +160,31 @@ def test_a_run_that_sends_its_first_operation_late_remembers_it(tmp_path: Path) 
         _named(state, dict(NIGHT1))
         assert state.filter(op_item("export.csv", 3, points={"inc": 2})).item is None
         assert state.filter(plain).item is None
+
+
+def test_only_objects_carrying_an_operation_are_hashed_value_by_value_without_values() -> None:
+    """A mapping with a json field "may carry" operations; still, on a night where little
+    changed (``values=False``) only an object that does carry one gets its value digests, so
+    its operations can be looked up with the chunk's; a plain one is recognised by its whole."""
+    plain = op_item("export.csv", 2, plan="gold", prefs={"theme": "dark"})
+    operation = op_item("export.csv", 3, plan="gold", points={"inc": 1})
+    (objects, _, _) = item_digests(plain, values=False, sources=NIGHT1)
+    assert objects[0] is not None and objects[0][3] is None and objects[0][2] == 2
+    (objects, _, _) = item_digests(operation, values=False, sources=NIGHT1)
+    assert objects[0] is not None and objects[0][3] == {
+        "plan": value_digest("gold"),
+        "points": operation_digest("fnight-1-fingerprint:3", "points", {"inc": 1}),
+    }
+
+
+def test_a_changed_row_beside_a_delivered_operation_without_values(tmp_path: Path) -> None:
+    """Digests made without values (a worker's, on a night where little changed): a changed
+    user's values are added late, and its delivered operation is still left out."""
+    path = tmp_path / "s.state"
+    with DeliveryState.open(path, run_label="first") as state:
+        deliver(_named(state, NIGHT1), op_item("export.csv", 2, points={"inc": 5}, plan="gold"))
+    with reopen(path) as state:
+        _named(state, dict(NIGHT1))
+        again = op_item("export.csv", 2, points={"inc": 5}, plan="silver")
+        carried = again._replace(digests=item_digests(again, False, NIGHT1))
+        assert sent(state.filter(carried)) == {"external_id": "u1", "plan": "silver"}
