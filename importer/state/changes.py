@@ -290,7 +290,9 @@ class Delta:
         sent: list[str] = []
         flying: ValueDigests = {}  # what this object puts in flight
         exact = True  # every value had a digest: the whole digest may be stored
-        operations = self.operations  # else no digest is an operation's: none looked for
+        # Else no digest is an operation's, none looked for: the mapping has none, or the
+        # object has a whole digest (never made for one with an operation).
+        operations = self.operations and whole is None
         for name, digest in values.items():
             if operations and digest is not None and len(digest) > DIGEST_BYTES:  # like an event
                 exact = False  # a whole digest must never stand for an operation

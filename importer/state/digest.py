@@ -77,7 +77,8 @@ Occurrence = tuple[str, bytes]  # (user key, fingerprint) of an event or purchas
 # Attribute name -> value digest, for every key of an attributes object but its identifier and
 # ALWAYS_KEPT; None for a value that is never compared (an operator, or not canonical JSON).
 ValueDigests = dict[str, bytes | None]
-# (user key, whole digest, attributes in it, value digests or None: see ``with_values``)
+# (user key, whole digest, attributes in it, value digests or None: see ``with_values``). The
+# whole digest is None when the object carries an operation (or has no canonical JSON).
 ObjectDigests = tuple[str, bytes | None, int, ValueDigests | None]
 # What the state needs of an item, position by position (picklable: made in worker processes).
 ItemDigests = tuple[
@@ -111,7 +112,8 @@ def item_digests(item: Item, values: bool = True, sources: OperationSources = No
 
 
 def with_values(item: Item, digests: ItemDigests, sources: OperationSources = None) -> ItemDigests:
-    """``digests`` with the value digests ``item_digests(item, values=False)`` left out."""
+    """``digests`` with the value digests ``item_digests(item, values=False)`` left out (so
+    none of them an operation's: the whole digests stay true to ``operations_of``)."""
     row = None if sources is None else operation_identity(item, sources)
     objects = tuple(
         obj if obj is None or obj[3] is not None else (*obj[:3], value_digests(attrs, obj[0], row))
@@ -139,7 +141,11 @@ def object_digests(
     # mapping with a json field "may carry" operations, and on a night where little changed
     # hashing every value of every row for them cost the workers more than the rest of a row.
     if values or (row is not None and _carries_operator(obj)):
-        digests = _value_digests(obj, key, row)
+        digests = _value_digests(obj, key)
+        if row is not None and None in digests.values() and _name_operations(obj, digests, row):
+            # No whole digest: it must never stand for an operation, and so a whole digest
+            # tells every reader that the object carries none (``operations_of``).
+            return user, None, len(digests), digests
         return user, whole_digest(obj), len(digests), digests
     flags = (  # ALWAYS_KEPT, spelled out: once per row
         ("_update_existing_only" in obj) + ("_merge_objects" in obj) + ("push_token_import" in obj)
@@ -156,10 +162,14 @@ def _carries_operator(obj: BrazeObject) -> bool:
 
 def value_digests(obj: BrazeObject, user: str, row: str | None = None) -> ValueDigests:
     """The value digests of an attributes object of ``user`` (a key from ``identity_of``)."""
-    return _value_digests(obj, _IDENTIFIER_OF_TAG[user[0]], row)
+    digests = _value_digests(obj, _IDENTIFIER_OF_TAG[user[0]])
+    if row is not None and None in digests.values():  # row is None: no operation in the mapping
+        _name_operations(obj, digests, row)
+    return digests
 
 
-def _value_digests(obj: BrazeObject, key: str, row: str | None) -> ValueDigests:
+def _value_digests(obj: BrazeObject, key: str) -> ValueDigests:
+    """Each value's digest; None for an operator's (see ``_name_operations``)."""
     digests: ValueDigests = {}
     new_hasher, dumps = _BLAKE2B_8.copy, orjson.dumps
     for name, value in obj.items():  # value_digest, inlined: once per attribute of every row
@@ -179,12 +189,18 @@ def _value_digests(obj: BrazeObject, key: str, row: str | None) -> ValueDigests:
         hasher = new_hasher()
         hasher.update(data)
         digests[name] = hasher.digest()
-    if row is not None and None in digests.values():  # row is None: no operation in the mapping
-        for name, digest in digests.items():
-            value = obj[name]
-            if digest is None and is_operator(value):
-                digests[name] = operation_digest(row, name, value)
     return digests
+
+
+def _name_operations(obj: BrazeObject, digests: ValueDigests, row: str) -> bool:
+    """Give each operator among ``digests`` its operation's digest; were there any?"""
+    found = False
+    for name, digest in digests.items():
+        value = obj[name]
+        if digest is None and is_operator(value):
+            digests[name] = operation_digest(row, name, value)
+            found = True
+    return found
 
 
 def operation_digest(row: str, name: str, value: dict[str, Any]) -> bytes:
@@ -200,7 +216,7 @@ def is_operation(digest: bytes | None) -> bool:
 def operations_of(obj: ObjectDigests) -> list[Occurrence]:
     """The (user, fingerprint) of each operation an attributes object carries."""
     values = obj[3]
-    if not values:
+    if not values or obj[1] is not None:  # one with an operation has no whole digest
         return []
     return [(obj[0], d[1:]) for d in values.values() if d is not None and len(d) > DIGEST_BYTES]
 

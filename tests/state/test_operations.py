@@ -11,7 +11,7 @@ from typing import Any
 
 from importer.models import Item, RowRef
 from importer.state.delivery import DeliveryState, inspect_state
-from importer.state.digest import item_digests, operation_digest, value_digest
+from importer.state.digest import item_digests, operation_digest, operations_of, value_digest
 from tests.state.test_delivery import deliver, reopen
 
 # What the runner takes from run.json: each source's recorded fingerprint, by source name.
@@ -188,3 +188,16 @@ def test_a_changed_row_beside_a_delivered_operation_without_values(tmp_path: Pat
         again = op_item("export.csv", 2, points={"inc": 5}, plan="silver")
         carried = again._replace(digests=item_digests(again, False, NIGHT1))
         assert sent(state.filter(carried)) == {"external_id": "u1", "plan": "silver"}
+
+
+def test_an_object_with_an_operation_has_no_whole_digest() -> None:
+    """A whole digest must never stand for an operation; so an object that has one carries
+    none, and nothing looks through its values for operations (``operations_of``)."""
+    plain = op_item("export.csv", 2, plan="gold", prefs={"theme": "dark"})
+    operation = op_item("export.csv", 3, plan="gold", points={"inc": 1})
+    (objects, _, _) = item_digests(plain, sources=NIGHT1)
+    assert objects[0] is not None and objects[0][1] is not None
+    assert operations_of(objects[0]) == []
+    (objects, _, _) = item_digests(operation, sources=NIGHT1)
+    assert objects[0] is not None and objects[0][1] is None
+    assert operations_of(objects[0]) == [("xu1", objects[0][3]["points"][1:])]  # type: ignore[index]
