@@ -98,7 +98,11 @@ def item_digests(item: Item, values: bool = True, sources: OperationSources = No
     """
     # Comprehensions over tuples and skipped empties: once per row, on every row.
     attributes, events, purchases = _objects(item)
-    row = None if sources is None else operation_identity(item, sources)
+    # Named only when there is something to name: a mapping with a json field "may carry"
+    # operations, and few rows do.
+    row = None
+    if sources is not None and attributes and _carries_operator(attributes):
+        row = operation_identity(item, sources)
     objects = tuple([object_digests(obj, values, row) for obj in attributes]) if attributes else ()
     # The row's user once, not once per object: pickled once, and one string in memory.
     user = objects[0][0] if objects and objects[0] is not None else None
@@ -131,16 +135,17 @@ def _objects(item: Item) -> tuple[tuple[BrazeObject, ...], ...]:
 def object_digests(
     obj: BrazeObject, values: bool = True, row: str | None = None
 ) -> ObjectDigests | None:
-    """``row``: the identity of the row's operations (``operation_identity``); None: none."""
+    """``row``: the identity of the row's operations (``operation_identity``); None: the row
+    has none."""
     identity = identity_of(obj)
     if identity is None:
         return None
     key, user = identity
-    # An object carrying an operation always comes with its value digests: operations are
-    # value digests, looked up in the delivered table for a whole chunk at once. Only then: a
-    # mapping with a json field "may carry" operations, and on a night where little changed
-    # hashing every value of every row for them cost the workers more than the rest of a row.
-    if values or (row is not None and _carries_operator(obj)):
+    # An object of a row with an operation always comes with its value digests: operations
+    # are value digests, looked up in the delivered table for a whole chunk at once. Only
+    # then: on a night where little changed, hashing every value of every row for a mapping
+    # that "may carry" operations cost the workers more than the rest of a row.
+    if values or row is not None:
         digests = _value_digests(obj, key)
         if row is not None and None in digests.values() and _name_operations(obj, digests, row):
             # No whole digest: it must never stand for an operation, and so a whole digest
@@ -153,10 +158,12 @@ def object_digests(
     return user, whole_digest(obj), len(obj) - 1 - flags, None
 
 
-def _carries_operator(obj: BrazeObject) -> bool:
-    for value in obj.values():  # noqa: SIM110 - a loop, no generator: once per row
-        if type(value) is dict and not _OPERATORS.isdisjoint(value):
-            return True
+def _carries_operator(objects: tuple[BrazeObject, ...]) -> bool:
+    """Does any of these objects hold an operator value (``is_operator``)?"""
+    for obj in objects:
+        for value in obj.values():  # a plain loop: faster than filter or map here
+            if type(value) is dict and not _OPERATORS.isdisjoint(value):
+                return True
     return False
 
 
