@@ -132,6 +132,9 @@ class DeliveryState:
         self._users_near, self._delivered_near = Neighbours(), Neighbours()
         self._recorded_near = Neighbours()  # the users of confirmations: a stream of their own
         self._sources: OperationSources = None
+        # Does ``filter_many`` hash every value of the items it makes the digests of, or only
+        # of those that turn out to need them? ``DeltaStage`` sets it as it asks the workers.
+        self.wants_values = False
 
     @property
     def operation_sources(self) -> OperationSources:
@@ -220,11 +223,12 @@ class DeliveryState:
         conversion worker saved itself the work on a night where most rows are unchanged;
         ``objects`` gives such an item its objects back if any of them is to be sent.
         """
-        # Without digests made elsewhere, the value digests wait until an item needs them.
+        # Without digests made elsewhere, the value digests wait until an item needs them
+        # unless most items do (``wants_values``): then a second pass would cost more.
         digests = [
             item.digests
             if item.digests is not None
-            else item_digests(item, False, self.operation_sources)
+            else item_digests(item, self.wants_values, self.operation_sources)
             for item in items
         ]
         users = _users_of(digests)
@@ -250,7 +254,7 @@ class DeliveryState:
                 item = objects(item)._replace(digests=d)
             if _lacks_values(d) and delta.needs_values(d, rows):
                 # No operation among them: item_digests leaves no operation's digests out.
-                d = with_values(item, d, self._sources)
+                d = with_values(item, d)
             left.append(delta.decide(item, d, rows, known))
         return left
 

@@ -123,7 +123,7 @@ class DeltaStage:
         self._compared = 1.0  # share of recent objects that needed value digests, smoothed
         # What the engine passes to ``item_digests`` for the rows it converts next. False: most
         # rows are unchanged, so their objects may be left out too (``objects``).
-        self.wants_values = True
+        self.wants_values = state.wants_values = True  # the state's own digests alike
         self._thens: deque[Callable[[], None]] = deque()  # waiting for the queue's commit
 
     def filter(
@@ -148,7 +148,7 @@ class DeltaStage:
         counts = self.counts
         decided = self.state.filter_many(chunk, self.objects)
         self._compared = (self._compared + self.state.compared_share()) / 2
-        self.wants_values = self._compared >= VALUES_WANTED
+        self.wants_values = self.state.wants_values = self._compared >= VALUES_WANTED
         for item, left in zip(chunk, decided, strict=True):
             if left.item is not None and left.item is item:
                 yield item

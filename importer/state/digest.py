@@ -115,12 +115,12 @@ def item_digests(item: Item, values: bool = True, sources: OperationSources = No
     )
 
 
-def with_values(item: Item, digests: ItemDigests, sources: OperationSources = None) -> ItemDigests:
-    """``digests`` with the value digests ``item_digests(item, values=False)`` left out (so
-    none of them an operation's: the whole digests stay true to ``operations_of``)."""
-    row = None if sources is None else operation_identity(item, sources)
+def with_values(item: Item, digests: ItemDigests) -> ItemDigests:
+    """``digests`` with the value digests ``item_digests(item, values=False)`` left out: never
+    an operation's (``item_digests``), so the row needs no name and the whole digests stay
+    true to ``operations_of``."""
     objects = tuple(
-        obj if obj is None or obj[3] is not None else (*obj[:3], value_digests(attrs, obj[0], row))
+        obj if obj is None or obj[3] is not None else (*obj[:3], value_digests(attrs, obj[0]))
         for obj, attrs in zip(digests[0], _objects(item)[0], strict=True)
     )
     return objects, digests[1], digests[2]

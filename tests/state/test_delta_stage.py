@@ -183,6 +183,20 @@ def test_value_digests_are_wanted_while_rows_are_new_or_changed(stage: DeltaStag
     assert wanted == [True, True, False, False, True]
 
 
+def test_the_state_hashes_values_at_once_while_the_workers_are_asked_to(
+    stage: DeltaStage,
+) -> None:
+    """Rows converted in the main process get their digests from ``filter_many``: while most
+    rows need their value digests it makes them in one pass, not whole digests first."""
+    wanted = [stage.state.wants_values]
+    for n in range(5):  # new users, then the same rows again and again
+        rows = [item(n * CHUNK + i, user=f"u{i}", attributes={"city": "B"}) for i in range(CHUNK)]
+        stage.state.confirm([out for out in stage.filter(rows) if isinstance(out, Item)])
+        assert stage.state.wants_values == stage.wants_values
+        wanted.append(stage.wants_values)
+    assert wanted == [True, True, True, True, False, False]
+
+
 # --- confirmations in batches -------------------------------------------------------------------
 
 
