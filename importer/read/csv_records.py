@@ -24,14 +24,16 @@ from __future__ import annotations
 import csv
 from collections import deque
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from importer.errors import InputError
 from importer.models import CsvRecord, RowFailure, RowRef, SourceRow
 from importer.read.lines import (
     CHECK_SIZE,
     RECORD_TEXT_CHARS,
+    Block,
     ByteLines,
     LineIssue,
     decode_block,
@@ -47,6 +49,40 @@ CsvItem = SourceRow | RowFailure
 _Parse = Generator[CsvItem, None, bool]
 
 
+class Stream(Protocol):
+    """What a parser asks of its line source once the blocks end: why reading broke, if it did."""
+
+    broken: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CsvLayout:
+    """What parsing a CSV file's records needs besides their lines (a worker is sent this)."""
+
+    name: str
+    header: tuple[str, ...]
+    delimiter: str
+    encoding: str
+    max_cell_bytes: int
+
+
+def truncated(name: str, broken: str, line: int) -> RowFailure:
+    """The failure ending a source whose stream broke before line ``line``."""
+    message = (
+        f"{broken}; reading stopped at line {line}: the rows before it were read, nothing after it"
+    )
+    return read_failure(name, line, "truncated_input", message, None)
+
+
+def _from_line(blocks: list[Block], line: int) -> Iterator[Block]:
+    """The blocks' lines from ``line`` on."""
+    for block in blocks:
+        skip = line - block.first_line
+        if skip < len(block.lines):
+            issues = tuple(issue for issue in block.issues if issue.line >= line)
+            yield Block(max(line, block.first_line), block.lines[max(0, skip) :], issues)
+
+
 def sniff_delimiter(line: str) -> str:
     """The candidate found most often in the header line; "," when there is none."""
     counts = [(line.count(d), -i, d) for i, d in enumerate(DELIMITERS)]
@@ -57,6 +93,9 @@ def sniff_delimiter(line: str) -> str:
 class CsvParser:
     """Reads the header at construction (InputError if unusable); ``records()`` does the rest."""
 
+    _raw: list[Block] | None  # while reading the header: the raw blocks it was read from
+    _head: list[Block] | None  # then: those, kept for ``rest()``
+
     def __init__(
         self,
         name: str,
@@ -66,24 +105,64 @@ class CsvParser:
         delimiter: str | None,
         max_cell_bytes: int,
     ) -> None:
+        self._setup(name, lines, lines.blocks(), encoding, max_cell_bytes)
+        self.delimiter = delimiter or ","
+        self._raw = []
+        self._read_header(delimiter)
+        self._head, self._raw = self._raw, None
+
+    @classmethod
+    def at(cls, layout: CsvLayout, stream: Stream, blocks: Iterator[Block], line: int) -> CsvParser:
+        """The records of ``blocks`` from physical line ``line`` on, where a record starts, the
+        header known: a range of the file (importer.read.csv_ranges)."""
+        parser = cls.__new__(cls)
+        parser._setup(layout.name, stream, blocks, layout.encoding, layout.max_cell_bytes)
+        parser.header, parser.delimiter = layout.header, layout.delimiter
+        parser._base, parser._start = line - 1, line
+        parser._reader = parser._new_reader(line)
+        return parser
+
+    def _setup(
+        self, name: str, stream: Stream, blocks: Iterator[Block], encoding: str, max_cell: int
+    ) -> None:
         self.name = name
-        self._lines = lines
-        self._blocks = lines.blocks()
+        self._lines = stream
+        self._blocks = blocks
         self._encoding = encoding
-        self._max_cell = max_cell_bytes
+        self._max_cell = max_cell
         self._window: deque[tuple[int, list[str]]] = deque()  # decoded blocks still needed
         self._issues: deque[LineIssue] = deque()  # pending, in line order
         self._start = 1  # first physical line of the record being parsed
         self._base = 0  # physical line number before the reader's first line
         self._reader: _CsvReader | None = None
-        self.delimiter = delimiter or ","
+        self.delimiter = ","
         self.header: tuple[str, ...] = ()
-        csv.field_size_limit(max_cell_bytes)
-        self._read_header(delimiter)
+        # Whether the reader resynchronised after an unterminated quote or met the end inside
+        # quotes: where a range of the file was parsed alone, its end may not be a record's.
+        self.dirty = False
+        self._raw = None
+        self._head = None
+        csv.field_size_limit(max_cell)
+
+    @property
+    def has_records(self) -> bool:
+        """False for an empty file (no header) or one whose records were taken."""
+        return self._reader is not None
+
+    def rest(self) -> tuple[int, Iterator[Block]]:
+        """Instead of ``records()``: the first line after the header and the raw lines from
+        there, for workers to parse in ranges."""
+        start, head = self._start, self._head or []
+        self._reader = self._head = None
+        return start, chain(_from_line(head, start), self._blocks)
+
+    def layout(self, encoding: str) -> CsvLayout:
+        return CsvLayout(self.name, self.header, self.delimiter, encoding, self._max_cell)
 
     def records(self) -> Iterator[CsvItem]:
         """Every record after the header, then a ``truncated_input`` failure if reading broke."""
         csv.field_size_limit(self._max_cell)
+        self._head = None
         while self._reader is not None:
             try:
                 if not (yield from self._parse()):
@@ -93,11 +172,7 @@ class CsvParser:
                 if failure is not None:
                     yield failure
         if self._lines.broken is not None:
-            message = (
-                f"{self._lines.broken}; reading stopped at line {self._start}: the rows before "
-                "it were read, nothing after it"
-            )
-            yield read_failure(self.name, self._start, "truncated_input", message, None)
+            yield truncated(self.name, self._lines.broken, self._start)
 
     def _parse(self) -> _Parse:
         """The hot loop. Returns True when it must be called again with a new reader."""
@@ -149,6 +224,7 @@ class CsvParser:
         start, end = self._start, self._base + self._reader.line_num
         detail = str(exc)
         at_eof = "unexpected end of data" in detail
+        self.dirty = self.dirty or at_eof
         if at_eof and self._lines.broken is not None:
             self._reader = None  # a record cut by the broken stream: truncated_input covers it
             return None
@@ -172,6 +248,7 @@ class CsvParser:
 
     def _unterminated(self, start: int, end: int, reason: str) -> RowFailure:
         """Fail line ``start`` and read again from the next line with a fresh reader."""
+        self.dirty = True
         text = self._text(start, start)
         while self._issues and self._issues[0].line <= start:
             self._issues.popleft()  # settled by this failure; later ones wait for the re-read
@@ -264,6 +341,8 @@ class CsvParser:
         block = next(self._blocks, None)
         if block is None:
             return None
+        if self._raw is not None:
+            self._raw.append(block)
         text, issues = decode_block(block, self._encoding, self._max_cell)
         self._issues.extend(issues)
         window = self._window

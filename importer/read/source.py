@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from importer.config import DEFAULT_ENCODING, DEFAULT_MAX_CELL_BYTES, ReadOptions
 from importer.errors import InputError
 from importer.models import RowFailure, SourceRow
+from importer.read.csv_ranges import Ranges
 from importer.read.csv_records import DELIMITERS, CsvParser
 from importer.read.jsonl_records import JsonlParser
 from importer.read.lines import ByteLines
@@ -82,6 +83,17 @@ class Source:
             raise InputError(f"{self.name}: rows() may be called only once")
         self._rows_taken = True
         return self._parser.records()
+
+    def ranges(self, lines: int) -> Ranges | None:
+        """Instead of ``rows()``: the raw lines after a CSV header, in ranges of at most about
+        ``lines`` lines for workers to parse (importer.read.csv_ranges); None for JSONL or a
+        file without a header."""
+        parser = self._parser
+        if self._rows_taken or not isinstance(parser, CsvParser) or not parser.has_records:
+            return None
+        self._rows_taken = True
+        first, blocks = parser.rest()
+        return Ranges(parser.layout(self.encoding), self._lines, first, blocks, lines)
 
     def close(self) -> None:
         self._lines.close()
