@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import islice
+from itertools import chain, islice
 
 from importer.config import ImportConfig
 from importer.models import (
@@ -26,6 +26,9 @@ from importer.models import (
     RowSource,
     SourceRow,
 )
+from importer.read import Source
+from importer.read.csv_ranges import Ranges
+from importer.read.lines import Block
 from importer.rundir import Journal, RecordedOutcomes, utc_stamp
 from importer.runner.pool import (
     CHUNK_ROWS,
@@ -33,6 +36,8 @@ from importer.runner.pool import (
     Chunk,
     ConverterSpec,
     ConvertPool,
+    Outcome,
+    RangeChunk,
     default_workers,
 )
 from importer.send import BatchResult, Pacer, Sender, pack
@@ -90,7 +95,7 @@ class Engine:
             )
             self.pool = ConvertPool(workers, attempt.specs, digests)
             self.pool.start()
-        self._chunks: deque[Chunk] = deque()  # handed to the pool, not yet joined
+        self._chunks: deque[Chunk | RangeChunk] = deque()  # handed to the pool, not yet joined
 
     def request_stop(self) -> bool:
         """Stop reading and let the requests in flight finish; False when already stopping."""
@@ -172,10 +177,15 @@ class Engine:
 
     # -- production -------------------------------------------------------------------------
     def _to_convert(self, source: RowSource) -> Iterator[SourceRow | RowFailure]:
-        """The rows of ``source`` still to convert: counted as read; settled ones (resume)
-        counted at once and left out."""
+        return self._unsettled(source.rows())
+
+    def _unsettled(
+        self, rows: Iterator[SourceRow | RowFailure]
+    ) -> Iterator[SourceRow | RowFailure]:
+        """The rows still to convert: counted as read; settled ones (resume) counted at once and
+        left out."""
         outcome_of = self.attempt.outcomes.outcome if self.attempt.outcomes else None  # resume only
-        for row in source.rows():
+        for row in rows:
             if self.stopping:
                 return
             self.stats.rows_read += 1
@@ -192,17 +202,28 @@ class Engine:
             yield from self._converted_by(self.pool)
             return
         for source, converter in zip(self.attempt.sources, self.attempt.converters, strict=True):
-            for row in self._to_convert(source):
-                out = row if isinstance(row, RowFailure) else converter.convert(row)
-                if isinstance(out, RowFailure):
-                    self.fail(out)
-                else:
-                    yield out
+            yield from self._converted_here(self._to_convert(source), converter)
+
+    def _converted_here(
+        self, rows: Iterator[SourceRow | RowFailure], converter: RowConverter
+    ) -> Iterator[Item | RowSkipped]:
+        for row in rows:
+            out = row if isinstance(row, RowFailure) else converter.convert(row)
+            if isinstance(out, RowFailure):
+                self.fail(out)
+            else:
+                yield out
 
     def _converted_by(self, pool: ConvertPool) -> Iterator[Item | RowSkipped]:
         """The same stream, converted in chunks by the pool and joined in reading order."""
         chunks = self._chunks
         for number, source in enumerate(self.attempt.sources):
+            ranges = source.ranges(CHUNK_ROWS) if isinstance(source, Source) else None
+            if ranges is not None:  # CSV: the workers parse it too
+                yield from self._ranged(pool, number, ranges)
+                if self.stopping:
+                    return
+                continue
             rows: list[SourceRow | RowFailure] = []
             for row in self._to_convert(source):
                 rows.append(row)
@@ -218,11 +239,75 @@ class Engine:
         while chunks and not self.stopping:
             yield from self._joined(chunks.popleft())
 
+    def _ranged(
+        self, pool: ConvertPool, number: int, ranges: Ranges
+    ) -> Iterator[Item | RowSkipped]:
+        """A CSV source parsed and converted by the pool in ranges of its lines; the ranges
+        are all joined before the next source starts (a dirty one needs the ones after it)."""
+        chunks = self._chunks
+        for block in ranges:
+            if self.stopping:
+                return
+            settled = self._settled(ranges.layout.name, block)
+            chunks.append(pool.range(number, ranges.layout, block, settled, self._values_wanted()))
+            while len(chunks) >= pool.depth:
+                if not (yield from self._joined_next(number, ranges)):
+                    return
+        while chunks:
+            if not (yield from self._joined_next(number, ranges)):
+                return
+        failure = ranges.truncated()
+        for row in self._unsettled(iter(() if failure is None else (failure,))):
+            self.fail(row)  # type: ignore[arg-type]
+
+    def _joined_next(self, number: int, ranges: Ranges) -> Generator[Item | RowSkipped, None, bool]:
+        """Join the next chunk; False when the source is done with (stopping, or parsed again
+        to its end in this process)."""
+        chunk = self._chunks.popleft()
+        if not isinstance(chunk, RangeChunk):
+            yield from self._joined(chunk)
+            return not self.stopping
+        outcomes = chunk.joined(self.attempt.outcomes.outcome)
+        if outcomes is not None:
+            yield from self._counted(outcomes)
+            return not self.stopping
+        # Dirty: from this range on, parse and convert here, as a single process does.
+        blocks = [chunk.text.block] + [c.text.block for c in self._chunks]  # type: ignore[union-attr]
+        self._chunks.clear()
+        rows = ranges.reparse(chain(blocks, ranges.rest()), blocks[0].first_line)
+        yield from self._converted_here(self._unsettled(rows), self.attempt.converters[number])
+        return False
+
+    def _counted(self, outcomes: list[Outcome | str]) -> Iterator[Item | RowSkipped]:
+        """A range's outcomes, counted as read; a settled row's (resume) as what it was."""
+        stats = self.stats
+        for out in outcomes:
+            stats.rows_read += 1
+            if out.__class__ is str:
+                if out == "delivered":
+                    stats.delivered += 1
+                else:
+                    stats.failed += 1
+            elif isinstance(out, RowFailure):
+                self.fail(out)
+            else:
+                yield out  # type: ignore[misc]
+
+    def _settled(self, name: str, block: Block) -> frozenset[int]:
+        """The lines of ``block`` an earlier attempt settled (resume): not to convert again."""
+        outcomes = self.attempt.outcomes
+        if not outcomes:
+            return frozenset()
+        first = block.first_line
+        lines = range(first, first + len(block.lines))
+        return frozenset(line for line in lines if outcomes.outcome(name, line) is not None)
+
     def _values_wanted(self) -> bool:
         """Whether the workers should hash every attribute value for --state, as it asks."""
         return self.delta is not None and self.delta.wants_values
 
-    def _joined(self, chunk: Chunk) -> Iterator[Item | RowSkipped]:
+    def _joined(self, chunk: Chunk | RangeChunk) -> Iterator[Item | RowSkipped]:
+        assert isinstance(chunk, Chunk)  # a source's ranges are joined before the next starts
         for out in chunk.joined():
             if isinstance(out, RowFailure):
                 self.fail(out)
