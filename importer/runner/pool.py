@@ -48,6 +48,7 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 CHUNK_ROWS = 500  # rows per hand-over: ~10 ms of work, small enough to keep the order cheap
 # Sources smaller than this are converted in the main process: starting processes costs more.
 POOL_MIN_BYTES = 2_000_000
+PIPE_BYTES = 1024 * 1024  # Linux's default pipe-max-size
 
 # importer.state's per-item hashing, run where the item is made: (item, value digests too?)
 Digests = Callable[[Item, bool], Any]
@@ -289,6 +290,28 @@ class RangeChunk:
         return outcomes
 
 
+def _widen_pipes(executor: ProcessPoolExecutor) -> None:
+    """Give the pipes the workers' answers come back through room for a whole answer.
+
+    The executor's thread in this process reads an answer (~1 MB for a range) one pipe-full at
+    a time and takes the GIL back after each read: with 64 KiB pipes that was ~20 waits for a
+    busy main thread per answer, and the worker sat blocked writing meanwhile. Linux only;
+    elsewhere (or past the system's pipe-max-size) the pipes stay as they are."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
+    queues = (getattr(executor, "_result_queue", None), getattr(executor, "_call_queue", None))
+    for queue in queues:
+        for end in ("_reader", "_writer"):
+            connection = getattr(queue, end, None)
+            if setpipe is None or connection is None:
+                continue
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(connection.fileno(), setpipe, PIPE_BYTES)
+
+
 def _died(exc: BrokenProcessPool) -> AbortError:
     return AbortError(f"a conversion worker process died ({exc}); `braze-import resume` goes on")
 
@@ -319,6 +342,7 @@ class ConvertPool:
             initializer=_start_worker,
             initargs=(self._specs, self._digests, os.getpid()),
         )
+        _widen_pipes(self._executor)
         for _ in range(self.workers):
             self._executor.submit(_ready)
 
