@@ -34,12 +34,11 @@ from importer.runner.pool import (
     CHUNK_ROWS,
     POOL_MIN_BYTES,
     Chunk,
-    ConverterSpec,
     ConvertPool,
-    Outcome,
     RangeChunk,
     default_workers,
 )
+from importer.runner.worker import ConverterSpec, Outcome
 from importer.send import BatchResult, Pacer, Sender, pack
 from importer.state import DeliveryState, DeltaStage, item_digests
 

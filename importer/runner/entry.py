@@ -41,9 +41,9 @@ from importer.rundir import (
 )
 from importer.runner.drive import final_status, loop_runner, run_engine
 from importer.runner.engine import Attempt, Engine
-from importer.runner.pool import ConverterSpec
 from importer.runner.report import Reporter, RunReport
 from importer.runner.signals import StopSignals
+from importer.runner.worker import ConverterSpec
 from importer.state import DeliveryState
 
 

@@ -18,7 +18,7 @@ from importer.convert import converter as converter_module
 from importer.mapping import mapping_from_text
 from importer.models import Item, RowRef
 from importer.runner import engine as engine_module
-from importer.runner import pool
+from importer.runner import worker
 from importer.runner.entry import resume_import, run_import
 from importer.runner.pool import default_workers
 from importer.sandbox import SandboxSettings, sandbox_in_thread
@@ -243,13 +243,13 @@ def test_a_worker_generates_a_sources_code_once_not_once_per_chunk(
 
     monkeypatch.setattr(converter_module, "row_code", counting_row_code)
     converter = Converter(mapping_from_text("pool.toml", MAPPING))
-    monkeypatch.setattr(pool, "_converters", [converter])
+    monkeypatch.setattr(worker, "_converters", [converter])
     generated.clear()  # the converter's own code for records given as dicts
     header_sent = ("id", "points", "tier", "when", "sku", "price")
     for chunk in range(3):
         header = pickle.loads(pickle.dumps(header_sent))  # as a worker gets it: a new tuple
         rows = [(2 + chunk, ["u1", str(chunk), "g", "2024-03-01T10:00:00Z", "", ""])]
-        (answer,) = pool.convert_chunk(0, "s.csv", header, rows)
+        (answer,) = worker.convert_chunk(0, "s.csv", header, rows)
         assert isinstance(answer, tuple), answer  # (user, wire, digests, key): converted
         user, wire, _, _ = answer
         attributes = Item(RowRef("s.csv", 2), {}, user, wire=wire).decoded().attributes

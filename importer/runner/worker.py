@@ -1,0 +1,187 @@
+"""What a conversion worker process runs (importer.runner.pool starts them and joins their answers).
+
+A worker is started once (``start_worker``: converters built, SIGINT ignored, bound to die with
+the main process) and then answers chunks of records (``convert_chunk``) or ranges of a CSV
+file's raw lines (``convert_range``): each row converted, checked, hashed for ``--state`` and
+serialised, the answer being what the main process needs and no more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from importer.convert import Converter
+from importer.mapping import CompiledMapping, default_mapping, mapping_from_text
+from importer.models import CsvRecord, Item, RowFailure, RowRef, RowSkipped, SourceRow
+from importer.read.csv_ranges import parse_range
+from importer.read.csv_records import CsvLayout
+from importer.read.lines import LineIssue
+from importer.send import serialised
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # malloc.h (glibc)
+_KEEP_BYTES = 64 * 1024 * 1024  # at most this much freed memory kept per process
+
+# importer.state's per-item hashing, run where the item is made: (item, value digests too?)
+Digests = Callable[[Item, bool], Any]
+Outcome = Item | RowFailure | RowSkipped
+# A worker's answer for one row: (user, wire, digests, operations key) for an Item, else the
+# failure (its record left out: the main process has it) or the skip.
+Answer = tuple[str, Any, Any, str | None] | RowFailure | RowSkipped
+
+
+@dataclass(frozen=True, slots=True)
+class ConverterSpec:
+    """How a worker builds one source's converter: from the text of the mapping the main
+    process loaded (not the file, which may have changed since), or the default mapping of
+    the source's header."""
+
+    source: str
+    mapping_path: str | None = None
+    mapping_text: str | None = None
+    header: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(
+        cls, mapping: CompiledMapping | None, source: str, header: Sequence[str] | None
+    ) -> ConverterSpec:
+        if mapping is None:
+            return cls(source, header=None if header is None else tuple(header))
+        return cls(source, mapping_path=mapping.path, mapping_text=mapping.text)
+
+    def build(self) -> Converter:
+        if self.mapping_text is not None:
+            return Converter(mapping_from_text(self.mapping_path or "", self.mapping_text))
+        return Converter(default_mapping(self.header, self.source))
+
+
+_converters: list[Converter] = []
+_digests: Digests | None = None
+# Each chunk's header arrives as a new tuple; the converter knows a header by identity (it
+# generates a source's code once per header), so the worker hands it the first equal one.
+_headers: dict[tuple[str, ...], tuple[str, ...]] = {}
+_layouts: dict[CsvLayout, CsvLayout] = {}  # the same for a range's layout
+
+
+def start_worker(specs: Sequence[ConverterSpec], digests: Digests | None, parent: int) -> None:
+    global _digests
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.setprofile(None)  # a profiler of the main process is not forked along
+    _die_with(parent)
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)  # as the main process runs (importer.runner.entry)
+    keep_freed_memory()
+    _converters[:] = [spec.build() for spec in specs]
+    _digests = digests
+
+
+def keep_freed_memory() -> None:
+    """Have malloc keep what is freed for the next range instead of giving it back at once.
+
+    Each range's bytes, answers and pickles (~1 MB) are allocated and freed again; glibc
+    returned the top of the heap (and any block over its mmap threshold) to the system every
+    time, and the next range faulted every page in again: ~100,000 page faults per 60,000
+    rows, a tenth of the workers' CPU in the kernel. Not glibc (or no libc found): nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES)
+        libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES // 2)
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the main process is gone, however it went (SIGKILL, OOM): a forked
+    worker holds both ends of the pool's pipes, so it would never see them close, and an
+    orphan keeps the caller's stderr open. Linux says so at once (PR_SET_PDEATHSIG); elsewhere
+    a thread looks every half second."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # it died before the request was made
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def ready() -> None:
+    """Nothing: submitted once per worker so the processes start before rows arrive."""
+
+
+def convert_chunk(
+    source: int,
+    name: str,
+    header: tuple[str, ...] | None,
+    rows: list[tuple[int, Any]],
+    values: bool = True,
+) -> list[Answer]:
+    """Convert one chunk of a source: (line, cells or record dict) pairs -> answers. ``values``:
+    whether --state wants each attribute's digest too (importer.state.DeltaStage.wants_values)."""
+    convert = _converters[source].convert
+    digests = _digests
+    if header is not None:
+        header = _headers.setdefault(header, header)
+    answers: list[Answer] = []
+    for line, data in rows:
+        record = data if header is None else CsvRecord(header, data)
+        answers.append(_answer(convert(SourceRow(RowRef(name, line), record)), digests, values))
+    return answers
+
+
+def _answer(out: Outcome, digests: Digests | None, values: bool) -> Answer:
+    if out.__class__ is Item:
+        item: Item = out
+        if digests is not None:
+            item = item._replace(digests=digests(item, values))
+        return (item.user, serialised(item).wire, item.digests, item.operations)
+    if isinstance(out, RowFailure):
+        return replace(out, record=None)
+    return out  # type: ignore[return-value]
+
+
+def convert_range(
+    source: int,
+    layout: CsvLayout,
+    first_line: int,
+    data: bytes,
+    issues: tuple[LineIssue, ...],
+    settled: frozenset[int],
+    values: bool = True,
+) -> tuple[bool, list[int], list[Answer | None]]:
+    """Parse and convert one range of a CSV source (importer.read.csv_ranges): whether its
+    parser was dirty (then nothing else), and each record's line and answer; a record whose
+    line is in ``settled`` (resume) is left unconverted, its answer None. A read failure comes
+    back whole, a row's failure without its record (the main process has the lines)."""
+    layout = _layouts.setdefault(layout, layout)  # its header: the converter's cache key
+    parser = parse_range(layout, first_line, data, issues)
+    convert = _converters[source].convert
+    digests = _digests
+    lines: list[int] = []
+    answers: list[Answer | None] = []
+    for row in parser.records():
+        if parser.dirty:
+            return True, [], []
+        line = row.ref.line
+        lines.append(line)
+        if line in settled:
+            answers.append(None)
+        elif isinstance(row, RowFailure):
+            answers.append(row)
+        else:
+            answers.append(_answer(convert(row), digests, values))
+    return parser.dirty, lines, answers
