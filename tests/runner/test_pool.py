@@ -196,6 +196,23 @@ def test_workers_parse_a_tricky_csv_as_one_process_does(tmp_path: Path, broken: 
 
 
 @pytest.mark.usefixtures("small_pool")
+def test_with_state_a_file_parsed_again_leaves_out_what_one_process_leaves_out(
+    tmp_path: Path,
+) -> None:
+    """Rows converted here after a dirty range carry no digests; --state makes them itself."""
+    sources = (str(_tricky(tmp_path / "t.csv", 300, broken=True)),)
+    nights = {
+        workers: [
+            _import(tmp_path, workers, state=tmp_path / f"s{workers}.db", night=n, sources=sources)
+            for n in (1, 2)
+        ]
+        for workers in (1, 2)
+    }
+    assert nights[2] == nights[1]
+    assert nights[1][1]["summary"]["events_already_sent"] > 200
+
+
+@pytest.mark.usefixtures("small_pool")
 def test_a_resume_with_workers_sends_what_one_process_sends(tmp_path: Path) -> None:
     """The rows an earlier attempt settled are counted, not converted again, range by range."""
     plain = _tricky(tmp_path / "t.csv", 400, broken=False)
