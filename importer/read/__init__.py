@@ -10,7 +10,10 @@ that can stop a run before anything is sent. A source is named by ``display_name
 credentials (userinfo, presigned query values) stay in memory where the object is opened.
 """
 
+from importer.read.csv_ranges import LineRecord, Ranges, RangeText, parse_range
+from importer.read.csv_records import CsvLayout
 from importer.read.jsonl_records import MAX_DEPTH, integer_out_of_range, json_depth
+from importer.read.lines import Block, LineIssue
 from importer.read.locations import (
     Location,
     check_shown_apart,
@@ -24,7 +27,13 @@ from importer.read.source import MAX_CELL_BYTES_LIMIT, Source, fingerprint, open
 __all__ = [
     "MAX_CELL_BYTES_LIMIT",
     "MAX_DEPTH",
+    "Block",
+    "CsvLayout",
+    "LineIssue",
+    "LineRecord",
     "Location",
+    "RangeText",
+    "Ranges",
     "Source",
     "check_shown_apart",
     "describe",
@@ -35,6 +44,7 @@ __all__ = [
     "json_depth",
     "open_source",
     "open_stream",
+    "parse_range",
     "redact_urls",
     "url_secrets",
 ]

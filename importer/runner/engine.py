@@ -26,9 +26,7 @@ from importer.models import (
     RowSource,
     SourceRow,
 )
-from importer.read import Source
-from importer.read.csv_ranges import Ranges
-from importer.read.lines import Block
+from importer.read import Block, Ranges, Source
 from importer.rundir import Journal, RecordedOutcomes, utc_stamp
 from importer.runner.pool import (
     CHUNK_ROWS,

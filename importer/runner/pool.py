@@ -33,9 +33,7 @@ from typing import Any
 
 from importer.errors import AbortError
 from importer.models import CsvRecord, Item, RowFailure, RowRef, SourceRow
-from importer.read.csv_ranges import LineRecord, RangeText
-from importer.read.csv_records import CsvLayout
-from importer.read.lines import Block
+from importer.read import Block, CsvLayout, LineRecord, RangeText
 from importer.runner.worker import (
     Answer,
     ConverterSpec,

@@ -22,9 +22,7 @@ from typing import Any
 from importer.convert import Converter
 from importer.mapping import CompiledMapping, default_mapping, mapping_from_text
 from importer.models import CsvRecord, Item, RowFailure, RowRef, RowSkipped, SourceRow
-from importer.read.csv_ranges import parse_range
-from importer.read.csv_records import CsvLayout
-from importer.read.lines import LineIssue
+from importer.read import CsvLayout, LineIssue, parse_range
 from importer.send import serialised
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
