@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+from importer.convert.codegen import GeneratedSource
 from importer.mapping import OMIT
 from importer.models import BrazeObject
 from importer.rules import (
@@ -240,15 +241,11 @@ def compiled(checks: Checks) -> ObjectCheck:
     check's fast paths inline (no tuple unpacked, no length test a check cannot pass). This
     runs for every object of every row: ~1.5 µs a CRM row in the loop.
 
-    As in importer.convert.codegen, nothing from the mapping enters the source: keys, bounds,
-    checkers and remembered values are closure variables ``c<n>``."""
-    values: list[Any] = []
-
-    def value(item: Any) -> str:
-        values.append(item)
-        return f"c{len(values) - 1}"
-
-    lines = ["def check(obj):", "    get = obj.get"]
+    Made as importer.convert.codegen makes a mapping's code: nothing from the mapping enters
+    the source; keys, bounds, checkers and remembered values are closure variables ``c<n>``."""
+    source = GeneratedSource(None)  # its first line: ``get = record.get``
+    value = source.value
+    lines: list[str] = []
     for key, shortest, longest, check, passed, items in checks:
         k, c, p = value(key), value(check), value(passed)
         remember = [
@@ -261,37 +258,34 @@ def compiled(checks: Checks) -> ObjectCheck:
         known = f"value not in {p}"
         if shortest <= longest:
             known = f"not {int(shortest)} <= len(value) <= {int(longest)} and {known}"
-        lines += [f"    value = get({k}, OMIT)", "    if value is not OMIT:"]
-        lines += ["        if value.__class__ is str:", f"            if {known}:"]
-        lines += [f"                {line}" for line in remember]
-        lines += ["        elif value.__class__ is int:", f"            if value not in {p}:"]
-        lines += [f"                {line}" for line in remember]
+        lines += [f"value = get({k}, OMIT)", "if value is not OMIT:"]
+        lines += ["    if value.__class__ is str:", f"        if {known}:"]
+        lines += [f"            {line}" for line in remember]
+        lines += ["    elif value.__class__ is int:", f"        if value not in {p}:"]
+        lines += [f"            {line}" for line in remember]
         if items:  # the check refuses such a list only for a text item over ``longest``
             lines += [
-                "        elif value.__class__ is list:",
-                "            for item in value:",
-                f"                if item.__class__ is str and len(item) > {int(longest)}:",
-                f"                    violation = {c}({k}, value)",
-                "                    if violation is not None:",
-                "                        return violation",
-                "                    break",
-                # an object is checked only if it reads as an operation (``{"inc": n}``,
-                # ``{"add": [...]}``): any other is a nested attribute, which always passes
-                "        elif value.__class__ is dict:",
-                '            if ("inc" in value and len(value) == 1) or (',
-                f"                value and value.keys() <= {value(_OPERATION_KEYS)}",
-                "            ):",
+                "    elif value.__class__ is list:",
+                "        for item in value:",
+                f"            if item.__class__ is str and len(item) > {int(longest)}:",
                 f"                violation = {c}({k}, value)",
                 "                if violation is not None:",
                 "                    return violation",
+                "                break",
+                # an object is checked only if it reads as an operation (``{"inc": n}``,
+                # ``{"add": [...]}``): any other is a nested attribute, which always passes
+                "    elif value.__class__ is dict:",
+                '        if ("inc" in value and len(value) == 1) or (',
+                f"            value and value.keys() <= {value(_OPERATION_KEYS)}",
+                "        ):",
+                f"            violation = {c}({k}, value)",
+                "            if violation is not None:",
+                "                return violation",
             ]
-        lines += ["        else:", f"            violation = {c}({k}, value)"]
-        lines += ["            if violation is not None:", "                return violation"]
-    lines.append("    return None")
-    names = ", ".join(f"c{n}" for n in range(len(values)))
-    text = "\n".join([f"def _make(OMIT, {names}):", *("    " + line for line in lines)])
-    text += "\n    return check"
-    namespace: dict[str, Any] = {}
-    exec(compile(text, "<mapping checks>", "exec"), namespace)
-    made: ObjectCheck = namespace["_make"](OMIT, *values)
+        lines += ["    else:", f"        violation = {c}({k}, value)"]
+        lines += ["        if violation is not None:", "            return violation"]
+    lines.append("return None")
+    for line in lines:
+        source.add(1, line)
+    made: ObjectCheck = source.function("check", "record")
     return made

@@ -73,7 +73,7 @@ def _combined(earlier: Any, value: dict[str, Any]) -> dict[str, Any]:
 GroupEntry = Callable[[Any, Any], dict[str, Any]]
 
 
-class _Source:
+class GeneratedSource:
     """Lines of one generated function and the values its closure holds."""
 
     def __init__(self, columns: Columns | None) -> None:
@@ -270,7 +270,7 @@ def make_fill(
     """``fill(obj, data)``: set each field of ``plans`` that has a value, then the subscription
     ``groups`` (id plan, state plan, entry maker); return ``obj``. A value that cannot be
     converted raises RecordError; NotPlain if ``columns`` cannot do."""
-    source = _Source(columns)
+    source = GeneratedSource(columns)
     for plan in plans:
         source.optional(1, "obj", plan)
     if groups:
@@ -287,7 +287,7 @@ def make_build(
     columns: Columns | None = None,
 ) -> Build:
     """``build(data, base)``: the object, or None when a required field has no value."""
-    source = _Source(columns)
+    source = GeneratedSource(columns)
     source.add(1, "obj = base.copy()")
     source.add(1, "error = None")
     for plan in required:
@@ -309,7 +309,7 @@ def make_build(
 
 def make_read(plan: FieldPlan, columns: Columns | None = None) -> Read:
     """``read(data)``: the field's value, OMIT or None when it has none (the identifier)."""
-    source = _Source(columns)
+    source = GeneratedSource(columns)
     source.value_of(1, plan)
     source.add(1, "return value")
     read: Read = source.function("read", source.data)
