@@ -250,12 +250,12 @@ def _added(batch: _Open, item: Item, limits: BatchLimits) -> bool:
     none in this request yet, and at most one event and one purchase; what ``_Serialised``,
     ``_placed``, ``_fits`` and ``_add`` would do for it, without their objects and calls.
     False, and nothing added, for any other row or one that does not fit."""
+    if item.user in batch.attribute_of_user:
+        return False
     wire = item.wire
     if wire is None:
         of_a, of_e, of_p = item.attributes, item.events, item.purchases
         if len(of_a) != 1 or len(of_e) > 1 or len(of_p) > 1:
-            return False
-        if item.user in batch.attribute_of_user:
             return False
         dumps = orjson.dumps
         fragments: Sequence[_Fragments] = (
@@ -265,8 +265,6 @@ def _added(batch: _Open, item: Item, limits: BatchLimits) -> bool:
         )
     else:
         if len(wire[0]) != 1 or len(wire[1]) > 1 or len(wire[2]) > 1:
-            return False
-        if item.user in batch.attribute_of_user:
             return False
         fragments = wire
     (attribute,), events, purchases = fragments
