@@ -156,8 +156,8 @@ class CsvParser:
         self._reader = self._head = None
         return start, chain(_from_line(head, start), self._blocks)
 
-    def layout(self, encoding: str) -> CsvLayout:
-        return CsvLayout(self.name, self.header, self.delimiter, encoding, self._max_cell)
+    def layout(self) -> CsvLayout:
+        return CsvLayout(self.name, self.header, self.delimiter, self._encoding, self._max_cell)
 
     def records(self) -> Iterator[CsvItem]:
         """Every record after the header, then a ``truncated_input`` failure if reading broke."""

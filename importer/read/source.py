@@ -93,7 +93,7 @@ class Source:
             return None
         self._rows_taken = True
         first, blocks = parser.rest()
-        return Ranges(parser.layout(self.encoding), self._lines, first, blocks, lines)
+        return Ranges(parser.layout(), self._lines, first, blocks, lines)
 
     def close(self) -> None:
         self._lines.close()
