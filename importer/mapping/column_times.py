@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from importer.mapping.guess import Guess, example, fits, misfits
-from importer.mapping.times import TimeFormat
+from importer.mapping.time_formats import TimeFormat
 
 _ISO = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from importer.errors import RecordError
-from importer.mapping import readers, times, values
+from importer.mapping import readers, time_formats, times, values
 from importer.mapping.document import KeyPath, MappingDoc, did_you_mean, dotted
 from importer.mapping.readers import FieldReader
 from importer.mapping.values import OMIT, ValueConverter
@@ -216,12 +216,12 @@ def _converter(doc: MappingDoc, where: KeyPath, kind: str, options: dict[str, An
             doc.fail((*where, "separator"), "the separator is empty")
         return values.array_converter(separator), None
     given = options.get("format")
-    if type(given) is str and given in times.EPOCH_FORMATS:
+    if type(given) is str and given in time_formats.EPOCH_FORMATS:
         if "timezone" in options:
             doc.fail((*where, "timezone"), f"a Unix time (format {given!r}) is UTC: no timezone")
         if kind == "date":
-            return times.epoch_date_converter(given), None
-        return times.epoch_time_converter(given), None
+            return time_formats.epoch_date_converter(given), None
+        return time_formats.epoch_time_converter(given), None
     fmt = _format(doc, (*where, "format"), given)
     if kind == "date":
         return times.date_converter(fmt), times.date_parser(fmt)
@@ -247,7 +247,7 @@ def _format(doc: MappingDoc, where: KeyPath, given: Any) -> str | None:
         return None
     fmt = expect(doc, where, given, str, 'a strptime format such as "%d.%m.%Y"')
     if "%" not in fmt:
-        hint = did_you_mean(fmt, tuple(times.EPOCH_FORMATS)) or (
+        hint = did_you_mean(fmt, tuple(time_formats.EPOCH_FORMATS)) or (
             '; write e.g. "%Y-%m-%d" for 2024-05-31, or "epoch" / "epoch_ms" for Unix times'
         )
         doc.fail(where, f"format {fmt!r} has no strptime codes{hint}")

@@ -11,6 +11,11 @@ Fast paths, because strptime and aware-datetime arithmetic dominate a naive impl
   and 1), several times cheaper than ``replace(tzinfo=...)`` + ``astimezone``.
 - The general path caches its results per (format, zone), shared by every field parsing that
   way: a column read by two fields (an attribute and an event time) is parsed once.
+- A day already seen needs no regex: its text is the key of its hours' offsets (or of the days
+  known to be dates), and a format's full-width text is cut at fixed places.
+
+How a format is read (its regexes and layout) and Unix epoch times are in
+``importer.mapping.time_formats``.
 """
 
 from __future__ import annotations
@@ -23,19 +28,13 @@ from functools import cache, lru_cache
 from typing import Any
 
 from importer.errors import RecordError
+from importer.mapping.time_formats import Layout, TimeFormat
+from importer.mapping.time_formats import show_time as _show
 
 # Typical exports repeat timestamps (minute resolution, batch dates): ~3 MB per (format, zone).
 CACHE_SIZE = 16_384
-_DIGITS = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
-_FIELDS = "YmdHMS"  # datetime's positional order
-_datetime: Callable[..., datetime] = datetime  # called with 3 to 6 ints, by position
 _ISO_HINT = "ISO 8601 such as 2024-05-01T12:00:00+02:00"
 _DATE_HINT = "YYYY-MM-DD or an ISO 8601 timestamp"
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @lru_cache(maxsize=64)
@@ -139,68 +138,11 @@ def day_offsets(zone: tzinfo) -> DayOffsets:
     return DayOffsets(zone)
 
 
-class TimeFormat:
-    """A strptime format with a regex fast path when its codes are %Y %m %d and optionally %H,
-    %H %M or %H %M %S, in any order between literal characters (``%d.%m.%Y %H:%M``). Like
-    strptime, one digit is enough for all but %Y. Anything else is left to strptime.
-
-    ``fields()`` gives the faster path still, for the common case of every field written in full
-    (two digits, four for the year): the parsers rearrange the text, no datetime made."""
-
-    __slots__ = ("fixed", "fmt", "pad", "pick", "regex")
-
-    def __init__(self, fmt: str) -> None:
-        self.fmt = fmt
-        self.regex: re.Pattern[str] | None = None
-        self.fixed: re.Pattern[str] | None = None
-        self.pick: Callable[[tuple[str | Any, ...]], tuple[str, ...]] | None = None
-        self.pad: tuple[str, ...] = ()
-        codes: list[str] = []
-        pattern = fixed = ""
-        index = 0
-        while index < len(fmt):
-            if fmt[index] == "%":
-                code = fmt[index + 1 : index + 2]
-                if code not in _DIGITS or code in codes:
-                    return
-                codes.append(code)
-                pattern += r"(\d{4})" if code == "Y" else r"(\d{1,2})"
-                fixed += r"(\d{4})" if code == "Y" else r"(\d\d)"
-                index += 2
-            else:
-                pattern += re.escape(fmt[index])
-                fixed += re.escape(fmt[index])
-                index += 1
-        # datetime(Y, m, d, H, M, S) takes them by position: the codes must be a prefix of that.
-        if len(codes) >= 3 and sorted(codes, key=_FIELDS.index) == list(_FIELDS[: len(codes)]):
-            self.regex = re.compile(pattern, re.ASCII)
-            self.fixed = re.compile(fixed, re.ASCII)
-            # The groups in datetime's order (Y, m, d, H, M, S), wherever they are in the text.
-            self.pick = operator.itemgetter(*(codes.index(code) for code in _FIELDS[: len(codes)]))
-            self.pad = ("00",) * (6 - len(codes))
-
-    def parse(self, text: str) -> datetime:
-        found = self.regex.fullmatch(text) if self.regex is not None else None
-        if found is not None and self.pick is not None:
-            try:
-                return _datetime(*map(int, self.pick(found.groups())))
-            except ValueError:
-                pass  # strptime may split run-together digits differently; it has the last word
-        return datetime.strptime(text, self.fmt)
-
-    def fields(self) -> tuple[Callable[[str], re.Match[str] | None], Any, tuple[str, ...]] | None:
-        """How to read a text in the full-width layout: its match, the groups picked in
-        datetime's order (Y, m, d, H, M, S), padded with ``00`` for codes the format lacks;
-        None when the format has no such layout."""
-        if self.fixed is None or self.pick is None:
-            return None
-        return self.fixed.fullmatch, self.pick, self.pad
-
-
 # The naive ISO time exports write most (``2024-05-01T12:00:00``, or a space for the T).
 _NAIVE_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)", re.ASCII)
 _NAIVE_ISO_FIELDS = (_NAIVE_ISO.fullmatch, operator.itemgetter(0, 1, 2, 3, 4, 5), ())
 _HOUR_OF = {f"{hour:02}": hour for hour in range(24)}
+_SIXTY = frozenset(f"{n:02}" for n in range(60))  # a minute's or a second's two digits
 _DAYS_SEEN: set[str] = set()  # YYYY-MM-DD texts known to be dates
 _DAYS_KEPT = 50_000
 
@@ -247,21 +189,53 @@ def time_parser(fmt: str | None, zone: tzinfo) -> Callable[[str], str]:
     fields = _NAIVE_ISO_FIELDS if custom is None else custom.fields()
     if fields is None:
         return general
-    match, pick, pad = fields
-    hour_of, known, hours = _HOUR_OF.get, days.known.get, days.hours
-    aware = custom is None  # without a format, ISO text with an offset may come
+    placed = _placed(fields, days, general)
+    if custom is not None:
+        return (
+            placed if custom.layout is None else _laid_out(custom.layout, fields[2], days, placed)
+        )
+    known, hour_of, sixty = days.known.get, _HOUR_OF.get, _SIXTY
 
     def parse(text: str) -> str:
+        # A naive ISO time of a day already seen (2024-05-01T12:00:00): the day's text is the
+        # key of its offsets, so one lookup checks the date, and hour, minute and second are
+        # looked up too; a T-separated text only gets its offset appended.
+        if len(text) == 19:
+            offsets = known(text[:10])
+            if offsets is not None and text[13] == ":" and text[16] == ":":
+                index = hour_of(text[11:13])
+                if index is not None and text[14:16] in sixty and text[17:] in sixty:
+                    offset = offsets[index]
+                    if offset is not None:
+                        if text[10] == "T":
+                            return text + offset
+                        if text[10] == " ":
+                            return f"{text[:10]}T{text[11:]}{offset}"
         # Already what Braze wants (2024-01-31T10:00:00+00:00): validate only, and skip the
         # cache, which doubles the cost of a value seen once (317 vs 148 ns measured here).
-        if aware and len(text) == 25 and text[10] == "T" and text[19] in "+-" and text[22] == ":":
+        if len(text) == 25 and text[10] == "T" and text[19] in "+-" and text[22] == ":":
             try:
                 datetime.fromisoformat(text)
                 return text
             except ValueError:
                 pass  # the general path gives the reason
-        # A wall time written in full: rearranged as text and given its hour's offset, no
-        # datetime made; anything unusual (a DST hour, an invalid field) takes the general path.
+        return placed(text)
+
+    return parse
+
+
+Fields = tuple[Callable[[str], re.Match[str] | None], Any, tuple[str, ...]]
+
+
+def _placed(
+    fields: Fields, days: DayOffsets, general: Callable[[str], str]
+) -> Callable[[str], str]:
+    """A wall time written in full: matched, rearranged as text and given its hour's offset,
+    no datetime made; anything unusual (a DST hour, an invalid field) takes ``general``."""
+    match, pick, pad = fields
+    hour_of, known, hours = _HOUR_OF.get, days.known.get, days.hours
+
+    def place(text: str) -> str:
         found = match(text)
         if found is not None:
             year, month, day, hour, minute, second = pick(found.groups()) + pad
@@ -272,6 +246,31 @@ def time_parser(fmt: str | None, zone: tzinfo) -> Callable[[str], str]:
                 if offsets is not None and (offset := offsets[index]) is not None:
                     return f"{date_text}T{hour}:{minute}:{second}{offset}"
         return general(text)
+
+    return place
+
+
+def _laid_out(
+    layout: Layout, pad: tuple[str, ...], days: DayOffsets, placed: Callable[[str], str]
+) -> Callable[[str], str]:
+    """``placed`` with a path before it for a format's full-width text of a day already seen
+    (06.12.2019 13:16): cut at fixed places, the day, hour, minute and second looked up, no
+    regex; what ``placed`` gives for such a text, which decides everything else."""
+    width, literals, expected, pieces = layout
+    known, hour_of, sixty = days.known.get, _HOUR_OF.get, _SIXTY
+
+    def parse(text: str) -> str:
+        if len(text) == width and literals(text) == expected:
+            year, month, day, hour, minute, second = pieces(text) + pad
+            date_text = f"{year}-{month}-{day}"
+            offsets = known(date_text)
+            if offsets is not None:
+                index = hour_of(hour)
+                if index is not None and minute in sixty and second in sixty:
+                    offset = offsets[index]
+                    if offset is not None:
+                        return f"{date_text}T{hour}:{minute}:{second}{offset}"
+        return placed(text)
 
     return parse
 
@@ -295,6 +294,7 @@ def date_parser(fmt: str | None) -> Callable[[str], str]:
 
     fields = custom.fields() if custom is not None else None
     match_naive = _NAIVE_ISO.fullmatch
+    seen, sixty = _DAYS_SEEN, _SIXTY
     if fields is None:
 
         def parse(text: str) -> str:
@@ -302,7 +302,19 @@ def date_parser(fmt: str | None) -> Callable[[str], str]:
                 return text
             # The date of a naive ISO time (an order's ``2024-05-01 12:00:00``): the time is
             # checked as fromisoformat checks it, and the date part is the answer, as written.
-            # Seldom repeated to the second, such values only filled the cache.
+            # Seldom repeated to the second, such values only filled the cache. A day already
+            # seen is one lookup (the set holds only YYYY-MM-DD dates), the time three more.
+            if (
+                len(text) == 19
+                and text[:10] in seen
+                and text[13] == ":"
+                and text[16] == ":"
+                and (text[10] == "T" or text[10] == " ")
+                and text[11:13] in _HOUR_OF
+                and text[14:16] in sixty
+                and text[17:] in sixty
+            ):
+                return text[:10]
             found = match_naive(text)
             if found is not None:
                 _, _, _, hour, minute, second = found.groups()
@@ -311,20 +323,27 @@ def date_parser(fmt: str | None) -> Callable[[str], str]:
             return general(text)
 
         return parse
-    match, pick, _ = fields
+    match, pick, pad = fields
+    assert custom is not None and custom.layout is not None  # a format with fields has one
+    width, literals, expected, pieces = custom.layout
 
     def parse_fixed(text: str) -> str:
+        # A full-width text of a day already seen: cut at fixed places, no regex. The time a
+        # format may also hold must be one strptime takes (an hour 24 is not), as below.
+        if len(text) == width and literals(text) == expected:
+            year, month, day, hour, minute, second = pieces(text) + pad
+            date_text = f"{year}-{month}-{day}"
+            if date_text in seen and hour in _HOUR_OF and minute in sixty and second in sixty:
+                return date_text
         found = match(text)
         if found is not None:
-            year, month, day = pick(found.groups())[:3]
+            year, month, day, hour, minute, second = pick(found.groups()) + pad
             date_text = f"{year}-{month}-{day}"
-            if is_day(date_text):
+            if hour in _HOUR_OF and minute < "60" and second < "60" and is_day(date_text):
                 return date_text
         return general(text)
 
     return parse_fixed
-
-    return parse
 
 
 def time_converter(fmt: str | None, zone: tzinfo) -> Callable[[Any], Any]:
@@ -353,65 +372,5 @@ def date_converter(fmt: str | None) -> Callable[[Any], Any]:
         if type(value) is str:
             return parse(value)
         raise RecordError("invalid_date", f"{_show(value)} is not a valid date")
-
-    return convert
-
-
-# --- epoch times: format = "epoch" (seconds) or "epoch_ms" (milliseconds) ------------------------
-
-EPOCH_FORMATS = {"epoch": 6, "epoch_ms": 3}  # format -> decimal places to reach microseconds
-_SCALE = {6: 1_000_000, 3: 1_000}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
-
-
-def _epoch_micros(value: Any, places: int) -> int | None:
-    """Microseconds since 1970 of an epoch cell (integer or decimal text, a JSONL number), with
-    integer arithmetic so a millisecond never turns into 999 microseconds; None if it is none."""
-    kind = type(value)
-    if kind is int:
-        return int(value) * _SCALE[places]
-    if kind is float:
-        text = repr(value)
-    elif kind is str:
-        text = value
-    else:
-        return None
-    if _EPOCH_TEXT.fullmatch(text) is None:
-        return None
-    whole, _, fraction = text.partition(".")
-    negative = whole.startswith("-")
-    fraction = (fraction + "0" * places)[:places]  # digits beyond a microsecond are dropped
-    micros = abs(int(whole)) * _SCALE[places] + int(fraction or "0")
-    return -micros if negative else micros
-
-
-def _epoch_datetime(value: Any, unit: str) -> datetime:
-    micros = _epoch_micros(value, EPOCH_FORMATS[unit])
-    if micros is not None:
-        try:
-            return _EPOCH + timedelta(microseconds=micros)
-        except OverflowError:
-            pass
-    what = "seconds" if unit == "epoch" else "milliseconds"
-    raise RecordError(
-        "invalid_time", f"{_show(value)} is not a Unix time in {what} (format {unit!r})"
-    )
-
-
-def epoch_time_converter(unit: str) -> Callable[[Any], Any]:
-    """Unix seconds / milliseconds (text or number, integer or decimal) -> ISO 8601 in UTC."""
-
-    def convert(value: Any) -> Any:
-        return _epoch_datetime(value, unit).isoformat()
-
-    return convert
-
-
-def epoch_date_converter(unit: str) -> Callable[[Any], Any]:
-    """Unix seconds / milliseconds -> the UTC day, ``YYYY-MM-DD``."""
-
-    def convert(value: Any) -> Any:
-        return _epoch_datetime(value, unit).date().isoformat()
 
     return convert

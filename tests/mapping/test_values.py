@@ -3,6 +3,7 @@ the same value, or the same refusal with the same code and message, for any text
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -175,13 +176,16 @@ def test_a_time_written_in_full_comes_out_as_the_datetime_way(
         if fmt is None
         else moment.strftime(fmt)
     )
-    parse = time_parser(fmt, ZoneInfo(zone))
+    _assert_timed_the_datetime_way(text, fmt, zone)
+
+
+def _assert_timed_the_datetime_way(text: str, fmt: str | None, zone: str) -> None:
     try:
         expected: str | None = _reference_time(text, fmt, ZoneInfo(zone))
     except RecordError:
         expected = None
     try:
-        got: str | None = parse(text)
+        got: str | None = time_parser(fmt, ZoneInfo(zone))(text)
     except RecordError:
         got = None
     assert got == expected
@@ -223,3 +227,66 @@ def test_the_date_of_a_naive_iso_time_comes_out_as_the_datetime_way(
     moment: datetime, sep: str, near_miss: str | None
 ) -> None:
     _assert_dated_the_datetime_way(near_miss or moment.isoformat(sep=sep)[:19], None)
+
+
+# A text with one character changed: a digit, a separator, a letter, a non-ASCII digit.
+_CHANGES = st.none() | st.tuples(st.integers(0, 24), st.sampled_from("0123456789:-./T tX٢"))
+
+
+def _changed(text: str, change: tuple[int, str] | None) -> str:
+    if change is None:
+        return text
+    at, char = change
+    return text[:at] + char + text[at + 1 :]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    zone=st.sampled_from(_ZONES),
+    fmt=st.sampled_from((*_FORMATS, "%Y%m%d%H%M%S", "%H:%M %Y-%m-%d")),
+    moment=st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 12, 31)),
+    change=_CHANGES,
+)
+def test_a_time_of_a_day_already_seen_comes_out_as_the_datetime_way(
+    zone: str, fmt: str | None, moment: datetime, change: tuple[int, str] | None
+) -> None:
+    """The lookups for a day already seen (no regex: the day's offsets by its text, the text cut
+    at fixed places for a format) give the value the datetime way gives, or refuse it, for
+    a text of that day in full and for one with any character changed."""
+
+    def written(when: datetime) -> str:
+        if fmt is None:
+            return when.isoformat(sep=" " if when.minute % 2 else "T")[:19]
+        return when.strftime(fmt)
+
+    with contextlib.suppress(RecordError):  # the day is now known
+        time_parser(fmt, ZoneInfo(zone))(written(moment.replace(hour=12, minute=0, second=0)))
+    _assert_timed_the_datetime_way(_changed(written(moment), change), fmt, zone)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    fmt=st.sampled_from((None, "%d.%m.%Y", "%Y%m%d", "%Y-%m-%d %H:%M:%S", "%d.%m.%Y %H")),
+    moment=st.datetimes(min_value=datetime(1, 1, 1)),
+    sep=st.sampled_from("T "),
+    change=_CHANGES,
+)
+def test_a_date_of_a_day_already_seen_comes_out_as_the_datetime_way(
+    fmt: str | None, moment: datetime, sep: str, change: tuple[int, str] | None
+) -> None:
+    """The same for dates: a day already seen, a naive ISO time of it, or a format's text."""
+
+    def written(when: datetime) -> str:
+        return when.isoformat(sep=sep)[:19] if fmt is None else when.strftime(fmt)
+
+    with contextlib.suppress(RecordError):  # the day is now known
+        date_parser(fmt)(written(moment.replace(hour=12)))
+    _assert_dated_the_datetime_way(_changed(written(moment), change), fmt)
+
+
+def test_a_date_format_with_a_time_refuses_an_hour_strptime_refuses() -> None:
+    """The regex took any two digits for the hour of a date format with one: 24 passed."""
+    parse = date_parser("%Y-%m-%d %H:%M:%S")
+    assert parse("2000-01-01 23:59:59") == "2000-01-01"
+    with pytest.raises(RecordError, match="not a valid date"):
+        parse("2000-01-01 24:00:00")
