@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from importer.convert.checks import (
+    FieldCheck,
     FieldValues,
     ObjectCheck,
     compiled,
+    field_check,
     object_checks,
     properties_check,
+    property_guards,
 )
 from importer.convert.codegen import (
     COMBINE,
@@ -25,7 +28,6 @@ from importer.convert.codegen import (
     NO_COLUMN,
     SET,
     Build,
-    Columns,
     FieldPlan,
     Fill,
     GroupEntry,
@@ -35,6 +37,7 @@ from importer.convert.codegen import (
     make_fill,
     make_read,
 )
+from importer.convert.generated import Columns
 from importer.errors import RecordError
 from importer.mapping import (
     OMIT,
@@ -133,50 +136,97 @@ def values_of(item: CompiledField) -> FieldValues:
 @dataclass(frozen=True, slots=True)
 class RowCode:
     """A mapping's generated functions for one shape of record (see importer.convert.codegen):
-    the identifier's reader, the attributes filler, and each event's / purchase's builder
-    with the checks its values need (importer.convert.checks.compiled; None: none can fail)."""
+    the identifier's reader, the attributes filler and the checks left for its object, and each
+    event's / purchase's builder with the checks left for it (importer.convert.checks.compiled;
+    None: none can fail). Fused code (``row_code(..., fused=True)``) checks each value a cell
+    gives where it sets it and raises Suspect when one fails; only literals, combined
+    operations and the subscription groups are left for the object's check."""
 
     identity: Read | None
     attributes: Fill
+    attributes_check: ObjectCheck | None
     events: tuple[tuple[Build, ObjectCheck | None], ...]
     purchases: tuple[tuple[Build, ObjectCheck | None], ...]
     operations: Read | None = None  # the ``[operations] key`` reader
 
 
-def row_code(mapping: CompiledMapping, columns: Columns | None = None) -> RowCode:
+def row_code(
+    mapping: CompiledMapping, columns: Columns | None = None, fused: bool = False
+) -> RowCode:
     """The code over record dicts, or with ``columns`` over a CSV row's cells (NotPlain when
-    some field is not a literal or a plain column of that header)."""
+    some field is not a literal or a plain column of that header); ``fused``: with the checks
+    fused into it."""
     identity = mapping.identity
+    plans = attribute_plans(mapping.attributes)
+    guards = tuple(
+        _guard("attributes", item) if fused and plan[8] != COMBINE else None
+        for item, plan in zip(mapping.attributes, plans, strict=True)
+    )
+    groups = (FieldValues("subscription_groups", "json"),) if mapping.subscription_groups else ()
+    left = object_checks(
+        "attributes",
+        (
+            *(
+                values_of(item)
+                for item, guard in zip(mapping.attributes, guards, strict=True)
+                if guard is None
+            ),
+            *groups,
+        ),
+    )
     return RowCode(
         identity=None if identity is None else make_read(field_plan(identity.field), columns),
         attributes=make_fill(
-            attribute_plans(mapping.attributes),
+            plans,
             columns,
             tuple(
                 (field_plan(group.id), field_plan(group.state), group_entry(group))
                 for group in mapping.subscription_groups
             ),
+            guards,
         ),
-        events=tuple(_builder(spec, columns) for spec in mapping.events),
-        purchases=tuple(_builder(spec, columns) for spec in mapping.purchases),
+        attributes_check=compiled(left) if left else None,
+        events=tuple(_builder(spec, columns, fused) for spec in mapping.events),
+        purchases=tuple(_builder(spec, columns, fused) for spec in mapping.purchases),
         operations=None
         if mapping.operations_key is None
         else make_read(field_plan(mapping.operations_key), columns),
     )
 
 
+def _guard(array: str, item: CompiledField) -> FieldCheck | None:
+    """The check fused where the code sets ``item``'s value: any non-literal field's (a literal
+    is one value, checked once, in the object's check)."""
+    if isinstance(item.read, LiteralReader):
+        return None
+    return field_check(array, values_of(item))
+
+
 def _plans(items: Iterable[CompiledField]) -> tuple[FieldPlan, ...]:
     return tuple(field_plan(item) for item in items)
 
 
-def _builder(spec: ObjectSpec, columns: Columns | None) -> tuple[Build, ObjectCheck | None]:
+def _builder(
+    spec: ObjectSpec, columns: Columns | None, fused: bool
+) -> tuple[Build, ObjectCheck | None]:
     """build(data, base): the object for this row, or None when a required column is empty
-    (then a value of it that could not be converted does not matter); and its checks."""
-    build = make_build(
-        _plans(spec.required), _plans(spec.optional), _plans(spec.properties), columns
-    )
+    (then a value of it that could not be converted does not matter); and the checks left."""
     fields = (*spec.required, *spec.optional)
-    checks = object_checks(spec.array, (values_of(item) for item in fields))
-    extra = properties_check(spec.array, (values_of(p) for p in spec.properties))
-    kept = (*checks, extra) if extra is not None else checks
+    guards = tuple(_guard(spec.array, item) if fused else None for item in fields)
+    fixed = tuple(isinstance(item.read, LiteralReader) for item in spec.properties)
+    values = tuple(values_of(p) for p in spec.properties)
+    per_property = property_guards(spec.array, values, (not f for f in fixed)) if fused else None
+    build = make_build(
+        _plans(spec.required),
+        _plans(spec.optional),
+        _plans(spec.properties),
+        columns,
+        (guards[: len(spec.required)], guards[len(spec.required) :], per_property or ()),
+    )
+    left = object_checks(
+        spec.array,
+        (values_of(item) for item, guard in zip(fields, guards, strict=True) if guard is None),
+    )
+    extra = None if per_property is not None else properties_check(spec.array, values)
+    kept = (*left, extra) if extra is not None else left
     return build, compiled(kept) if kept else None

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
-from importer.convert.codegen import GeneratedSource
+from importer.convert.generated import PASSED_KEPT, GeneratedSource
 from importer.mapping import OMIT
 from importer.models import BrazeObject
 from importer.rules import (
@@ -133,9 +133,6 @@ class FieldCheck(NamedTuple):
     items: bool = False  # a list whose texts are at most ``longest`` long passes (Rule.items)
 
 
-PASSED_KEPT = 4096  # values remembered per check; a unique column (emails) stops at this
-
-
 def _field_check(
     key: str, text: tuple[int, int], check: Checker, items: bool = False
 ) -> FieldCheck:
@@ -173,9 +170,17 @@ def properties_check(array: str, properties: Iterable[FieldValues]) -> FieldChec
     Properties of scalar kinds with well-formed names can fail only one way: a text value over
     255 characters. That is tested inline; only then does the full checker run (and report it).
     """
-    fields = tuple(properties)
     full = checker_for(array, "properties")
     assert full is not None  # events and purchases have one
+    way = _failing(full, tuple(properties))
+    if way is None:
+        return None
+    return _field_check("properties", NEVER, full if way == "any" else _short_texts_or(full))
+
+
+def _failing(full: Checker, fields: tuple[FieldValues, ...]) -> str | None:
+    """How a properties object of these fields can fail: in any way (nested values, bad names),
+    only by a text over 255 characters ("long"), or not at all (None)."""
     if not fields:
         return None
     nested = any(
@@ -184,15 +189,48 @@ def properties_check(array: str, properties: Iterable[FieldValues]) -> FieldChec
     )
     names_ok = full("properties", dict.fromkeys(values.key for values in fields)) is None
     if nested or not names_ok:
-        return _field_check("properties", NEVER, full)
+        return "any"
     long_text = any(
         values.kind == "string"
         or any(type(v) is str and len(v) > MAX_STRING_CHARS for v in values.fixed)
         for values in fields
     )
-    if not long_text:
+    return "long" if long_text else None
+
+
+def property_guards(
+    array: str, properties: Iterable[FieldValues], fused: Iterable[bool]
+) -> tuple[FieldCheck | None, ...] | None:
+    """Instead of ``properties_check``, a check of each property's value where the code sets it
+    (``fused``: the fields whose values the code sets from a cell): possible when the object
+    can fail only by a text over 255 characters, each text field is fused and no literal holds
+    such a text. None when the object keeps ``properties_check``."""
+    full = checker_for(array, "properties")
+    assert full is not None  # events and purchases have one
+    fields, marks = tuple(properties), tuple(fused)
+    way = _failing(full, fields)
+    if way == "any":
         return None
-    return _field_check("properties", NEVER, _short_texts_or(full))
+    pairs = tuple(zip(fields, marks, strict=True))
+    if any(values.kind == "string" and not mark for values, mark in pairs) or any(
+        type(v) is str and len(v) > MAX_STRING_CHARS for values in fields for v in values.fixed
+    ):
+        return None
+    return tuple(
+        _field_check(values.key, (0, MAX_STRING_CHARS), _long_text)
+        if way == "long" and values.kind == "string"
+        else None
+        for values, _mark in pairs
+    )
+
+
+_LONG = Violation("string_too_long", "a property's text exceeds 255 chars")
+
+
+def _long_text(field: str, value: Any) -> Violation | None:
+    """Whether a property's value breaks the one rule a fused property can: then the object's
+    full check runs on the general path, and reports it as it always has."""
+    return _LONG if value.__class__ is str and len(value) > MAX_STRING_CHARS else None
 
 
 def _short_texts_or(full: Checker) -> Checker:
@@ -233,7 +271,6 @@ def first_violation(obj: BrazeObject, checks: Checks) -> Violation | None:
 
 
 ObjectCheck = Callable[[BrazeObject], Violation | None]
-_OPERATION_KEYS = frozenset({"add", "remove"})
 
 
 def compiled(checks: Checks) -> ObjectCheck:
@@ -242,50 +279,13 @@ def compiled(checks: Checks) -> ObjectCheck:
     runs for every object of every row: ~1.5 µs a CRM row in the loop.
 
     Made as importer.convert.codegen makes a mapping's code: nothing from the mapping enters
-    the source; keys, bounds, checkers and remembered values are closure variables ``c<n>``."""
+    the source; keys, bounds, checkers and remembered values are closure variables ``c<n>``.
+    The lines of each check are codegen's, which also fuses them into a mapping's code."""
     source = GeneratedSource(None)  # its first line: ``get = record.get``
-    value = source.value
-    lines: list[str] = []
-    for key, shortest, longest, check, passed, items in checks:
-        k, c, p = value(key), value(check), value(passed)
-        remember = [
-            f"violation = {c}({k}, value)",
-            "if violation is not None:",
-            "    return violation",
-            f"if len({p}) < {PASSED_KEPT}:",
-            f"    {p}.add(value)",
-        ]
-        known = f"value not in {p}"
-        if shortest <= longest:
-            known = f"not {int(shortest)} <= len(value) <= {int(longest)} and {known}"
-        lines += [f"value = get({k}, OMIT)", "if value is not OMIT:"]
-        lines += ["    if value.__class__ is str:", f"        if {known}:"]
-        lines += [f"            {line}" for line in remember]
-        lines += ["    elif value.__class__ is int:", f"        if value not in {p}:"]
-        lines += [f"            {line}" for line in remember]
-        if items:  # the check refuses such a list only for a text item over ``longest``
-            lines += [
-                "    elif value.__class__ is list:",
-                "        for item in value:",
-                f"            if item.__class__ is str and len(item) > {int(longest)}:",
-                f"                violation = {c}({k}, value)",
-                "                if violation is not None:",
-                "                    return violation",
-                "                break",
-                # an object is checked only if it reads as an operation (``{"inc": n}``,
-                # ``{"add": [...]}``): any other is a nested attribute, which always passes
-                "    elif value.__class__ is dict:",
-                '        if ("inc" in value and len(value) == 1) or (',
-                f"            value and value.keys() <= {value(_OPERATION_KEYS)}",
-                "        ):",
-                f"            violation = {c}({k}, value)",
-                "            if violation is not None:",
-                "                return violation",
-            ]
-        lines += ["    else:", f"        violation = {c}({k}, value)"]
-        lines += ["        if violation is not None:", "            return violation"]
-    lines.append("return None")
-    for line in lines:
-        source.add(1, line)
+    for check in checks:
+        source.add(1, f"value = get({source.value(check.key)}, OMIT)")
+        source.add(1, "if value is not OMIT:")
+        source.check(2, "value", check, "return violation")
+    source.add(1, "return None")
     made: ObjectCheck = source.function("check", "record")
     return made

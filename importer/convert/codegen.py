@@ -16,9 +16,10 @@ inject code; it only chooses templates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
+from importer.convert.generated import Columns, GeneratedSource, Guard, Suspect
 from importer.errors import RecordError
 from importer.mapping import OMIT, FieldReader
 from importer.models import BrazeObject
@@ -36,7 +37,7 @@ NO_COLUMN: Any = object()
 # ``remove`` of one attribute share one value) or MERGE (the object also gets ``_merge_objects``).
 FieldPlan = tuple[str, Any, frozenset[str], Any, Any, FieldReader | None, str, Any, str]
 SET, COMBINE, MERGE = "set", "combine", "merge"
-Columns = Mapping[str, int]  # column name -> position in a CSV row
+
 Data = Any  # a record dict, or a CSV row's cells (list[str]) for code made with Columns
 Fill = Callable[[BrazeObject, Data], BrazeObject]
 Build = Callable[[Data, BrazeObject], BrazeObject | None]
@@ -62,6 +63,7 @@ class Refused:
 
 
 _MISSING: Any = object()  # not in a map's table
+TEXT: Any = object()  # what was put is the trimmed text of a cell
 
 
 def _combined(earlier: Any, value: dict[str, Any]) -> dict[str, Any]:
@@ -73,47 +75,18 @@ def _combined(earlier: Any, value: dict[str, Any]) -> dict[str, Any]:
 GroupEntry = Callable[[Any, Any], dict[str, Any]]
 
 
-class GeneratedSource:
-    """Lines of one generated function and the values its closure holds."""
+class MappingSource(GeneratedSource):
+    """A generated function of a mapping's fields: the templates of the fields' code."""
 
-    def __init__(self, columns: Columns | None) -> None:
-        self.columns = columns
-        self.data = "record" if columns is None else "cells"
-        self.lines: list[str] = []
-        self.values: list[Any] = []
-        if columns is None:
-            self.add(1, "get = record.get")
-
-    def value(self, value: Any) -> str:
-        self.values.append(value)
-        return f"c{len(self.values) - 1}"
-
-    def add(self, depth: int, line: str) -> None:
-        self.lines.append("    " * depth + line)
-
-    def function(self, name: str, parameters: str) -> Callable[..., Any]:
-        names = ", ".join(f"c{n}" for n in range(len(self.values)))
-        text = "\n".join(
-            [f"def _make(OMIT, RecordError, {names}):", f"    def {name}({parameters}):"]
-            + ["    " + line for line in self.lines]
-            + [f"    return {name}"]
-        )
-        namespace: dict[str, Any] = {}
-        exec(compile(text, f"<mapping {name}>", "exec"), namespace)
-        made: Callable[..., Any] = namespace["_make"](OMIT, RecordError, *self.values)
-        return made
-
-    # -- the templates ---------------------------------------------------------------------
-
-    def optional(self, depth: int, obj: str, plan: FieldPlan) -> None:
-        """Set ``obj[key]`` when the field has a value; a bad value raises RecordError."""
+    def optional(self, depth: int, obj: str, plan: FieldPlan, guard: Guard | None = None) -> None:
+        """Set ``obj[key]`` when the field has a value; a bad value raises RecordError, and one
+        that fails the ``guard`` fused here raises Suspect."""
         key, column, nulls, parse, on_empty, read, label, table, how = plan
-        k = self.value(key)
-        put = self._putter(obj, k, how)
+        put = self._checked(self._putter(obj, self.value(key), how), guard)
         if column is NO_COLUMN:
             if read is None:  # a literal
                 if on_empty is not OMIT:
-                    put(depth, self.value(on_empty))
+                    put(depth, self.value(on_empty), on_empty)
                 return
             self.add(depth, f"value = {self._reader(read)}({self.data})")
             self.add(depth, "if value is not OMIT:")
@@ -125,10 +98,10 @@ class GeneratedSource:
             self.add(text, f"if {filled}:")
         else:
             self.add(text, f"if {self._empty(nulls)}:")
-            put(text + 1, self.value(on_empty))
+            put(text + 1, self.value(on_empty), on_empty)
             self.add(text, "else:")
         if parse is None and table is None:
-            put(text + 1, "raw")
+            put(text + 1, "raw", TEXT)
         else:
             self._parse(text + 1, parse, label, table)
             if on_empty is OMIT:
@@ -143,6 +116,23 @@ class GeneratedSource:
             self.add(depth + 1, f"value = {self._reader(read)}(record)")
             self.add(depth + 1, "if value is not OMIT:")
             put(depth + 2, "value")
+
+    def _checked(self, put: Callable[[int, str], None], guard: Guard | None) -> Callable[..., None]:
+        """``put``, then the guard's check of what was put: inline for a variable (``TEXT``:
+        known to be text), at generation for a constant (a default: it fails on every row or
+        on none)."""
+
+        def checked(depth: int, expression: str, constant: Any = NO_COLUMN) -> None:
+            put(depth, expression)
+            if guard is None:
+                return
+            if constant is TEXT or constant is NO_COLUMN:
+                failed = f"raise {self.value(Suspect)}"
+                self.check(depth, expression, guard, failed, text=constant is TEXT)
+            elif guard[3](guard[0], constant) is not None:
+                self.add(depth, f"raise {self.value(Suspect)}")
+
+        return checked
 
     def _putter(self, obj: str, k: str, how: str) -> Callable[[int, str], None]:
         """What writes a value into ``obj[k]``, by ``how`` (see FieldPlan)."""
@@ -176,16 +166,19 @@ class GeneratedSource:
         self.add(depth, "if groups is not None:")
         self.add(depth + 1, 'obj["subscription_groups"] = groups')
 
-    def required(self, depth: int, plan: FieldPlan) -> None:
+    def required(self, depth: int, plan: FieldPlan, guard: Guard | None = None) -> None:
         """Set ``obj[key]``, or return None when the field has no value; a conversion error is
-        kept in ``error`` (it matters only if the object is built after all)."""
+        kept in ``error`` (it matters only if the object is built after all). A value that
+        fails the ``guard`` fused here raises Suspect."""
         key, column, _nulls, _parse, on_empty, read, _label, _table, _how = plan
         k = self.value(key)
         if column is NO_COLUMN and read is None:  # a literal
             if on_empty is OMIT or on_empty is None:
                 self.add(depth, "return None")
             else:
-                self.add(depth, f"obj[{k}] = {self.value(on_empty)}")
+                self._checked(self._putter("obj", k, SET), guard)(
+                    depth, self.value(on_empty), on_empty
+                )
             return
         self.add(depth, "try:")
         self.value_of(depth + 1, plan)
@@ -194,7 +187,7 @@ class GeneratedSource:
         self.add(depth, "else:")
         self.add(depth + 1, "if value is OMIT or value is None:")
         self.add(depth + 2, "return None")
-        self.add(depth + 1, f"obj[{k}] = value")
+        self._checked(self._putter("obj", k, SET), guard)(depth + 1, "value")
 
     def value_of(self, depth: int, plan: FieldPlan) -> None:
         """Put the field's value (OMIT or None when it has none) in ``value``."""
@@ -262,17 +255,22 @@ class GeneratedSource:
         )
 
 
+Guards = tuple[Guard | None, ...]  # one per plan (or none at all): the checks fused there
+
+
 def make_fill(
     plans: tuple[FieldPlan, ...],
     columns: Columns | None = None,
     groups: tuple[tuple[FieldPlan, FieldPlan, GroupEntry], ...] = (),
+    guards: Guards = (),
 ) -> Fill:
     """``fill(obj, data)``: set each field of ``plans`` that has a value, then the subscription
     ``groups`` (id plan, state plan, entry maker); return ``obj``. A value that cannot be
-    converted raises RecordError; NotPlain if ``columns`` cannot do."""
-    source = GeneratedSource(columns)
-    for plan in plans:
-        source.optional(1, "obj", plan)
+    converted raises RecordError, one that fails its guard Suspect; NotPlain if ``columns``
+    cannot do."""
+    source = MappingSource(columns)
+    for plan, guard in zip(plans, guards or (None,) * len(plans), strict=True):
+        source.optional(1, "obj", plan, guard)
     if groups:
         source.groups(1, groups)
     source.add(1, "return obj")
@@ -285,21 +283,27 @@ def make_build(
     optional: tuple[FieldPlan, ...],
     properties: tuple[FieldPlan, ...],
     columns: Columns | None = None,
+    guards: tuple[Guards, Guards, Guards] = ((), (), ()),
 ) -> Build:
-    """``build(data, base)``: the object, or None when a required field has no value."""
-    source = GeneratedSource(columns)
+    """``build(data, base)``: the object, or None when a required field has no value; the
+    ``guards`` of the required, optional and properties' fields (a property's: of its value)."""
+    source = MappingSource(columns)
     source.add(1, "obj = base.copy()")
     source.add(1, "error = None")
-    for plan in required:
-        source.required(1, plan)
+    kept = [
+        part or (None,) * len(plans)
+        for part, plans in zip(guards, (required, optional, properties), strict=True)
+    ]
+    for plan, guard in zip(required, kept[0], strict=True):
+        source.required(1, plan, guard)
     source.add(1, "if error is not None:")
     source.add(2, "raise error")
-    for plan in optional:
-        source.optional(1, "obj", plan)
+    for plan, guard in zip(optional, kept[1], strict=True):
+        source.optional(1, "obj", plan, guard)
     if properties:
         source.add(1, "properties = {}")
-        for plan in properties:
-            source.optional(1, "properties", plan)
+        for plan, guard in zip(properties, kept[2], strict=True):
+            source.optional(1, "properties", plan, guard)
         source.add(1, "if properties:")
         source.add(2, 'obj["properties"] = properties')
     source.add(1, "return obj")
@@ -309,7 +313,7 @@ def make_build(
 
 def make_read(plan: FieldPlan, columns: Columns | None = None) -> Read:
     """``read(data)``: the field's value, OMIT or None when it has none (the identifier)."""
-    source = GeneratedSource(columns)
+    source = MappingSource(columns)
     source.value_of(1, plan)
     source.add(1, "return value")
     read: Read = source.function("read", source.data)

@@ -17,16 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from importer.convert.builder import RowCode, row_code, values_of
-from importer.convert.checks import (
-    Checks,
-    FieldValues,
-    compiled,
-    first_violation,
-    identity_check,
-    object_checks,
-)
+from importer.convert.builder import RowCode, row_code
+from importer.convert.checks import Checks, first_violation, identity_check
 from importer.convert.codegen import NotPlain
+from importer.convert.generated import Suspect
 from importer.errors import RecordError
 from importer.mapping import IDENTIFIERS, OMIT, CompiledMapping, show
 from importer.models import (
@@ -50,8 +44,10 @@ _FLAT_IDENTIFIERS = ("external_id", "braze_id", "user_alias", "email", "phone")
 class Converter:
     """Turns each SourceRow into an Item (or a failure, or a skip). Never raises for a row."""
 
-    def __init__(self, mapping: CompiledMapping) -> None:
+    def __init__(self, mapping: CompiledMapping, fused: bool = True) -> None:
         self.mapping = mapping
+        self._fused = fused
+        self._general: Converter | None = None  # made for the first row that needs it
         identity = mapping.identity
         self._raw = identity is None
         self._id_key = identity.key if identity else ""
@@ -69,14 +65,7 @@ class Converter:
         # An identifier of this many characters passes its check without a call.
         self._id_text = (id_check.shortest, id_check.longest) if id_check else (1, 0)
         self._attributes = bool(mapping.attributes or mapping.subscription_groups)
-        groups = (
-            (FieldValues("subscription_groups", "json"),) if mapping.subscription_groups else ()
-        )
-        attribute_checks = object_checks(
-            "attributes", (*(values_of(item) for item in mapping.attributes), *groups)
-        )
-        self._check_attributes = compiled(attribute_checks) if attribute_checks else None
-        self._dict_code = row_code(mapping)
+        self._dict_code = row_code(mapping, None, fused)
         # The code over a CSV file's cells, for the header it was made for (None: the mapping
         # needs record dicts, e.g. for a ``map``).
         self._header: tuple[str, ...] | None = None
@@ -91,7 +80,7 @@ class Converter:
             self._header = csv_record.header
             columns = {name: n for n, name in enumerate(self._header) if name}
             try:
-                self._cells_code = row_code(self.mapping, columns)
+                self._cells_code = row_code(self.mapping, columns, self._fused)
             except NotPlain:
                 self._cells_code = None
         if self._cells_code is None:
@@ -120,8 +109,8 @@ class Converter:
                 obj = code.attributes(base.copy(), data)
                 if len(obj) > len(base):
                     attributes = (obj,)
-                    if self._check_attributes is not None:
-                        violation = self._check_attributes(obj)
+                    if code.attributes_check is not None:
+                        violation = code.attributes_check(obj)
                         blamed = "attributes"
             events: tuple[BrazeObject, ...] = ()
             for build, check in code.events:
@@ -141,6 +130,8 @@ class Converter:
                         blamed = "purchase"
         except RecordError as exc:
             return RowFailure(row.ref, "convert", exc.code, exc.message, record)
+        except Suspect:
+            return self._again(row)
         if not (attributes or events or purchases):
             return RowSkipped(row.ref, "no_data")
         shortest, longest = self._id_text
@@ -164,6 +155,14 @@ class Converter:
                 message = f"operations.key: the column {column!r} is empty on a row with operations"
                 return RowFailure(row.ref, "convert", "missing_operations_key", message, record)
         return Item(row.ref, record, user, attributes, events, purchases)
+
+    def _again(self, row: SourceRow) -> Conversion:
+        """A row whose value failed a check fused into the code (Suspect), converted again by
+        code that checks each object after building it: that finds the violation to report,
+        the first in order, as the general path always has."""
+        if self._general is None:
+            self._general = Converter(self.mapping, fused=False)
+        return self._general.convert(row)
 
     def _base(self, ident: Any) -> BrazeObject:
         """The keys every object of this row carries."""

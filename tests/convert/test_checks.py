@@ -37,7 +37,7 @@ from importer.errors import RecordError
 from importer.mapping.document import MappingDoc
 from importer.mapping.load import compile_mapping
 from importer.mapping.times import date_converter, time_converter
-from importer.models import ARRAYS, Item, RowFailure, RowRef, SourceRow
+from importer.models import ARRAYS, CsvRecord, Item, Record, RowFailure, RowRef, SourceRow
 from importer.rules.objects import EVENT_FIELDS, PURCHASE_FIELDS, check_object
 from importer.rules.user_fields import ATTRIBUTE_FIELDS
 
@@ -308,7 +308,7 @@ def first_violation(objects: dict[str, list[dict[str, Any]]]) -> tuple[str, str]
     return None
 
 
-def assert_same_as_check_object(converter: Converter, record: dict[str, Any]) -> None:
+def assert_same_as_check_object(converter: Converter, record: Record) -> None:
     out = converter.convert(SourceRow(REF, record))
     if isinstance(out, Item):
         assert first_violation(out.objects()) is None
@@ -324,6 +324,33 @@ def test_csv_rows_are_refused_exactly_as_check_object_refuses(
     index: int, record: dict[str, str]
 ) -> None:
     assert_same_as_check_object(CONVERTERS[index], record)
+
+
+@pytest.mark.parametrize("index", range(len(CONVERTERS)))
+@SETTINGS
+@given(record=st.fixed_dictionaries(CELLS))
+def test_csv_cells_are_refused_exactly_as_check_object_refuses(
+    index: int, record: dict[str, str]
+) -> None:
+    """The same rows read by position (CsvRecord): the code with the checks fused into it."""
+    header = tuple(record)
+    assert_same_as_check_object(CONVERTERS[index], CsvRecord(header, list(record.values())))
+
+
+@pytest.mark.parametrize("index", range(len(CONVERTERS)))
+@SETTINGS
+@given(record=st.fixed_dictionaries(CELLS), as_cells=st.booleans())
+def test_fused_checks_give_what_checking_each_object_after_building_gives(
+    index: int, record: dict[str, str], as_cells: bool
+) -> None:
+    """A fused check that fails sends the row to the general code (Suspect); one that passes
+    must mean the object check passes too: the same outcome either way, to the message."""
+    text = MAPPINGS[index]
+    general = Converter(compile_mapping(MappingDoc("m.toml", text), tomllib.loads(text)), False)
+    data: Record = CsvRecord(tuple(record), list(record.values())) if as_cells else record
+    fused_out = CONVERTERS[index].convert(SourceRow(REF, data))
+    general_out = general.convert(SourceRow(REF, data))
+    assert fused_out == general_out
 
 
 @pytest.mark.parametrize("index", range(len(CONVERTERS)))
