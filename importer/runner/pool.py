@@ -21,35 +21,28 @@ then stop).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from multiprocessing import get_all_start_methods, get_context
 from typing import Any
 
-from importer.errors import AbortError
 from importer.models import CsvRecord, Item, RowFailure, RowRef, SourceRow
 from importer.read import Block, CsvLayout, LineRecord, RangeText
+from importer.runner.channels import Ticket, Workers
 from importer.runner.worker import (
-    Answer,
     ConverterSpec,
     Digests,
     Outcome,
     convert_chunk,
     convert_range,
     keep_freed_memory,
-    ready,
-    start_worker,
+    run_worker,
 )
 
 CHUNK_ROWS = 500  # rows per hand-over: ~10 ms of work, small enough to keep the order cheap
 # Sources smaller than this are converted in the main process: starting processes costs more.
 POOL_MIN_BYTES = 2_000_000
-PIPE_BYTES = 1024 * 1024  # Linux's default pipe-max-size
 
 
 def default_workers() -> int:
@@ -71,7 +64,7 @@ class Chunk:
 
     def __init__(self, rows: list[SourceRow | RowFailure]) -> None:
         self.rows = rows
-        self.answers: Future[list[Answer]] | None = None
+        self.answers: Ticket | None = None
         self.outcomes: list[Outcome] | None = None  # converted in the main process
 
     def done(self) -> bool:
@@ -79,17 +72,13 @@ class Chunk:
 
     async def wait(self) -> None:
         if self.answers is not None:
-            with contextlib.suppress(Exception):  # joined() raises it, in order
-                await asyncio.wrap_future(self.answers)
+            await self.answers.wait()
 
     def joined(self) -> list[Outcome]:
         if self.outcomes is not None:
             return self.outcomes
         assert self.answers is not None
-        try:
-            answers = iter(self.answers.result())
-        except BrokenProcessPool as exc:
-            raise _died(exc) from None
+        answers = iter(self.answers.result())  # a worker's death: AbortError
         outcomes: list[Outcome] = []
         for row in self.rows:
             if isinstance(row, RowFailure):
@@ -102,7 +91,7 @@ class Chunk:
             elif isinstance(answer, RowFailure):
                 outcomes.append(replace(answer, record=row.record))
             else:
-                outcomes.append(answer)  # type: ignore[arg-type]
+                outcomes.append(answer)
         return outcomes
 
 
@@ -111,7 +100,7 @@ class RangeChunk:
 
     __slots__ = ("answers", "text")
 
-    def __init__(self, text: RangeText, answers: Future[tuple[bool, list[int], list[Any]]]) -> None:
+    def __init__(self, text: RangeText, answers: Ticket) -> None:
         self.text = text
         self.answers = answers
 
@@ -119,15 +108,11 @@ class RangeChunk:
         return self.answers.done()
 
     async def wait(self) -> None:
-        with contextlib.suppress(Exception):  # joined() raises it, in order
-            await asyncio.wrap_future(self.answers)
+        await self.answers.wait()
 
     def joined(self, outcome: Callable[[str, int], str | None]) -> list[Outcome | str] | None:
         """The outcomes in order, a settled row's as its recorded outcome (``outcome``)."""
-        try:
-            dirty, lines, answers = self.answers.result()
-        except BrokenProcessPool as exc:
-            raise _died(exc) from None
+        dirty, lines, answers = self.answers.result()  # a worker's death: AbortError
         if dirty:
             return None
         text = self.text
@@ -148,32 +133,6 @@ class RangeChunk:
         return outcomes
 
 
-def _widen_pipes(executor: ProcessPoolExecutor) -> None:
-    """Give the pipes the workers' answers come back through room for a whole answer.
-
-    The executor's thread in this process reads an answer (~1 MB for a range) one pipe-full at
-    a time and takes the GIL back after each read: with 64 KiB pipes that was ~20 waits for a
-    busy main thread per answer, and the worker sat blocked writing meanwhile. Linux only;
-    elsewhere (or past the system's pipe-max-size) the pipes stay as they are."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        return
-    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
-    queues = (getattr(executor, "_result_queue", None), getattr(executor, "_call_queue", None))
-    for queue in queues:
-        for end in ("_reader", "_writer"):
-            connection = getattr(queue, end, None)
-            if setpipe is None or connection is None:
-                continue
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(connection.fileno(), setpipe, PIPE_BYTES)
-
-
-def _died(exc: BrokenProcessPool) -> AbortError:
-    return AbortError(f"a conversion worker process died ({exc}); `braze-import resume` goes on")
-
-
 class ConvertPool:
     """Worker processes converting chunks of one attempt's sources."""
 
@@ -183,7 +142,7 @@ class ConvertPool:
         self.workers = workers
         self._specs = tuple(specs)
         self._digests = digests
-        self._executor: ProcessPoolExecutor | None = None
+        self._workers: Workers | None = None
 
     @property
     def depth(self) -> int:
@@ -194,16 +153,10 @@ class ConvertPool:
         """Start the processes: before the event loop and its sockets exist, as a fork copies
         what the process holds (the workers never touch it)."""
         methods = get_all_start_methods()
-        self._executor = ProcessPoolExecutor(
-            self.workers,
-            mp_context=get_context("fork" if "fork" in methods else "spawn"),
-            initializer=start_worker,
-            initargs=(self._specs, self._digests, os.getpid()),
-        )
-        _widen_pipes(self._executor)
+        context = get_context("fork" if "fork" in methods else "spawn")
+        args = (self._specs, self._digests, os.getpid())
+        self._workers = Workers(self.workers, context, run_worker, args)
         keep_freed_memory()  # this process takes the answers in, as large and as often
-        for _ in range(self.workers):
-            self._executor.submit(ready)
 
     def chunk(self, source: int, rows: list[SourceRow | RowFailure], values: bool = True) -> Chunk:
         """Hand ``rows`` (all of source ``source``) over for conversion."""
@@ -221,23 +174,23 @@ class ConvertPool:
         if not payload:  # the reader's failures only
             chunk.outcomes = [row for row in rows if isinstance(row, RowFailure)]
             return chunk
-        if self._executor is None:  # never silently drop rows
+        if self._workers is None:  # never silently drop rows
             raise RuntimeError("rows handed to a conversion pool that is not running")
         name = rows[0].ref.source
-        chunk.answers = self._executor.submit(convert_chunk, source, name, header, payload, values)
+        chunk.answers = self._workers.submit(convert_chunk, source, name, header, payload, values)
         return chunk
 
     def range(
         self, source: int, layout: CsvLayout, block: Block, settled: frozenset[int], values: bool
     ) -> RangeChunk:
         """Hand a range of source ``source``'s raw lines over to be parsed and converted."""
-        if self._executor is None:
+        if self._workers is None:
             raise RuntimeError("rows handed to a conversion pool that is not running")
         data = b"".join(block.lines)
         args = (source, layout, block.first_line, data, block.issues, settled, values)
-        return RangeChunk(RangeText(layout, block), self._executor.submit(convert_range, *args))
+        return RangeChunk(RangeText(layout, block), self._workers.submit(convert_range, *args))
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None

@@ -17,12 +17,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
 from typing import Any
 
 from importer.convert import Converter
 from importer.mapping import CompiledMapping, default_mapping, mapping_from_text
 from importer.models import CsvRecord, Item, RowFailure, RowRef, RowSkipped, SourceRow
 from importer.read import CsvLayout, LineIssue, parse_range
+from importer.runner.channels import serve
 from importer.send import serialised
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -70,6 +72,22 @@ _headers: dict[tuple[str, ...], tuple[str, ...]] = {}
 _layouts: dict[CsvLayout, CsvLayout] = {}  # the same for a range's layout
 
 
+def run_worker(
+    tasks: Connection,
+    answers: Connection,
+    closing: Sequence[Connection],
+    specs: Sequence[ConverterSpec],
+    digests: Digests | None,
+    parent: int,
+) -> None:
+    """A worker process's life (importer.runner.channels starts it): close the main process's
+    ends of the pipes it inherited, get ready, answer tasks until the pipes close."""
+    for end in closing:
+        end.close()
+    start_worker(specs, digests, parent)
+    serve(tasks, answers)
+
+
 def start_worker(specs: Sequence[ConverterSpec], digests: Digests | None, parent: int) -> None:
     global _digests
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -115,10 +133,6 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def ready() -> None:
-    """Nothing: submitted once per worker so the processes start before rows arrive."""
 
 
 def convert_chunk(
