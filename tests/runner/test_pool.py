@@ -4,6 +4,7 @@ requests in the same order, the same failures at the same lines, the same accoun
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -15,9 +16,11 @@ import pytest
 from importer.config import ImportConfig, RetryPolicy
 from importer.convert import Converter
 from importer.convert import converter as converter_module
+from importer.errors import AbortError
 from importer.mapping import mapping_from_text
 from importer.models import Item, RowRef
 from importer.runner import engine as engine_module
+from importer.runner import pool as pool_module
 from importer.runner import worker
 from importer.runner.entry import resume_import, run_import
 from importer.runner.pool import default_workers
@@ -94,15 +97,29 @@ def _import(
         )
         report = run_import(config)
         accepted = {a: sandbox.accepted(a) for a in ("attributes", "events", "purchases")}
-    return _outcome(report.run_dir, report.exit_code, accepted)
+    return _outcome(report.run_dir, report.exit_code, accepted, report.error)
 
 
-def _outcome(run_dir: Path, exit_code: int, accepted: dict[str, Any]) -> dict[str, Any]:
+def _resume(run_dir: Path, workers: int) -> dict[str, Any]:
+    """Resume the run in ``run_dir`` against a new sandbox (the first run's is gone)."""
+    with sandbox_in_thread(SandboxSettings()) as sandbox:
+        manifest = orjson.loads((run_dir / "run.json").read_bytes())
+        manifest["settings"]["endpoint"] = sandbox.url
+        (run_dir / "run.json").write_bytes(orjson.dumps(manifest))
+        report = resume_import(run_dir, api_key=KEY, workers=workers)
+        accepted = {a: sandbox.accepted(a) for a in ("attributes", "events", "purchases")}
+    return _outcome(run_dir, report.exit_code, accepted, report.error)
+
+
+def _outcome(
+    run_dir: Path, exit_code: int, accepted: dict[str, Any], error: str | None = None
+) -> dict[str, Any]:
     summary = orjson.loads((run_dir / "summary.json").read_bytes())
     for key in ("elapsed_s", "rows_per_s", "requests_per_s", "max_in_flight"):
         summary.pop(key)
     return {
         "exit": exit_code,
+        "error": error,
         "summary": summary,
         "failures": [_without_ts(line) for line in _lines(run_dir / "failures.jsonl")],
         "requests": [orjson.loads(line)["lines"] for line in _lines(run_dir / "results.jsonl")],
@@ -226,13 +243,7 @@ def test_a_resume_with_workers_sends_what_one_process_sends(tmp_path: Path) -> N
     for workers in (1, 2):
         copy = tmp_path / f"resumed-{workers}"
         shutil.copytree(run_dir, copy)
-        with sandbox_in_thread(SandboxSettings()) as sandbox:
-            manifest = orjson.loads((copy / "run.json").read_bytes())
-            manifest["settings"]["endpoint"] = sandbox.url  # the first run's sandbox is gone
-            (copy / "run.json").write_bytes(orjson.dumps(manifest))
-            report = resume_import(copy, api_key=KEY, workers=workers)
-            accepted = {a: sandbox.accepted(a) for a in ("attributes", "events", "purchases")}
-        outcomes[workers] = _outcome(copy, report.exit_code, accepted)
+        outcomes[workers] = _resume(copy, workers)
     assert outcomes[2] == outcomes[1]
     summary = outcomes[1]["summary"]
     assert summary["rows_read"] == first["summary"]["rows_read"]
@@ -272,3 +283,28 @@ def test_a_worker_generates_a_sources_code_once_not_once_per_chunk(
         attributes = Item(RowRef("s.csv", 2), {}, user, wire=wire).decoded().attributes
         assert attributes[0]["points"] == chunk
     assert len(generated) == 1
+
+
+def _dying_range(*args: Any) -> Any:
+    """A worker killed on its second range (as the OOM killer would): no answer, no word."""
+    if getattr(_dying_range, "calls", 0) >= 1:
+        os._exit(9)
+    _dying_range.calls = 1  # type: ignore[attr-defined]
+    return worker.convert_range(*args)
+
+
+@pytest.mark.usefixtures("small_pool")
+def test_a_worker_that_dies_aborts_the_run_and_resume_finishes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = _import(tmp_path, 1)
+    monkeypatch.setattr(pool_module, "convert_range", _dying_range)
+    died = _import(tmp_path, 2)
+    assert died["exit"] == AbortError.exit_code
+    assert "a conversion worker process died (exit code 9)" in died["error"]
+    monkeypatch.undo()
+    resumed = _resume(tmp_path / "run-2-0", 2)
+    assert resumed["exit"] == one["exit"]
+    for key in ("rows_read", "delivered", "failed"):
+        assert resumed["summary"][key] == one["summary"][key]
+    assert sorted(map(str, resumed["failures"])) == sorted(map(str, one["failures"]))
