@@ -25,7 +25,7 @@ from importer.mapping import CompiledMapping, default_mapping, mapping_from_text
 from importer.models import CsvRecord, Item, RowFailure, RowRef, RowSkipped, SourceRow
 from importer.read import CsvLayout, LineIssue, parse_range
 from importer.runner.channels import serve
-from importer.send import serialised
+from importer.send import wire_of
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # malloc.h (glibc)
@@ -160,7 +160,7 @@ def _answer(out: Outcome, digests: Digests | None, values: bool) -> Answer:
         item: Item = out
         if digests is not None:
             item = item._replace(digests=digests(item, values))
-        return (item.user, serialised(item).wire, item.digests, item.operations)
+        return (item.user, wire_of(item), item.digests, item.operations)
     if isinstance(out, RowFailure):
         return replace(out, record=None)
     return out  # type: ignore[return-value]

@@ -8,7 +8,7 @@ maps Braze's answer back to rows. Only this stage is async.
 
 from importer.send.client import REDACTED, Answer, BrazeClient, classify, redact
 from importer.send.pacer import Pacer
-from importer.send.packer import pack, serialised
+from importer.send.packer import pack, serialised, wire_of
 from importer.send.sender import BatchResult, Sender, backoff_s
 from importer.send.user_order import UserOrder
 
@@ -25,4 +25,5 @@ __all__ = [
     "pack",
     "redact",
     "serialised",
+    "wire_of",
 ]
