@@ -254,39 +254,43 @@ def _add(batch: _Open, item: Item, serialised: _Serialised, placed: _Placed = _A
 
 def _added(batch: _Open, item: Item, limits: BatchLimits) -> bool:
     """Add a mapped row's usual shape in one step: one attributes object, for a user with
-    none in this request yet, and at most one event and one purchase; what ``_Serialised``,
-    ``_placed``, ``_fits`` and ``_add`` would do for it, without their objects and calls.
-    False, and nothing added, for any other row or one that does not fit."""
+    none in this request yet, and any events and purchases (a wide mapping's rows carry
+    several events); what ``_Serialised``, ``_placed``, ``_fits`` and ``_add`` would do for
+    it, without their objects and calls. False, and nothing added, for any other row or one
+    that does not fit."""
     if item.user in batch.attribute_of_user:
         return False
     wire = item.wire
     if wire is None:
-        of_a, of_e, of_p = item.attributes, item.events, item.purchases
-        if len(of_a) != 1 or len(of_e) > 1 or len(of_p) > 1:
+        of_a = item.attributes
+        if len(of_a) != 1:
             return False
         dumps = orjson.dumps
-        fragments: Sequence[_Fragments] = (
-            (dumps(of_a[0]),),
-            (dumps(of_e[0]),) if of_e else _NONE,
-            (dumps(of_p[0]),) if of_p else _NONE,
-        )
+        of_e, of_p = item.events, item.purchases
+        attribute = dumps(of_a[0])
+        events: _Fragments = (dumps(of_e[0]),) if len(of_e) == 1 else tuple(map(dumps, of_e))
+        purchases: _Fragments = (dumps(of_p[0]),) if len(of_p) == 1 else tuple(map(dumps, of_p))
     else:
-        if len(wire[0]) != 1 or len(wire[1]) > 1 or len(wire[2]) > 1:
+        if len(wire[0]) != 1:
             return False
-        fragments = wire
-    (attribute,), events, purchases = fragments
+        (attribute,), events, purchases = wire
+    n_events, n_purchases = len(events), len(purchases)
     owners, per_array = batch.owners, limits.per_array
-    total = batch.total + 1 + len(events) + len(purchases)
+    total = batch.total + 1 + n_events + n_purchases
     size = batch.size + len(attribute) + 1
-    if events:
+    if n_events == 1:
         size += len(events[0]) + 1
-    if purchases:
+    elif n_events:
+        size += sum(map(len, events)) + n_events
+    if n_purchases == 1:
         size += len(purchases[0]) + 1
+    elif n_purchases:
+        size += sum(map(len, purchases)) + n_purchases
     if (
         total > limits.total
         or len(owners[0]) + 1 > per_array
-        or len(owners[1]) + len(events) > per_array
-        or len(owners[2]) + len(purchases) > per_array
+        or len(owners[1]) + n_events > per_array
+        or len(owners[2]) + n_purchases > per_array
         or size > limits.max_body_bytes
     ):
         return False
@@ -296,12 +300,18 @@ def _added(batch: _Open, item: Item, limits: BatchLimits) -> bool:
     batch.attribute_of_user[item.user] = len(into[0])
     into[0].append(attribute)
     owners[0].append(index)
-    if events:
+    if n_events == 1:
         into[1].append(events[0])
         owners[1].append(index)
-    if purchases:
+    elif n_events:
+        into[1].extend(events)
+        owners[1].extend([index] * n_events)
+    if n_purchases == 1:
         into[2].append(purchases[0])
         owners[2].append(index)
+    elif n_purchases:
+        into[2].extend(purchases)
+        owners[2].extend([index] * n_purchases)
     batch.total = total
     batch.size = size
     return True

@@ -286,12 +286,14 @@ def test_a_half_whose_rows_no_longer_combine_is_cut_there() -> None:
 
 @st.composite
 def mapped_items(draw: st.DrawFn) -> list[Item]:
-    """Rows as a mapping makes them, mostly: one attributes object, at most one event and one
-    purchase; now and then another shape, a repeated user or an object too big to share."""
+    """Rows as a mapping makes them, mostly: one attributes object, events and a purchase or
+    none (a wide mapping's several events); now and then another shape, a repeated user or an
+    object too big to share."""
     out = []
     for line in range(2, draw(st.integers(0, 90)) + 2):
         user = str(draw(st.integers(0, 40)))
-        shape = draw(st.sampled_from([(1, 1, 0), (1, 1, 1), (1, 0, 0), (1, 0, 1), (0, 1, 0)]))
+        shapes = [(1, 1, 0), (1, 1, 1), (1, 0, 0), (1, 0, 1), (0, 1, 0), (1, 3, 0), (1, 2, 2)]
+        shape = draw(st.sampled_from(shapes))
         if draw(st.integers(0, 9)) == 0:
             shape = (draw(st.integers(0, 3)), draw(st.integers(0, 3)), draw(st.integers(0, 3)))
         pad = draw(st.sampled_from([0, 40, 400, 1_500]))
