@@ -5,8 +5,9 @@ pickles and writes each task and a manager that reads and unpickles each answer.
 GIL from the main thread, which is the one that caps a run (it reads, packs, sends); each
 ``submit`` also woke the manager through a pipe and the main thread then waited for the GIL
 back (py-spy: ~15% of the main thread's samples of a wide ``--dry-run`` in that write). Here a
-task goes to the workers in turn (round-robin in source order, which is also the order it is
-joined in), each answer comes back on its worker's own pipe in the order of its tasks, and the
+task goes to the worker with the least work handed over and not answered yet (by the caller's
+``weight``: a range's lines; in turn it was uneven, as a file's ranges alternate long and
+short), each answer comes back on its worker's own pipe in the order of its tasks, and the
 main thread moves the bytes when it looks (``Ticket.done``, ``Ticket.result``, ``Ticket.wait``):
 non-blocking writes, so a full pipe never stalls it, and no thread at all.
 
@@ -47,10 +48,11 @@ class RemoteTraceback(Exception):
 class Ticket:
     """One task's answer, once its worker's pipe has brought it."""
 
-    __slots__ = ("_answer", "_worker")
+    __slots__ = ("_answer", "_worker", "weight")
 
-    def __init__(self, worker: _Worker) -> None:
+    def __init__(self, worker: _Worker, weight: int) -> None:
         self._worker = worker
+        self.weight = weight
         self._answer: bytearray | BaseException | None = None
 
     def done(self) -> bool:
@@ -82,6 +84,7 @@ class _Worker:
         "frame",
         "head",
         "out",
+        "pending",
         "process",
         "tasks",
         "waiting",
@@ -98,6 +101,7 @@ class _Worker:
         self.frame: bytearray | None = None  # the answer being read, ``filled`` bytes so far
         self.filled = 0
         self.waiting: deque[Ticket] = deque()  # in the order of the tasks written
+        self.pending = 0  # the weight of the tasks in ``waiting``
         self.dead: AbortError | None = None
 
     def flush(self) -> None:
@@ -133,7 +137,9 @@ class _Worker:
                 self.filled = filled
                 if filled < len(frame):
                     return
-                self.waiting.popleft()._answer = frame
+                ticket = self.waiting.popleft()
+                ticket._answer = frame
+                self.pending -= ticket.weight
                 self.frame, self.filled = None, 0
         except BlockingIOError:
             return
@@ -167,6 +173,7 @@ class _Worker:
         while self.waiting:
             self.waiting.popleft()._answer = self.dead
         self.out.clear()
+        self.workers.dead = self.workers.dead or self.dead
         self.workers.forget(self)
 
 
@@ -181,7 +188,7 @@ class Workers:
         self._reading: dict[int, _Worker] = {}  # answer pipes
         self._writing: dict[int, _Worker] = {}  # task pipes with bytes waiting for room
         self._workers: list[_Worker] = []
-        self._next = 0
+        self.dead: AbortError | None = None  # the first worker's death: no task is taken after
         parent_ends: list[Connection] = []
         for _ in range(count):
             task_reader, task_writer = context.Pipe(duplex=False)
@@ -207,13 +214,14 @@ class Workers:
             self._reading[answer_reader.fileno()] = worker
             self._poll.register(answer_reader.fileno(), select.POLLIN)
 
-    def submit(self, function: Callable[..., Any], *args: Any) -> Ticket:
-        """Hand ``function(*args)`` to the next worker in turn."""
-        worker = self._workers[self._next]
-        self._next = (self._next + 1) % len(self._workers)
-        ticket = Ticket(worker)
-        if worker.dead is not None:
-            ticket._answer = worker.dead
+    def submit(self, function: Callable[..., Any], *args: Any, weight: int = 1) -> Ticket:
+        """Hand ``function(*args)`` to the worker with the least ``weight`` of work pending."""
+        self.pump(0)  # answers that came in lighten their workers
+        worker = min(self._workers, key=_pending)
+        worker.pending += weight
+        ticket = Ticket(worker, weight)
+        if self.dead is not None:  # as the executor's pool was broken by one death
+            ticket._answer = self.dead
             return ticket
         payload = pickle.dumps((function, args), pickle.HIGHEST_PROTOCOL)
         worker.waiting.append(ticket)
@@ -284,6 +292,10 @@ class Workers:
                 worker.process.kill()
                 worker.process.join()
         self._workers = []
+
+
+def _pending(worker: _Worker) -> int:
+    return worker.pending
 
 
 def _widen(end: Connection) -> None:

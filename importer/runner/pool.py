@@ -177,7 +177,10 @@ class ConvertPool:
         if self._workers is None:  # never silently drop rows
             raise RuntimeError("rows handed to a conversion pool that is not running")
         name = rows[0].ref.source
-        chunk.answers = self._workers.submit(convert_chunk, source, name, header, payload, values)
+        answers = self._workers.submit(
+            convert_chunk, source, name, header, payload, values, weight=len(payload)
+        )
+        chunk.answers = answers
         return chunk
 
     def range(
@@ -188,7 +191,8 @@ class ConvertPool:
             raise RuntimeError("rows handed to a conversion pool that is not running")
         data = b"".join(block.lines)
         args = (source, layout, block.first_line, data, block.issues, settled, values)
-        return RangeChunk(RangeText(layout, block), self._workers.submit(convert_range, *args))
+        answers = self._workers.submit(convert_range, *args, weight=len(block.lines))
+        return RangeChunk(RangeText(layout, block), answers)
 
     def close(self) -> None:
         if self._workers is not None:
