@@ -281,8 +281,11 @@ class Workers:
 
     def close(self) -> None:
         """Close the pipes (a worker then ends, after its current task at most) and reap."""
+        stopped = AbortError("the conversion workers were stopped")
         for worker in self._workers:
-            worker.dead = worker.dead or AbortError("the conversion workers were stopped")
+            worker.dead = worker.dead or stopped
+            while worker.waiting:  # never to be answered: a late result() must not wait
+                worker.waiting.popleft()._answer = stopped
             self.forget(worker)
             worker.tasks.close()
             worker.answers.close()

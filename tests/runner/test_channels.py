@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
@@ -113,3 +114,21 @@ def test_closing_with_tasks_pending_ends_every_worker(workers: Workers) -> None:
     processes = [worker.process for worker in workers._workers]
     workers.close()
     assert all(process.exitcode is not None for process in processes)
+
+
+def _take_tasks_and_never_answer(
+    tasks: Connection, answers: Connection, closing: list[Any]
+) -> None:
+    for end in closing:
+        end.close()
+    with contextlib.suppress(EOFError):
+        while tasks.recv_bytes():
+            pass
+
+
+def test_a_task_never_answered_before_closing_fails_instead_of_waiting() -> None:
+    workers = Workers(1, get_context("fork"), _take_tasks_and_never_answer, ())
+    ticket = workers.submit(_echo, 1)
+    workers.close()
+    with pytest.raises(AbortError, match="stopped"):
+        ticket.result()
