@@ -60,6 +60,18 @@ _DELIVERED = re.compile(rb'"delivered":(\d+)')
 # --- watching a process tree -------------------------------------------------------------------
 
 
+def _pss(pid: int) -> int:
+    """The proportional set size of ``pid`` in bytes (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
+            for line in rollup:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def _stat(pid: int) -> tuple[int, int, int] | None:
     """(parent, utime + stime in ticks, resident pages) of ``pid``, or None once it is gone."""
     try:
@@ -73,7 +85,12 @@ def _stat(pid: int) -> tuple[int, int, int] | None:
 class TreeWatch:
     """Samples a process and its descendants: the peak of their summed RSS and each one's CPU.
     Every fifth sample walks all of /proc for new descendants (~4 ms here); the others read only
-    the processes already known (< 0.1 ms)."""
+    the processes already known (< 0.1 ms).
+
+    Where the memory is, too: each process's own peak RSS, and at the tree's peak each one's
+    RSS and PSS (/proc/PID/smaps_rollup: a page shared by n processes counts 1/n). A forked
+    worker shares the main process's pages until either writes them, so the summed RSS counts
+    those pages once per process; the summed PSS counts them once."""
 
     def __init__(self, root: int) -> None:
         self.root = root
@@ -82,6 +99,9 @@ class TreeWatch:
         self.most_processes = 0
         self.tree: set[int] = {root}
         self.samples = 0
+        self.peaks: dict[int, int] = {}  # each process's own peak RSS, bytes
+        self.at_peak: dict[int, tuple[int, int]] = {}  # (RSS, PSS) of each at the tree's peak
+        self.peak_pss = 0  # the largest summed PSS seen (sampled with the RSS peaks)
 
     def _scan(self) -> None:
         children: dict[int, list[int]] = {}
@@ -102,16 +122,45 @@ class TreeWatch:
             self._scan()
         self.samples += 1
         rss, alive = 0, 0
+        each: dict[int, int] = {}
         for pid in self.tree:
             found = _stat(pid)
             if found is None:
                 continue
             _, ticks, pages = found
             self.cpu_ticks[pid] = ticks
+            each[pid] = pages * _PAGE
+            self.peaks[pid] = max(self.peaks.get(pid, 0), pages * _PAGE)
             rss += pages * _PAGE
             alive += 1
+        if rss >= self.peak_rss:  # PSS only here: smaps_rollup walks every mapping
+            self.at_peak = {pid: (size, _pss(pid)) for pid, size in each.items()}
+            self.peak_pss = max(self.peak_pss, sum(pss for _, pss in self.at_peak.values()))
         self.peak_rss = max(self.peak_rss, rss)
         self.most_processes = max(self.most_processes, alive)
+
+    def breakdown(self) -> str:
+        """E.g. 'main 120.1 (PSS 93.0) + 2 workers 61.0, 60.2 (PSS 41.1, 40.0) MB at the peak,
+        tree PSS 174.1 MB; own peaks: main 125.0, workers 62.3, 61.9 MB'."""
+        main = self.at_peak.get(self.root, (0, 0))
+        others = sorted(
+            ((r, p) for pid, (r, p) in self.at_peak.items() if pid != self.root), reverse=True
+        )
+        own = sorted((v for pid, v in self.peaks.items() if pid != self.root), reverse=True)
+
+        def mb(values: Iterable[int]) -> str:
+            return ", ".join(f"{v / 1e6:.1f}" for v in values)
+
+        text = f"main {main[0] / 1e6:.1f} (PSS {main[1] / 1e6:.1f})"
+        if others:
+            text += (
+                f" + {len(others)} workers {mb(r for r, _ in others)} "
+                f"(PSS {mb(p for _, p in others)})"
+            )
+        text += f" MB at the peak, tree PSS {self.peak_pss / 1e6:.1f} MB"
+        if own:
+            text += f"; own peaks: main {self.peaks[self.root] / 1e6:.1f}, workers {mb(own)} MB"
+        return text
 
     def tree_cpu_s(self, reaped: float) -> tuple[float, bool]:
         """The tree's CPU: ``reaped`` (wait4's figure) unless the samples saw more (a process
@@ -261,6 +310,7 @@ def run_once(
         "cpu_us_per_row": cpu / max(rows, 1) * 1e6,
         "cpu_us_per_object": cpu / max(objects, 1) * 1e6,
         "peak_rss_mb": watch.peak_rss / 1e6,
+        "memory": watch.breakdown(),
         "processes": watch.most_processes,
         "server_cpu_share": server_cpu / wall,
         "rate_limited": summary["rate_limited"],
@@ -336,6 +386,7 @@ def throughput(args: argparse.Namespace) -> None:
                     f"{r['server_cpu_share']:11.0%} {r['wall_s']:6.1f}",
                     flush=True,
                 )
+                print(f"  {r['memory']}", flush=True)
 
 
 def ceiling(args: argparse.Namespace) -> None:
@@ -385,6 +436,7 @@ def ceiling(args: argparse.Namespace) -> None:
                     f"{r['peak_rss_mb']:11.1f}",
                     flush=True,
                 )
+                print(f"  {r['memory']}", flush=True)
 
 
 def unchanged(args: argparse.Namespace) -> None:
@@ -571,9 +623,10 @@ def memory(args: argparse.Namespace) -> None:
                 print(
                     f"{name:10} {rows:>11,} rows, workers {setting}: peak RSS of the tree "
                     f"{r['peak_rss_mb']:.1f} MB ({r['processes']} processes at most), "
-                    f"{r['rows_per_s']:,.0f} rows/s",
+                    f"{r['rows_per_s']:,.0f} rows/s, {r['max_in_flight']} in flight at most",
                     flush=True,
                 )
+                print(f"  {r['memory']}", flush=True)
 
 
 def _nightly_export(path: Path, users: int, night: int) -> None:
