@@ -122,7 +122,7 @@ def cache_kib(file_bytes: int) -> int:
     table's 39,873 pages; a WITHOUT ROWID table's interior cells carry whole rows), so 1/12 of
     the file; at least 8 MiB, ~16 times what a flush of 2,000 rows in file order writes; at
     most 32 MiB, the fixed size before, which on a fresh file held every page written: ~35 MB
-    of the main process's ~120 on a first night, which only appends."""
+    of the main process's ~120 on a first night whose users came in key order (appends)."""
     return min(CACHE_MAX_KIB, max(CACHE_MIN_KIB, file_bytes // 1024 // CACHE_SHARE))
 
 
