@@ -11,7 +11,6 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from itertools import chain, islice
 
 from importer.config import ImportConfig
@@ -38,7 +37,7 @@ from importer.runner.pool import (
 )
 from importer.runner.worker import ConverterSpec, Outcome
 from importer.send import BatchResult, Pacer, Sender, pack
-from importer.state import DeliveryState, DeltaStage, item_digests
+from importer.state import DeliveryState, DeltaStage
 
 log = logging.getLogger("importer")
 FAILED_RATIO_MINIMUM = 1_000  # --max-failed-ratio judges only after this many outcomes
@@ -81,15 +80,11 @@ class Engine:
         self.delta = None
         if attempt.state is not None:
             attempt.state.operation_sources = attempt.operation_sources
-            self.delta = DeltaStage(attempt.state)
+            self.delta = DeltaStage(attempt.state, self._converted_again)
         self.pool: ConvertPool | None = None
         workers = self.config.workers or default_workers()
         if workers > 1 and attempt.specs is not None and (total is None or total >= POOL_MIN_BYTES):
-            digests = (
-                partial(item_digests, sources=attempt.operation_sources)
-                if attempt.state is not None
-                else None
-            )
+            digests = attempt.state.view() if attempt.state is not None else None
             self.pool = ConvertPool(workers, attempt.specs, digests)
             self.pool.start()
         self._chunks: deque[Chunk | RangeChunk] = deque()  # handed to the pool, not yet joined
@@ -302,6 +297,15 @@ class Engine:
     def _values_wanted(self) -> bool:
         """Whether the workers should hash every attribute value for --state, as it asks."""
         return self.delta is not None and self.delta.wants_values
+
+    def _converted_again(self, item: Item) -> Item:
+        """A row a worker answered with --state's verdict alone, converted here after all."""
+        for source, converter in zip(self.attempt.sources, self.attempt.converters, strict=True):
+            if source.name == item.ref.source:
+                out = converter.convert(SourceRow(item.ref, item.record))
+                if isinstance(out, Item):  # as the worker's conversion was
+                    return out
+        raise RuntimeError(f"{item.ref}: converted by a worker, but not here")
 
     def _joined(self, chunk: Chunk | RangeChunk) -> Iterator[Item | RowSkipped]:
         assert isinstance(chunk, Chunk)  # a source's ranges are joined before the next starts

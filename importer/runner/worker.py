@@ -3,7 +3,8 @@
 A worker is started once (``start_worker``: converters built, SIGINT ignored, bound to die with
 the main process) and then answers chunks of records (``convert_chunk``) or ranges of a CSV
 file's raw lines (``convert_range``): each row converted, checked, hashed for ``--state`` and
-serialised, the answer being what the main process needs and no more.
+serialised, the answer being what the main process needs and no more (with ``--state``, a row
+the state file shows unchanged: its verdict alone, importer.state.snapshot).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 from importer.convert import Converter
 from importer.mapping import CompiledMapping, default_mapping, mapping_from_text
@@ -31,8 +32,15 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # malloc.h (glibc)
 _KEEP_BYTES = 64 * 1024 * 1024  # at most this much freed memory kept per process
 
-# importer.state's per-item hashing, run where the item is made: (item, value digests too?)
-Digests = Callable[[Item, bool], Any]
+
+class Digests(Protocol):
+    """What --state makes of a task's items where they are made (importer.state.StateView):
+    per item its digests, or a verdict when nothing of it is new; ``values``: whether to hash
+    every attribute value where it cannot tell which rows need it."""
+
+    def digests(self, items: Sequence[Item], values: bool) -> Sequence[Any]: ...
+
+
 Outcome = Item | RowFailure | RowSkipped
 # A worker's answer for one row: (user, wire, digests, operations key) for an Item, else the
 # failure (its record left out: the main process has it) or the skip.
@@ -145,25 +153,39 @@ def convert_chunk(
     """Convert one chunk of a source: (line, cells or record dict) pairs -> answers. ``values``:
     whether --state wants each attribute's digest too (importer.state.DeltaStage.wants_values)."""
     convert = _converters[source].convert
-    digests = _digests
     if header is not None:
         header = _headers.setdefault(header, header)
-    answers: list[Answer] = []
+    outcomes: list[Outcome | None] = []
     for line, data in rows:
         record = data if header is None else CsvRecord(header, data)
-        answers.append(_answer(convert(SourceRow(RowRef(name, line), record)), digests, values))
+        outcomes.append(convert(SourceRow(RowRef(name, line), record)))
+    return _answers(outcomes, values)  # type: ignore[return-value]  # no None among them
+
+
+def _answers(outcomes: list[Outcome | None], values: bool) -> list[Answer | None]:
+    """The answers to a task's outcomes (None stays None): an item's digests are made for all
+    of them at once, as the state looks a chunk up at once; an item the state found unchanged
+    is answered by its verdict alone (see importer.state.snapshot)."""
+    items = [out for out in outcomes if out.__class__ is Item]
+    state = _digests
+    digests = iter(state.digests(items, values)) if state is not None and items else None
+    answers: list[Answer | None] = []
+    for out in outcomes:
+        if out.__class__ is Item:
+            item: Item = out
+            if digests is None:
+                answers.append((item.user, wire_of(item), None, item.operations))
+                continue
+            found = next(digests)
+            if len(found) == 4:  # a verdict: nothing of the row will be sent
+                answers.append((item.user, None, found, None))
+            else:
+                answers.append((item.user, wire_of(item), found, item.operations))
+        elif isinstance(out, RowFailure) and out.stage != "read":
+            answers.append(replace(out, record=None))
+        else:  # a skip, a read failure (whole: it has no line to parse again) or None
+            answers.append(out)  # type: ignore[arg-type]
     return answers
-
-
-def _answer(out: Outcome, digests: Digests | None, values: bool) -> Answer:
-    if out.__class__ is Item:
-        item: Item = out
-        if digests is not None:
-            item = item._replace(digests=digests(item, values))
-        return (item.user, wire_of(item), item.digests, item.operations)
-    if isinstance(out, RowFailure):
-        return replace(out, record=None)
-    return out  # type: ignore[return-value]
 
 
 def convert_range(
@@ -182,18 +204,19 @@ def convert_range(
     layout = _layouts.setdefault(layout, layout)  # its header: the converter's cache key
     parser = parse_range(layout, first_line, data, issues)
     convert = _converters[source].convert
-    digests = _digests
     lines: list[int] = []
-    answers: list[Answer | None] = []
+    outcomes: list[Outcome | None] = []
     for row in parser.records():
         if parser.dirty:
             return True, [], []
         line = row.ref.line
         lines.append(line)
         if line in settled:
-            answers.append(None)
+            outcomes.append(None)
         elif isinstance(row, RowFailure):
-            answers.append(row)
+            outcomes.append(row)
         else:
-            answers.append(_answer(convert(row), digests, values))
-    return parser.dirty, lines, answers
+            outcomes.append(convert(row))
+    if parser.dirty:
+        return True, [], []
+    return False, lines, _answers(outcomes, values)

@@ -2,8 +2,8 @@
 
 ``delivery`` is the state file's API; ``store`` its SQLite tables; ``digest`` what is
 remembered of a value (``item_digests``: all of it for one item, in any process); ``changes``
-decides what of a row is new; ``record`` writes what Braze confirmed; ``delta_stage`` is the
-pipeline stage between converter and packer.
+decides what of a row is new; ``record`` writes what Braze confirmed; ``snapshot`` looks rows up,
+also in conversion workers; ``delta_stage`` is the pipeline stage between converter and packer.
 """
 
 from importer.state.delivery import DeliveryState, inspect_state

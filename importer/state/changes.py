@@ -38,6 +38,7 @@ from importer.state.digest import (
     decode_values,
     operations_of,
 )
+from importer.state.snapshot import all_known
 from importer.state.store import UserRow
 
 # What is left of one attributes object: None, all of it; (), nothing; else these attributes.
@@ -138,16 +139,16 @@ class Delta:
             if row is None or whole is None or row[1] != whole or user in self.values:
                 return None
             attributes += obj[2]
-        for occ in events:
-            if occ not in known:  # None (no fingerprint) never is
-                return None
-        for occ in purchases:
-            if occ not in known:
-                return None
-        if not (objects or events or purchases):
+        if not all_known(digests, known):
             return None
         self._seen += len(objects)
         return self._nothing_left(attributes, len(events) + len(purchases))
+
+    def vouched(self, verdict: tuple[int, int, int, tuple[str, ...]]) -> Filtered:
+        """``unchanged``'s answer for a row a worker found unchanged (``snapshot.Verdict``),
+        once its users were found out of flight and unwritten since its snapshot."""
+        self._seen += len(verdict[3])
+        return self._nothing_left(verdict[1], verdict[2])
 
     def compared_share(self) -> float:
         """The share of attributes objects decided since the last call that needed their

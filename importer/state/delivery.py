@@ -33,73 +33,23 @@ from importer.errors import ConfigError, FatalError
 from importer.filelock import FileLock, Holder
 from importer.models import Item
 from importer.state.changes import Delta, Filtered
-from importer.state.digest import (
-    ItemDigests,
-    Occurrence,
-    OperationSources,
-    delivered_key,
-    item_digests,
-    operations_of,
-    with_values,
-)
+from importer.state.digest import ItemDigests, OperationSources, item_digests, with_values
 from importer.state.record import Confirmed, flush_deferred, record_deliveries
+from importer.state.snapshot import StateView, Verdict, Writes, is_verdict, look_up
 from importer.state.store import (
     Neighbours,
-    UserRow,
+    commit_number,
     connect,
     describe,
     end_run,
-    fetch_delivered,
-    fetch_users,
     load_names,
     start_run,
     transaction,
 )
 
-__all__ = ["Confirmed", "DeliveryState", "Filtered", "digests_of", "inspect_state"]
+__all__ = ["Confirmed", "DeliveryState", "Filtered", "StateView", "digests_of", "inspect_state"]
 
 _DEFERRED_FLUSH = 10_000  # whole digests of unchanged users held in memory before writing
-
-
-def _users_of(digests: Iterable[ItemDigests]) -> set[str]:
-    users: set[str] = set()
-    add = users.add
-    for objects, events, purchases in digests:  # plain loops: cheaper than generators here
-        for obj in objects:
-            if obj is not None:
-                add(obj[0])
-        for occ in events:
-            if occ is not None:
-                add(occ[0])
-        for occ in purchases:
-            if occ is not None:
-                add(occ[0])
-    return users
-
-
-def _stored_keys(
-    digests: Iterable[ItemDigests], rows: dict[str, UserRow], operations: bool = True
-) -> dict[bytes, Occurrence]:
-    """The delivered-table keys to look up: occurrences of users the state knows (and their
-    operations, unless the mapping has none)."""
-    wanted: dict[bytes, Occurrence] = {}
-    for objects, events, purchases in digests:  # plain loops, no tuple of the two: once per row
-        if operations:
-            for obj in objects:
-                if obj is not None and obj[3] and obj[0] in rows:
-                    for operation in operations_of(obj):
-                        wanted[delivered_key(rows[obj[0]][0], operation[1])] = operation
-        for occ in events:
-            if occ is not None:
-                row = rows.get(occ[0])
-                if row is not None:
-                    wanted[delivered_key(row[0], occ[1])] = occ
-        for occ in purchases:
-            if occ is not None:
-                row = rows.get(occ[0])
-                if row is not None:
-                    wanted[delivered_key(row[0], occ[1])] = occ
-    return wanted
 
 
 def _bare(item: Item) -> bool:
@@ -129,6 +79,7 @@ class DeliveryState:
         self._lock = lock
         self._run_id = run_id
         self._delta = Delta(load_names(conn))
+        self._writes = Writes(commit_number(conn))  # judges the workers' verdicts (snapshot)
         self._users_near, self._delivered_near = Neighbours(), Neighbours()
         self._recorded_near = Neighbours()  # the users of confirmations: a stream of their own
         self._sources: OperationSources = None
@@ -219,31 +170,26 @@ class DeliveryState:
         Two queries per 500 users (users, then fingerprints), not one per row. Items must come
         in input order: a later row is compared with what an earlier one put in flight.
 
-        An item may come with its digests only — no objects, not even as JSON — when a
-        conversion worker saved itself the work on a night where most rows are unchanged;
-        ``objects`` gives such an item its objects back if any of them is to be sent.
+        An item may come with its digests only — no objects, not even as JSON — or with a
+        conversion worker's verdict only (``StateView``); ``objects`` gives such an item its
+        objects back if any of them is to be sent, or if the verdict cannot be taken (see
+        ``snapshot``).
         """
-        # Without digests made elsewhere, the value digests wait until an item needs them
-        # unless most items do (``wants_values``): then a second pass would cost more.
-        digests = [
-            item.digests
-            if item.digests is not None
-            else item_digests(item, self.wants_values, self.operation_sources)
-            for item in items
-        ]
-        users = _users_of(digests)
+        items, digests = self._digests(items, objects)
         with self._failing_as("reading"):
             if len(self._delta.deferred) >= _DEFERRED_FLUSH:
                 with transaction(self._conn):
                     flush_deferred(self._conn, self._delta)
-            rows = fetch_users(self._conn, users, self._users_near) if users else {}
+            near = self._users_near, self._delivered_near
             operations = self._sources is not None
-            wanted = _stored_keys(digests, rows, operations) if rows else {}
-            delivered = fetch_delivered(self._conn, wanted, self._delivered_near) if wanted else ()
-            known = {wanted[key] for key in delivered}
+            looked = [d for d in digests if not is_verdict(d)]
+            rows, known = look_up(self._conn, looked, operations, near) if looked else ({}, set())
         delta = self._delta
         left = []
         for item, d in zip(items, digests, strict=True):
+            if is_verdict(d):
+                left.append(delta.vouched(d))
+                continue
             nothing = delta.unchanged(d, rows, known)  # a night where little changed: most
             if nothing is not None:
                 left.append(nothing)
@@ -257,6 +203,41 @@ class DeliveryState:
                 d = with_values(item, d)
             left.append(delta.decide(item, d, rows, known))
         return left
+
+    def _digests(
+        self, items: Sequence[Item], objects: Callable[[Item], Item] | None
+    ) -> tuple[Sequence[Item], list[Any]]:
+        """Each item's digests (made here when it came without) or verdict; an item whose
+        verdict cannot be taken is converted again (``objects``) and gets its digests here."""
+        # Without digests made elsewhere, the value digests wait until an item needs them
+        # unless most items do (``wants_values``): then a second pass would cost more.
+        wants, sources = self.wants_values, self.operation_sources
+        again: list[Item] | None = None  # the items, some converted again
+        digests: list[Any] = []
+        compared: set[str] = set()  # users earlier rows of the chunk may put in flight
+        in_flight, writes = self._delta.values, self._writes
+        for n, item in enumerate(items):
+            d = item.digests
+            if d is None:
+                d = item_digests(item, wants, sources)
+            elif is_verdict(d):
+                verdict: Verdict = d
+                users = verdict[3]
+                if not (
+                    writes.unseen(verdict[0], users)
+                    or any(u in in_flight or u in compared for u in users)
+                ):
+                    digests.append(d)
+                    continue
+                if objects is None:
+                    raise ValueError(f"{item.ref}: an item with a verdict only needs objects=")
+                if again is None:  # the caller's list stays as it was
+                    again = list(items)
+                item = again[n] = objects(item)
+                d = item_digests(item, True, sources)
+            compared.update([obj[0] for obj in d[0] if obj is not None])
+            digests.append(d)
+        return (items if again is None else again), digests
 
     def compared_share(self) -> float:
         """The share of attributes objects filtered since the last call that needed their
@@ -277,7 +258,9 @@ class DeliveryState:
     def record(self, confirmed: Iterable[Confirmed]) -> None:
         """``confirm`` for rows given as (ref, digests of what Braze took): one transaction."""
         with self._failing_as("recording deliveries"):
-            record_deliveries(self._conn, self._delta, confirmed, self._recorded_near)
+            users = record_deliveries(self._conn, self._delta, confirmed, self._recorded_near)
+        if users is not None:
+            self._writes.add(users)
 
     def release(self, items: Iterable[Item]) -> None:
         """Forget items that were filtered but will not be confirmed (refused, failed, dry run).
@@ -292,6 +275,11 @@ class DeliveryState:
         """``release`` for rows given as (ref, digests)."""
         for ref, digests in released:
             self._delta.release(ref, digests)
+
+    def view(self) -> StateView:
+        """The state file as a conversion worker reads it (``snapshot``): a verdict for each
+        row it converted that has nothing new, this state's operation sources set."""
+        return StateView(self.path, self.operation_sources)
 
     # --- runs and inspection ----------------------------------------------------------------
 

@@ -48,13 +48,14 @@ def record_deliveries(
     delta: Delta,
     confirmed: Iterable[Confirmed],
     near: Neighbours | None = None,
-) -> None:
+) -> dict[str, None] | None:
     """Remember the confirmed objects and take them out of flight (rows in input order).
     ``near``: look the users up with range scans while they are neighbours (``fetch_users``);
-    on a first night one scan finds that 500 new users are not there, not 500 look-ups."""
+    on a first night one scan finds that 500 new users are not there, not 500 look-ups.
+    Returns the users whose rows were written (None: nothing was, and no commit counted)."""
     updates, events, purchases, operations = _out_of_flight(delta, confirmed)
     if not (updates or events or purchases):
-        return
+        return None
     # First seen, first numbered: tomorrow's export in the same order reads neighbouring pages.
     users = dict.fromkeys([u[0] for u in updates] + [occ[0] for occ in (*events, *purchases)])
     with transaction(conn):
@@ -71,8 +72,10 @@ def record_deliveries(
             counts["operations"] = add_delivered(
                 conn, (delivered_key(numbers[u], fp) for u, fp in operations)
             )
+        counts["commits"] = 1  # see store.commit_number
         bump_counters(conn, counts)
     delta.names.update(new_names)
+    return users
 
 
 def _out_of_flight(

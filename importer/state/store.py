@@ -100,6 +100,9 @@ def _create_schema(conn: sqlite3.Connection) -> None:
         )
     else:  # a file from before operations were remembered: the same tables, one counter more
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('operations', 0)")
+    # Counts the transactions that recorded deliveries: a conversion worker reads it with the
+    # users it looked up, so the main process knows which later writes it could not see.
+    conn.execute("INSERT OR IGNORE INTO meta VALUES ('commits', 0)")
 
 
 @contextmanager
@@ -221,6 +224,11 @@ def add_name(conn: sqlite3.Connection, name: str) -> int:
 
 def next_user_number(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT value FROM meta WHERE key = 'next_user'").fetchone()[0])
+
+
+def commit_number(conn: sqlite3.Connection) -> int:
+    """How many transactions have recorded deliveries (``record_deliveries``) in this file."""
+    return int(conn.execute("SELECT value FROM meta WHERE key = 'commits'").fetchone()[0])
 
 
 def _insert_rows(

@@ -55,6 +55,25 @@ def results_of(rows: list[Item], per_request: int) -> list[BatchResult]:
     return [BatchResult(b, 201, 1, 0.0, delivered=tuple(range(b.rows))) for b in batches]
 
 
+def decided_alike(
+    mine: DeliveryState,
+    theirs: DeliveryState,
+    decisions: tuple[list[Filtered], list[Filtered]],
+    refused: list[bool],
+) -> None:
+    """Both states decided alike; each confirms what it kept and Braze did not refuse."""
+    plain, made = decisions
+    assert list(map(decided, plain)) == list(map(decided, made))
+    sent = list(zip(plain, made, refused, strict=True))
+    mine.confirm([p.item for p, _, no in sent if p.item is not None and not no])
+    theirs.confirm([m.item for _, m, no in sent if m.item is not None and not no])
+
+
+def facts(path: Path) -> dict[str, Any]:
+    """What ``state inspect`` says of a state file, but its path and runs."""
+    return {k: v for k, v in inspect_state(path).items() if k not in ("path", "runs")}
+
+
 @pytest.fixture
 def stage(tmp_path: Path) -> Iterator[DeltaStage]:
     with DeliveryState.open(tmp_path / "s.state", run_label="test") as state:
@@ -80,17 +99,8 @@ def test_digests_made_in_a_worker_decide_and_record_as_digests_made_here(
                     chunk = range(start, min(start + batch, len(rows)))
                     plain = mine.filter_many([rows[i] for i in chunk])
                     made = theirs.filter_many([carried(rows[i], values) for i in chunk])
-                    assert list(map(decided, plain)) == list(map(decided, made))
-                    sent = [
-                        (p.item, m.item, refused[i])
-                        for i, p, m in zip(chunk, plain, made, strict=True)
-                    ]
-                    mine.confirm([p for p, _, no in sent if p is not None and not no])
-                    theirs.confirm([m for _, m, no in sent if m is not None and not no])
-            facts = inspect_state(here), inspect_state(there)
-            assert [{k: v for k, v in f.items() if k not in ("path", "runs")} for f in facts] == [
-                {k: v for k, v in facts[1].items() if k not in ("path", "runs")}
-            ] * 2
+                    decided_alike(mine, theirs, (plain, made), [refused[i] for i in chunk])
+            assert facts(here) == facts(there)
 
 
 def bare(row: Item) -> Item:

@@ -1,0 +1,257 @@
+"""Looking rows up in the state file, and verdicts a conversion worker makes from a snapshot.
+
+Both sides look up a chunk of rows the same way (``look_up``: the users, then the delivered
+keys of their events, purchases and operations). The main process does it in
+``DeliveryState.filter_many``; with workers, each worker first does it for the rows it just
+converted (``StateView``, a read-only connection: WAL lets readers run beside the main
+process's writes). On a night where little changed most rows are unchanged, and all the main
+process needs of one is a count: the worker answers such a row with a ``Verdict`` only — no
+objects as JSON, no digests — so nobody serialises, pickles, unpickles or looks up again what
+will not be sent. A row that may have changed comes back whole, with the value digests it
+will be compared by when its user is new or changed.
+
+A snapshot is older than the main process's decision: in between, the main process may have
+put the user in flight, or recorded a confirmation for it. So a verdict carries the number of
+the last commit its snapshot saw (``store.commit_number``), and the main process takes it only
+when no later commit wrote any of its users (``Writes``) and none of them is in flight or
+compared by an earlier row of the chunk; otherwise the row is converted again and decided as
+any other. Then every verdict taken is the one the main process would have made itself.
+Events and purchases need no such care: the delivered table only grows, and a user's number
+never changes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import deque
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from importer.models import Item
+from importer.state.digest import (
+    ItemDigests,
+    Occurrence,
+    OperationSources,
+    delivered_key,
+    item_digests,
+    operations_of,
+    with_values,
+)
+from importer.state.store import (
+    Neighbours,
+    UserRow,
+    commit_number,
+    fetch_delivered,
+    fetch_users,
+)
+
+# A row with nothing new, as a worker saw it: (the last commit its snapshot saw, attributes
+# left out, events and purchases left out, the users of its attributes objects). Four long:
+# ``ItemDigests`` are three.
+Verdict = tuple[int, int, int, tuple[str, ...]]
+LookedUp = tuple[dict[str, UserRow], set[Occurrence]]  # stored users' rows, known occurrences
+
+
+def is_verdict(digests: Any) -> bool:
+    return len(digests) == 4
+
+
+def users_of(digests: Iterable[ItemDigests]) -> set[str]:
+    users: set[str] = set()
+    add = users.add
+    for objects, events, purchases in digests:  # plain loops: cheaper than generators here
+        for obj in objects:
+            if obj is not None:
+                add(obj[0])
+        for occ in events:
+            if occ is not None:
+                add(occ[0])
+        for occ in purchases:
+            if occ is not None:
+                add(occ[0])
+    return users
+
+
+def stored_keys(
+    digests: Iterable[ItemDigests], rows: dict[str, UserRow], operations: bool = True
+) -> dict[bytes, Occurrence]:
+    """The delivered-table keys to look up: occurrences of users the state knows (and their
+    operations, unless the mapping has none)."""
+    wanted: dict[bytes, Occurrence] = {}
+    for objects, events, purchases in digests:  # plain loops, no tuple of the two: once per row
+        if operations:
+            for obj in objects:
+                if obj is not None and obj[3] and obj[0] in rows:
+                    for operation in operations_of(obj):
+                        wanted[delivered_key(rows[obj[0]][0], operation[1])] = operation
+        for occ in events:
+            if occ is not None:
+                row = rows.get(occ[0])
+                if row is not None:
+                    wanted[delivered_key(row[0], occ[1])] = occ
+        for occ in purchases:
+            if occ is not None:
+                row = rows.get(occ[0])
+                if row is not None:
+                    wanted[delivered_key(row[0], occ[1])] = occ
+    return wanted
+
+
+def look_up(
+    conn: sqlite3.Connection,
+    digests: Sequence[ItemDigests],
+    operations: bool,
+    near: tuple[Neighbours, Neighbours] | None = None,
+) -> LookedUp:
+    """The stored rows of these items' users and which of their occurrences are delivered."""
+    users = users_of(digests)
+    users_near, delivered_near = near or (None, None)
+    rows = fetch_users(conn, users, users_near) if users else {}
+    wanted = stored_keys(digests, rows, operations) if rows else {}
+    delivered = fetch_delivered(conn, wanted, delivered_near) if wanted else ()
+    return rows, {wanted[key] for key in delivered}
+
+
+def verdict(
+    commit: int, digests: ItemDigests, rows: dict[str, UserRow], known: set[Occurrence]
+) -> Verdict | None:
+    """``Delta.unchanged`` without what only the main process knows (what is in flight)."""
+    objects, events, purchases = digests
+    attributes = 0
+    users: list[str] = []
+    for obj in objects:
+        if obj is None:
+            return None
+        row = rows.get(obj[0])
+        if row is None or obj[1] is None or row[1] != obj[1]:
+            return None
+        attributes += obj[2]
+        users.append(obj[0])
+    if not all_known(digests, known):
+        return None
+    return commit, attributes, len(events) + len(purchases), tuple(users)
+
+
+def all_known(digests: ItemDigests, known: set[Occurrence]) -> bool:
+    """Were all the item's events and purchases delivered (and has it any object at all)?"""
+    objects, events, purchases = digests
+    for occ in events:
+        if occ not in known:  # None (no fingerprint) never is
+            return False
+    for occ in purchases:
+        if occ not in known:
+            return False
+    return bool(objects or events or purchases)
+
+
+def _compared(digests: ItemDigests, rows: dict[str, UserRow]) -> bool:
+    """Will an attributes object of this item be compared value by value (a new or changed
+    user) and still lack its value digests?"""
+    for obj in digests[0]:
+        if obj is not None and obj[3] is None:
+            row = rows.get(obj[0])
+            if row is None or obj[1] is None or row[1] != obj[1]:
+                return True
+    return False
+
+
+class StateView:
+    """The state file as a conversion worker reads it: picklable, opened where it is used."""
+
+    def __init__(self, path: Path | str, sources: OperationSources) -> None:
+        self.path = str(Path(path).resolve())
+        self.sources = sources
+        self._conn: sqlite3.Connection | None = None
+        self._broken = False  # it could not be read: every row comes back whole
+        self._near = (Neighbours(), Neighbours())
+
+    def __getstate__(self) -> tuple[str, OperationSources]:
+        return self.path, self.sources
+
+    def __setstate__(self, state: tuple[str, OperationSources]) -> None:
+        self.__init__(*state)  # type: ignore[misc]
+
+    def digests(self, items: Sequence[Item], values: bool) -> list[ItemDigests | Verdict]:
+        """Per item its ``Verdict`` when nothing of it is new, else its digests: with value
+        digests when it will be compared by value (or ``values``: when it could not be told)."""
+        sources = self.sources
+        digests = [item_digests(item, False, sources) for item in items]
+        try:
+            commit, (rows, known) = self._look_up(digests)
+        except sqlite3.Error:  # never fail a row for it: the main process looks it up again
+            self._broken = True
+            return [with_values(i, d) if values else d for i, d in zip(items, digests, strict=True)]
+        answers: list[ItemDigests | Verdict] = []
+        for item, d in zip(items, digests, strict=True):
+            found = verdict(commit, d, rows, known)
+            if found is not None:
+                answers.append(found)
+            elif _compared(d, rows):
+                answers.append(with_values(item, d))
+            else:
+                answers.append(d)
+        return answers
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _look_up(self, digests: Sequence[ItemDigests]) -> tuple[int, LookedUp]:
+        if self._broken:
+            raise sqlite3.OperationalError("the state file could not be read")
+        conn = self._conn
+        if conn is None:
+            uri = f"{Path(self.path).as_uri()}?mode=ro"
+            conn = self._conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            conn.execute("PRAGMA mmap_size=0")  # as the main process: see store.connect
+        conn.execute("BEGIN")  # one snapshot for the commit number and the look-ups
+        try:
+            commit = commit_number(conn)
+            return commit, look_up(conn, digests, self.sources is not None, self._near)
+        finally:
+            conn.execute("COMMIT")
+
+
+class Writes:
+    """Which users the last commits of this run wrote: what a worker's snapshot may have
+    missed. Kept for the last ``KEPT`` users written (a verdict is judged a few chunks after
+    its snapshot); a verdict older than that is not taken."""
+
+    KEPT = 20_000
+
+    def __init__(self, commit: int) -> None:
+        self.commit = commit  # the last commit made
+        self._floor = commit  # a snapshot older than this is not judged
+        self._by_user: dict[str, int] = {}
+        self._log: deque[tuple[int, list[str]]] = deque()
+        self._size = 0
+
+    def add(self, users: Iterable[str]) -> None:
+        """One more commit, which wrote these users' rows."""
+        self.commit = commit = self.commit + 1
+        written = list(users)
+        self._by_user.update(dict.fromkeys(written, commit))
+        self._log.append((commit, written))
+        self._size += len(written)
+        while self._size > self.KEPT:
+            old, gone = self._log.popleft()
+            self._size -= len(gone)
+            self._floor = old
+            by_user = self._by_user
+            for user in gone:
+                if by_user.get(user) == old:
+                    del by_user[user]
+
+    def unseen(self, commit: int, users: tuple[str, ...]) -> bool:
+        """Could a snapshot that saw up to ``commit`` have missed a write of one of ``users``?"""
+        if commit < self._floor:
+            return True
+        if commit >= self.commit:
+            return False
+        by_user = self._by_user
+        for user in users:  # noqa: SIM110 - a loop: no generator per row
+            if by_user.get(user, commit) > commit:
+                return True
+        return False

@@ -1,0 +1,136 @@
+"""Verdicts a conversion worker makes from a snapshot of the state file (state.snapshot)."""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from importer.models import Item
+from importer.runner import worker
+from importer.state import DeliveryState
+from importer.state.snapshot import StateView, Writes, is_verdict
+from tests.state.builders import event, exports, item
+from tests.state.test_delta_stage import carried, decided_alike, facts
+
+
+def handed_over(view: StateView, rows: list[Item]) -> list[Item]:
+    """The rows as a worker with ``view`` hands them over: a verdict alone, or the row with its
+    digests (pickled across, as the pool does)."""
+    answers = pickle.loads(pickle.dumps(view.digests(rows, False)))
+    return [
+        Item(row.ref, row.record, row.user, digests=d) if is_verdict(d) else row._replace(digests=d)
+        for row, d in zip(rows, answers, strict=True)
+    ]
+
+
+def converted_again(rows: list[Item]) -> Callable[[Item], Item]:
+    """What the engine's conversion of a row again gives: the row as it was converted."""
+    by_ref = {row.ref: row for row in rows}
+    return lambda row: by_ref[row.ref]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(exports(), st.booleans(), st.sampled_from([1, 3, Writes.KEPT]))
+def test_verdicts_of_a_snapshot_however_old_decide_and_record_as_the_main_process_does(
+    nights: list[tuple[list[Item], list[bool], int]], early: bool, kept: int
+) -> None:
+    """``early``: every row of a night looked up before its first row is decided, so later
+    chunks' verdicts miss what earlier chunks put in flight and what was confirmed since;
+    ``kept``: how many written users the main process remembers to judge them by."""
+    with tempfile.TemporaryDirectory() as tmp:
+        here, there = Path(tmp) / "here.state", Path(tmp) / "there.state"
+        for rows, refused, batch in nights:
+            with (
+                DeliveryState.open(here, run_label="night") as mine,
+                DeliveryState.open(there, run_label="night") as theirs,
+            ):
+                theirs._writes.KEPT = kept  # type: ignore[misc]
+                objects = converted_again(rows)
+                view = StateView(there, None)
+                ahead = handed_over(view, rows) if early else []
+                for start in range(0, len(rows), batch):
+                    chunk = range(start, min(start + batch, len(rows)))
+                    given = (
+                        [ahead[i] for i in chunk]
+                        if early
+                        else handed_over(view, [rows[i] for i in chunk])
+                    )
+                    plain = mine.filter_many([rows[i] for i in chunk])
+                    made = theirs.filter_many(given, objects)
+                    decided_alike(mine, theirs, (plain, made), [refused[i] for i in chunk])
+                view.close()
+            assert facts(here) == facts(there)
+
+
+def test_an_unchanged_row_is_answered_by_a_verdict_and_a_changed_one_with_its_values(
+    tmp_path: Path,
+) -> None:
+    rows = [item(n, f"u{n}", {"a": n, "b": "x"}, [event(f"u{n}")]) for n in range(2, 6)]
+    path = tmp_path / "s.state"
+    with DeliveryState.open(path, run_label="first") as state:
+        state.confirm([f.item for f in state.filter_many(rows) if f.item is not None])
+    again = [*rows[:2], item(4, "u4", {"a": 5, "b": "x"}, [event("u4")]), rows[3]]
+    again.append(item(6, "u6", {"a": 1}))  # a user the state never saw
+    with DeliveryState.open(path, run_label="second") as state:
+        answers = state.view().digests(again, False)
+    assert [is_verdict(d) for d in answers] == [True, True, False, True, False]
+    assert answers[0] == (1, 2, 1, ("xu2",))  # commit seen, attributes, events, users
+    changed, new = answers[2], answers[4]
+    assert changed[0][0][3] is not None and new[0][0][3] is not None  # compared by value
+    assert changed[0][0][3] == carried(again[2]).digests[0][0][3]
+
+
+def test_a_verdict_is_not_taken_for_a_user_an_earlier_row_put_in_flight(tmp_path: Path) -> None:
+    """The worker saw u2 unchanged; the row before it in the file changed u2, so u2's second
+    row is converted again and sent (its value is not what is in flight)."""
+    path = tmp_path / "s.state"
+    first = item(2, "u2", {"a": 1})
+    with DeliveryState.open(path, run_label="first") as state:
+        state.confirm([f.item for f in state.filter_many([first]) if f.item is not None])
+    changed, back = item(2, "u2", {"a": 2}), item(3, "u2", {"a": 1})
+    remade: list[int] = []
+
+    def objects(row: Item) -> Item:
+        remade.append(row.ref.line)
+        return back
+
+    with DeliveryState.open(path, run_label="second") as state:
+        given = handed_over(state.view(), [changed, back])
+        assert [is_verdict(i.digests) for i in given] == [False, True]
+        left = state.filter_many(given, objects)  # the earlier row in the same chunk
+        assert [f.item is not None for f in left] == [True, True]
+        state.filter_many(given[:1])  # in a chunk before: in flight since (not yet answered)
+        assert state.filter_many(given[1:], objects)[0].item is not None
+    assert remade == [3, 3]
+
+
+def test_a_verdict_older_than_a_commit_that_wrote_its_user_is_not_taken(tmp_path: Path) -> None:
+    path = tmp_path / "s.state"
+    with DeliveryState.open(path, run_label="first") as state:
+        state.confirm([f.item for f in state.filter_many([item(2, "u2", {"a": 1})])])
+    with DeliveryState.open(path, run_label="second") as state:
+        stale = handed_over(state.view(), [item(3, "u2", {"a": 1})])  # before the change below
+        state.confirm([f.item for f in state.filter_many([item(2, "u2", {"a": 2})])])
+        left = state.filter_many(stale, lambda row: item(3, "u2", {"a": 1}))
+    assert left[0].item is not None  # {"a": 1} again: Braze holds 2 now
+
+
+def test_a_worker_answers_an_unchanged_row_without_its_objects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing of it will be sent: no JSON, no digests, its verdict alone."""
+    path = tmp_path / "s.state"
+    rows = [item(2, "u2", {"a": 1}, [event("u2")]), item(3, "u3", {"a": 1})]
+    with DeliveryState.open(path, run_label="first") as state:
+        state.confirm([f.item for f in state.filter_many(rows[:1]) if f.item is not None])
+    with DeliveryState.open(path, run_label="second") as state:
+        monkeypatch.setattr(worker, "_digests", state.view())
+        unchanged, new = worker._answers([*rows, None], values=False)[:2]
+    assert unchanged == ("external_id:u2", None, (1, 1, 1, ("xu2",)), None)
+    assert new[1] is not None and not is_verdict(new[2])  # type: ignore[index]
