@@ -8,7 +8,7 @@ missing keys, dotted paths, ``map``) goes to the field's own reader, and a liter
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,7 @@ from importer.convert.codegen import (
     make_fill,
     make_read,
 )
-from importer.convert.generated import Columns
+from importer.convert.generated import Columns, GeneratedSource
 from importer.errors import RecordError
 from importer.mapping import (
     OMIT,
@@ -49,8 +49,10 @@ from importer.mapping import (
     ObjectSpec,
     show,
 )
+from importer.models import CsvRecord, Item, RowRef
 
 _NO_NULLS: frozenset[str] = frozenset()
+RowFunction = Callable[[RowRef, CsvRecord, list[str]], Item | None]
 
 
 def field_plan(item: CompiledField, how: str = SET) -> FieldPlan:
@@ -230,3 +232,57 @@ def _builder(
     extra = None if per_property is not None else properties_check(spec.array, values)
     kept = (*left, extra) if extra is not None else left
     return build, compiled(kept) if kept else None
+
+
+# Item's fields after the six a converted row sets (digests, wire, operations): their defaults.
+_ITEM_REST = tuple(Item._field_defaults[name] for name in Item._fields[6:])
+assert Item._fields[:6] == ("ref", "record", "user", "attributes", "events", "purchases")
+
+
+def row_function(
+    code: RowCode,
+    base: tuple[tuple[str, Any], ...],
+    prefix: str,
+    id_text: tuple[int, int],
+    attributes: bool,
+) -> RowFunction:
+    """row(ref, record, cells): a CSV row's whole conversion as ``Converter.convert`` does it,
+    in one generated call with the events and purchases unrolled, or None for a row it leaves
+    to that general code: an identifier empty or of a length its check must look at, an
+    object its kept checks refuse, nothing to send. A value that fails raises as there
+    (RecordError, Suspect). ``base``: the keys every object starts with after the identifier
+    (its key first); ``prefix``: the user key's; ``id_text``: lengths that pass unchecked;
+    ``attributes``: whether the mapping makes an attributes object."""
+    source = GeneratedSource({})
+    add, value = source.add, source.value
+    add(1, f"ident = {value(code.identity)}(cells)")
+    shortest, longest = id_text
+    add(1, f"if ident.__class__ is not str or not {shortest} <= len(ident) <= {longest}:")
+    add(2, "return None")
+    keys = [value(key) for key, _ in base]
+    pairs = ", ".join(f"{k}: {value(v)}" for k, (_, v) in zip(keys[1:], base[1:], strict=True))
+    add(1, f"base = {{{keys[0]}: ident{', ' if pairs else ''}{pairs}}}")
+    add(1, "attributes = ()")
+    if attributes:
+        add(1, f"obj = {value(code.attributes)}(base.copy(), cells)")
+        add(1, f"if len(obj) > {len(base)}:")
+        add(2, "attributes = (obj,)")
+        if code.attributes_check is not None:
+            add(2, f"if {value(code.attributes_check)}(obj) is not None:")
+            add(3, "return None")
+    for name, builders in (("events", code.events), ("purchases", code.purchases)):
+        add(1, f"{name} = ()")
+        for build, check in builders:
+            add(1, f"built = {value(build)}(cells, base)")
+            add(1, "if built is not None:")
+            add(2, f"{name} += (built,)")
+            if check is not None:
+                add(2, f"if {value(check)}(built) is not None:")
+                add(3, "return None")
+    add(1, "if not (attributes or events or purchases):")
+    add(2, "return None")
+    user = f"{value(prefix)} + ident"
+    fields = f"ref, record, {user}, attributes, events, purchases, *{value(_ITEM_REST)}"
+    add(1, f"return {value(tuple.__new__)}({value(Item)}, ({fields}))")
+    made: RowFunction = source.function("row", "ref, record, cells")
+    return made

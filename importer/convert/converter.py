@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from importer.convert.builder import RowCode, row_code
+from importer.convert.builder import RowCode, RowFunction, row_code, row_function
 from importer.convert.checks import Checks, first_violation, identity_check
 from importer.convert.codegen import NotPlain
 from importer.convert.generated import Suspect
@@ -70,6 +70,7 @@ class Converter:
         # needs record dicts, e.g. for a ``map``).
         self._header: tuple[str, ...] | None = None
         self._cells_code: RowCode | None = None
+        self._row: RowFunction | None = None  # that code's whole row in one call (_row_for)
 
     def _code_for(self, record: Record) -> tuple[RowCode, Any]:
         """The code for this record, and what to pass it (a dict, or a CSV row's cells)."""
@@ -83,6 +84,7 @@ class Converter:
                 self._cells_code = row_code(self.mapping, columns, self._fused)
             except NotPlain:
                 self._cells_code = None
+            self._row = self._row_for(self._cells_code)
         if self._cells_code is None:
             return self._dict_code, csv_record.as_dict()
         return self._cells_code, csv_record.cells
@@ -91,8 +93,20 @@ class Converter:
         if self._raw:
             return _convert_unmapped(row)
         record = row.record
+        if record.__class__ is CsvRecord:
+            if record.header is not self._header:
+                self._code_for(record)  # the code for this header, and its row function
+            if self._row is not None:  # a CSV row: the common case, in one generated call
+                try:
+                    item = self._row(row.ref, record, record.cells)
+                except RecordError as exc:
+                    return RowFailure(row.ref, "convert", exc.code, exc.message, record)
+                except Suspect:
+                    return self._again(row)
+                if item is not None:
+                    return item
         if record.__class__ is CsvRecord and record.header is self._header and self._cells_code:
-            code, data = self._cells_code, record.cells  # a CSV row: the common case, no call
+            code, data = self._cells_code, record.cells
         else:
             code, data = self._code_for(record)
         violation: Violation | None = None
@@ -155,6 +169,21 @@ class Converter:
                 message = f"operations.key: the column {column!r} is empty on a row with operations"
                 return RowFailure(row.ref, "convert", "missing_operations_key", message, record)
         return Item(row.ref, record, user, attributes, events, purchases)
+
+    def _row_for(self, code: RowCode | None) -> RowFunction | None:
+        """The row function of fused cells code (builder.row_function): its Item is the one the
+        code below makes, and a row it leaves (None) is converted here, so every failure, skip
+        and message stays this code's. Not for an alias (its identifier is an object) or an
+        operations key (read per row for --state)."""
+        if code is None or not self._fused or self._alias_label is not None:
+            return None
+        if code.identity is None or code.operations is not None:
+            return None
+        base: tuple[tuple[str, Any], ...] = ((self._id_key, None),)
+        if self._only_existing is not None:
+            base += (("_update_existing_only", self._only_existing),)
+        limits = self._id_text if self._id_checks else (0, 2**62)
+        return row_function(code, base, self._user_prefix, limits, self._attributes)
 
     def _again(self, row: SourceRow) -> Conversion:
         """A row whose value failed a check fused into the code (Suspect), converted again by

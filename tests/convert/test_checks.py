@@ -353,6 +353,30 @@ def test_fused_checks_give_what_checking_each_object_after_building_gives(
     assert fused_out == general_out
 
 
+class _Stepwise(Converter):
+    """The converter taking each step (identity, attributes, each event and purchase) by its
+    own call, as before rows were converted in one generated call."""
+
+    def _row_for(self, code: Any) -> None:
+        return None
+
+
+@pytest.mark.parametrize("index", range(len(CONVERTERS)))
+@SETTINGS
+@given(record=st.fixed_dictionaries(CELLS))
+def test_a_csv_row_converted_in_one_call_gives_what_the_steps_give(
+    index: int, record: dict[str, str]
+) -> None:
+    """The row function (builder.row_function) makes the Item the steps make, and leaves every
+    other outcome (failures, skips, the messages) to them."""
+    text = MAPPINGS[index]
+    stepwise = _Stepwise(compile_mapping(MappingDoc("m.toml", text), tomllib.loads(text)))
+    data = CsvRecord(tuple(record), list(record.values()))
+    assert CONVERTERS[index].convert(SourceRow(REF, data)) == stepwise.convert(SourceRow(REF, data))
+    alias = "user_alias" in text
+    assert (CONVERTERS[index]._row is None) is alias  # the row function was made and used
+
+
 @pytest.mark.parametrize("index", range(len(CONVERTERS)))
 @SETTINGS
 @given(record=st.dictionaries(st.sampled_from(COLUMNS), JSON))

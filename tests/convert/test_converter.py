@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from importer.convert.converter import Converter
 from importer.mapping.document import MappingDoc
 from importer.mapping.load import compile_mapping, default_mapping, load_mapping
-from importer.models import Item, RowFailure, RowRef, RowSkipped, SourceRow
+from importer.models import CsvRecord, Item, RowFailure, RowRef, RowSkipped, SourceRow
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 REF = RowRef("crm.csv", 7)
@@ -325,6 +325,34 @@ def test_every_object_carries_the_identifier_and_update_flag() -> None:
             "time": out.events[0]["time"],
         },
     )  # price is a float by default; an empty quantity is left out
+
+
+def test_a_csv_row_is_converted_in_one_generated_call() -> None:
+    """A CSV row's Item comes from the row function (builder.row_function), whole: it is the
+    Item the converter returns, and a row it leaves (no identifier) gets None from it."""
+    conv = converter(EVENT_AND_PURCHASE)
+    header = tuple(FULL_ROW)
+    record = CsvRecord(header, list(FULL_ROW.values()))
+    out = conv.convert(SourceRow(REF, record))
+    assert conv._row is not None
+    assert conv._row(REF, record, record.cells) == out == item(EVENT_AND_PURCHASE, FULL_ROW)
+    empty = CsvRecord(header, ["", *list(FULL_ROW.values())[1:]])
+    assert conv._row(REF, empty, empty.cells) is None
+    assert isinstance(conv.convert(SourceRow(REF, empty)), RowFailure)
+    # Several events and purchases, in mapping order, an empty required column dropping one.
+    text = EVENT_AND_PURCHASE + (
+        '[[events]]\nname = "Plan"\ntime = "When"\n'
+        '[[purchases]]\nproduct_id = "Plan"\ncurrency = "Cur"\nprice = "Price"\ntime = "When"\n'
+        '[[events]]\nname = "Gone"\ntime = "When"\n'
+    )
+    conv = converter(text)
+    row = {**FULL_ROW, "Gone": ""}
+    record = CsvRecord(tuple(row), list(row.values()))
+    out = conv.convert(SourceRow(REF, record))
+    assert conv._row is not None and conv._row(REF, record, record.cells) == out
+    assert out == item(text, row)
+    assert [e["name"] for e in out.events] == ["signup", "gold"]
+    assert [p["product_id"] for p in out.purchases] == ["SKU-1", "gold"]
 
 
 @pytest.mark.parametrize("column", ["Event", "When"])
