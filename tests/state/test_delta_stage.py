@@ -88,6 +88,23 @@ def stage(tmp_path: Path) -> Iterator[DeltaStage]:
 def test_digests_made_in_a_worker_decide_and_record_as_digests_made_here(
     nights: list[tuple[list[Item], list[bool], int]], values: bool
 ) -> None:
+    for rows, refused, batch, mine, theirs in side_by_side(nights):
+        for start in range(0, len(rows), batch):
+            chunk = range(start, min(start + batch, len(rows)))
+            plain = mine.filter_many([rows[i] for i in chunk])
+            made = theirs.filter_many([carried(rows[i], values) for i in chunk])
+            decided_alike(mine, theirs, (plain, made), [refused[i] for i in chunk])
+
+
+Night = tuple[list[Item], list[bool], int]  # rows, whether Braze refuses each, rows a chunk
+
+
+def side_by_side(
+    nights: list[Night],
+) -> Iterator[tuple[list[Item], list[bool], int, DeliveryState, DeliveryState]]:
+    """Each night with two state files open for it: ``mine`` for the main process deciding
+    alone, ``theirs`` for the path under test. Once the last night is over, both files must
+    hold the same facts."""
     with tempfile.TemporaryDirectory() as tmp:
         here, there = Path(tmp) / "here.state", Path(tmp) / "there.state"
         for rows, refused, batch in nights:
@@ -95,12 +112,8 @@ def test_digests_made_in_a_worker_decide_and_record_as_digests_made_here(
                 DeliveryState.open(here, run_label="night") as mine,
                 DeliveryState.open(there, run_label="night") as theirs,
             ):
-                for start in range(0, len(rows), batch):
-                    chunk = range(start, min(start + batch, len(rows)))
-                    plain = mine.filter_many([rows[i] for i in chunk])
-                    made = theirs.filter_many([carried(rows[i], values) for i in chunk])
-                    decided_alike(mine, theirs, (plain, made), [refused[i] for i in chunk])
-            assert facts(here) == facts(there)
+                yield rows, refused, batch, mine, theirs
+        assert facts(here) == facts(there)
 
 
 def bare(row: Item) -> Item:

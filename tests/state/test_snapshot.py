@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from importer.runner import worker
 from importer.state import DeliveryState
 from importer.state.snapshot import StateView, Writes, is_verdict
 from tests.state.builders import event, exports, item
-from tests.state.test_delta_stage import carried, decided_alike, facts
+from tests.state.test_delta_stage import carried, decided_alike, side_by_side
 
 
 def handed_over(view: StateView, rows: list[Item]) -> list[Item]:
@@ -43,29 +42,20 @@ def test_verdicts_of_a_snapshot_however_old_decide_and_record_as_the_main_proces
     """``early``: every row of a night looked up before its first row is decided, so later
     chunks' verdicts miss what earlier chunks put in flight and what was confirmed since;
     ``kept``: how many written users the main process remembers to judge them by."""
-    with tempfile.TemporaryDirectory() as tmp:
-        here, there = Path(tmp) / "here.state", Path(tmp) / "there.state"
-        for rows, refused, batch in nights:
-            with (
-                DeliveryState.open(here, run_label="night") as mine,
-                DeliveryState.open(there, run_label="night") as theirs,
-            ):
-                theirs._writes.KEPT = kept  # type: ignore[misc]
-                objects = converted_again(rows)
-                view = StateView(there, None)
-                ahead = handed_over(view, rows) if early else []
-                for start in range(0, len(rows), batch):
-                    chunk = range(start, min(start + batch, len(rows)))
-                    given = (
-                        [ahead[i] for i in chunk]
-                        if early
-                        else handed_over(view, [rows[i] for i in chunk])
-                    )
-                    plain = mine.filter_many([rows[i] for i in chunk])
-                    made = theirs.filter_many(given, objects)
-                    decided_alike(mine, theirs, (plain, made), [refused[i] for i in chunk])
-                view.close()
-            assert facts(here) == facts(there)
+    for rows, refused, batch, mine, theirs in side_by_side(nights):
+        theirs._writes.KEPT = kept  # type: ignore[misc]
+        objects = converted_again(rows)
+        view = StateView(theirs.path, None)
+        ahead = handed_over(view, rows) if early else []
+        for start in range(0, len(rows), batch):
+            chunk = range(start, min(start + batch, len(rows)))
+            given = (
+                [ahead[i] for i in chunk] if early else handed_over(view, [rows[i] for i in chunk])
+            )
+            plain = mine.filter_many([rows[i] for i in chunk])
+            made = theirs.filter_many(given, objects)
+            decided_alike(mine, theirs, (plain, made), [refused[i] for i in chunk])
+        view.close()
 
 
 def test_an_unchanged_row_is_answered_by_a_verdict_and_a_changed_one_with_its_values(
