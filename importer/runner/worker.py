@@ -27,6 +27,7 @@ from importer.models import CsvRecord, Item, RowFailure, RowRef, RowSkipped, Sou
 from importer.read import CsvLayout, LineIssue, parse_range
 from importer.runner.channels import serve
 from importer.send import wire_of
+from importer.state import is_verdict
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # malloc.h (glibc)
@@ -204,7 +205,7 @@ def _answers(outcomes: list[Outcome | None], values: bool) -> list[Answer | None
             continue
         item: Item = out
         found = next(digests)
-        if len(found) == 4:  # a verdict: nothing of the row will be sent
+        if is_verdict(found):  # nothing of the row will be sent
             answers.append((item.user, None, found, None))
         else:
             answers.append((item.user, wire_of(item), found, item.operations))

@@ -9,5 +9,6 @@ also in conversion workers; ``delta_stage`` is the pipeline stage between conver
 from importer.state.delivery import DeliveryState, inspect_state
 from importer.state.delta_stage import DeltaStage
 from importer.state.digest import item_digests
+from importer.state.snapshot import is_verdict
 
-__all__ = ["DeliveryState", "DeltaStage", "inspect_state", "item_digests"]
+__all__ = ["DeliveryState", "DeltaStage", "inspect_state", "is_verdict", "item_digests"]
