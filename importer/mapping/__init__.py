@@ -3,7 +3,8 @@ the ``init-mapping`` draft.
 
 ``document`` locates keys in the TOML text (errors name file, line and column); ``field_spec``
 checks and compiles one field into a reader (``readers``) with its converter (``values``,
-``times``); ``load`` compiles the whole file into ``compiled``'s types. ``draft`` samples a
+``times``, which places wall times with ``zone_days``); ``load`` compiles the whole file into
+``compiled``'s types. ``draft`` samples a
 source and writes a first mapping for a person to edit: ``column_types`` (with ``column_times``,
 ``column_words`` and their ``guess``) types each column, ``naming`` names it, ``draft_text``
 writes the lines.

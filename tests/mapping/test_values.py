@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.errors import RecordError
-from importer.mapping.times import DayOffsets, date_parser, in_zone, time_parser
+from importer.mapping.times import date_parser, time_parser
 from importer.mapping.values import (
     boolean_converter,
     boolean_text_parser,
@@ -23,6 +23,7 @@ from importer.mapping.values import (
     to_float,
     to_integer,
 )
+from importer.mapping.zone_days import in_zone
 
 NUMBERS = st.one_of(
     st.integers().map(str),
@@ -77,51 +78,6 @@ def test_boolean_text_parser_is_boolean_converter(
 
 
 _ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Pacific/Chatham", "UTC")
-_DAILY = {name: DayOffsets(ZoneInfo(name)) for name in _ZONES}  # shared: the cache fills
-_DAILY["datetime.UTC"] = DayOffsets(UTC)  # its days are not worked out but written down
-
-
-@given(
-    zone=st.sampled_from(sorted(_DAILY)),
-    moment=st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2040, 12, 31)),
-)
-def test_an_hour_remembered_places_a_time_as_in_zone_does(zone: str, moment: datetime) -> None:
-    """Offsets are remembered per day and hour, only where the hour has one offset; DST gaps,
-    overlaps and half-hour changes (Lord Howe, Chatham) must still come out as ``in_zone``."""
-    naive = moment.replace(microsecond=0)
-    text = naive.isoformat()
-    try:
-        where = UTC if zone == "datetime.UTC" else ZoneInfo(zone)
-        expected: str | RecordError = in_zone(naive, where, text)
-    except RecordError as exc:
-        expected = exc
-    for _ in range(2):  # once to fill the hour, once from it
-        try:
-            placed: str | RecordError = _DAILY[zone].place(naive, text)
-        except RecordError as exc:
-            placed = exc
-        if isinstance(expected, RecordError):
-            assert isinstance(placed, RecordError) and placed.message == expected.message
-        else:
-            assert placed == expected
-
-
-def test_every_hour_around_a_dst_change_places_as_in_zone() -> None:
-    zone = ZoneInfo("Europe/Berlin")
-    hourly = DayOffsets(zone)
-    for start in (datetime(2024, 3, 31, 0), datetime(2024, 10, 27, 0)):
-        for minutes in range(0, 5 * 60, 7):
-            naive = start + timedelta(minutes=minutes)
-            text = naive.isoformat()
-            try:
-                expected = in_zone(naive, zone, text)
-            except RecordError:
-                with pytest.raises(RecordError):
-                    hourly.place(naive, text)
-                continue
-            assert hourly.place(naive, text) == expected
-
-
 _FORMATS = (None, "%d.%m.%Y %H:%M", "%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H", "%d.%m.%Y")
 _NEAR_MISSES = st.sampled_from(
     [
