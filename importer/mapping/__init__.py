@@ -1,9 +1,10 @@
 """The mapping: a TOML file -> a ``CompiledMapping`` of field readers; value and time parsing;
 the ``init-mapping`` draft.
 
-``document`` locates keys in the TOML text (errors name file, line and column); ``field_spec``
-checks and compiles one field into a reader (``readers``) with its converter (``values``,
-``times``, which places wall times with ``zone_days``); ``load`` compiles the whole file into
+``document`` locates keys in the TOML text (errors name file, line and column) and
+``toml_checks`` checks a value's TOML kind there; ``field_spec`` checks and compiles one field
+into a reader (``readers``) with the converter ``field_converters`` picks (``values``, ``times``,
+which places wall times with ``zone_days``); ``load`` compiles the whole file into
 ``compiled``'s types. ``draft`` samples a
 source and writes a first mapping for a person to edit: ``column_types`` (with ``column_times``,
 ``column_words`` and their ``guess``) types each column, ``naming`` names it, ``draft_text``

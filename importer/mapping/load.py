@@ -33,11 +33,10 @@ from importer.mapping.field_spec import (
     ATTRIBUTE_OPTIONS,
     IDENTITY_OPTIONS,
     CompiledField,
-    check_keys,
     compile_field,
-    expect,
 )
 from importer.mapping.readers import OMIT, field_reader
+from importer.mapping.toml_checks import check_keys, expect
 from importer.models import ArrayName
 from importer.read import MAX_CELL_BYTES_LIMIT
 
