@@ -5,10 +5,10 @@ the ``init-mapping`` draft.
 ``toml_checks`` checks a value's TOML kind there; ``field_spec`` checks and compiles one field
 into a reader (``readers``) with the converter ``field_converters`` picks (``values``, ``times``,
 which places wall times with ``zone_days``); ``load`` compiles the whole file into
-``compiled``'s types. ``draft`` samples a
-source and writes a first mapping for a person to edit: ``column_types`` (with ``column_times``,
-``column_words`` and their ``guess``) types each column, ``naming`` names it, ``draft_text``
-writes the lines.
+``compiled``'s types, its attribute tables in ``attribute_tables`` and its events and purchases
+in ``object_tables``. ``draft`` samples a source and writes a first mapping for a person to
+edit: ``column_types`` (with ``column_times``, ``column_words`` and their ``guess``) types each
+column, ``naming`` names it, ``draft_text`` writes the lines.
 """
 
 from importer.mapping.compiled import CompiledMapping, GroupSpec, ObjectSpec
