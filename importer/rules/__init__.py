@@ -1,9 +1,10 @@
 """Braze's rules for the objects of ``/users/track``, shared by the converter and the sandbox
 (docs/braze.md, Identifiers, Attribute rules, Event and purchase rules).
 
-``user_fields`` holds the rules of identifiers and standard attributes, ``objects`` those of
-events and purchases and the check of a whole object; ``profile`` how an attribute changes a
-stored profile and ``export`` the rules of ``/users/export/ids`` (the sandbox and ``verify``).
+``violation`` says what a broken rule is; ``identifiers`` holds the rules of identifiers,
+``user_fields`` those of standard attributes, ``objects`` those of events and purchases and the
+check of a whole object; ``profile`` how an attribute changes a stored profile and ``export``
+the rules of ``/users/export/ids`` (the sandbox and ``verify``).
 """
 
 from importer.rules.export import (
@@ -16,6 +17,7 @@ from importer.rules.export import (
     has_time_of_day,
     parse_instant,
 )
+from importer.rules.identifiers import MAX_EXTERNAL_ID_BYTES
 from importer.rules.objects import check_object, checker_for
 from importer.rules.profile import (
     MAX_ARRAY_ITEMS,
@@ -23,14 +25,8 @@ from importer.rules.profile import (
     combine_attributes,
     operation_of,
 )
-from importer.rules.user_fields import (
-    ATTRIBUTE_FIELDS,
-    MAX_EXTERNAL_ID_BYTES,
-    MAX_IMAGE_URL_CHARS,
-    MAX_STRING_CHARS,
-    Checker,
-    Violation,
-)
+from importer.rules.user_fields import ATTRIBUTE_FIELDS, MAX_IMAGE_URL_CHARS, MAX_STRING_CHARS
+from importer.rules.violation import Checker, Violation
 
 __all__ = [
     "ATTRIBUTE_FIELDS",

@@ -1,6 +1,6 @@
 """Braze's per-object rules (docs/braze.md, Event and purchase rules), checked before sending:
-the rules of events and purchases here, those of identifiers and standard attributes in
-``importer.rules.user_fields``.
+the rules of events and purchases here, those of identifiers in ``importer.rules.identifiers``
+and of standard attributes in ``importer.rules.user_fields``.
 
 Used by the converter (failures at stage ``validate``) and by the sandbox (``errors[]``). For
 mapped rows the converter runs only the checkers a field's values can fail
@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from importer.models import BrazeObject
+from importer.rules.identifiers import check_identifiers
 from importer.rules.user_fields import (
     ATTRIBUTE_FIELDS,
     COMMON_FIELDS,
@@ -32,12 +33,8 @@ from importer.rules.user_fields import (
     MAX_STRING_CHARS,
     RESERVED_EVENT_PROPERTIES,
     RESERVED_PURCHASE_PROPERTIES,
-    Checker,
-    Violation,
-    check_identifiers,
-    is_number,
-    short,
 )
+from importer.rules.violation import Checker, Violation, is_number, short
 
 # --- events and purchases ----------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.rules.objects import check_object
-from importer.rules.user_fields import CURRENCIES, Violation
+from importer.rules.user_fields import CURRENCIES
+from importer.rules.violation import Violation
 
 ID = {"external_id": "u1"}
 TIME = "2024-03-01T10:00:00+01:00"
