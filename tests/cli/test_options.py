@@ -34,7 +34,7 @@ def test_a_source_url_in_argv_is_kept_without_its_credentials() -> None:
 
 
 def test_run_resume_and_retry_share_one_definition_of_each_common_option() -> None:
-    from importer.cli.main import resume, retry, run
+    from importer.cli.run_commands import resume, retry, run
 
     for name in ("api_key", "quiet", "verbose", "output", "metrics_file"):
         options = [
