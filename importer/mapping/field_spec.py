@@ -15,7 +15,7 @@ from importer.mapping.document import KeyPath, MappingDoc, did_you_mean, dotted
 from importer.mapping.field_converters import convert_literal, value_converters
 from importer.mapping.readers import FieldReader
 from importer.mapping.toml_checks import check_keys, expect, kind_of
-from importer.mapping.values import OMIT
+from importer.mapping.values import OMIT, ValueConverter
 
 TYPES = ("string", "integer", "float", "boolean", "time", "date", "array", "json")
 OPTIONS = (
@@ -62,50 +62,22 @@ def compile_field(
     options = _options(doc, where, spec, allowed)
     op = _operation(doc, where, options)
     explicit = options.get("type", values.OPERATION_TYPES.get(op, default_type))
-    kind = _type(doc, where, explicit)
-    if op != "set" and kind != values.OPERATION_TYPES[op]:
-        wanted = values.OPERATION_TYPES[op]
-        doc.fail((*where, "type"), f'op {op!r} needs type = "{wanted}", not {kind!r}')
-    for option, types in _ONLY_FOR.items():
-        if option in options and kind not in types:
-            doc.fail((*where, option), f"{option!r} applies only to type {' or '.join(types)}")
+    kind = _kind(doc, where, options, op, explicit)
     convert, parse = value_converters(doc, where, kind, options)
     if op != "set" and convert is not None:
         convert = values.as_operation(op, convert)
         parse = values.as_operation(op, parse) if parse is not None else None
     key = _attribute(doc, where, options)
     if "value" in options:
-        for option in ("map", "default", "empty"):
-            if option in options:
-                doc.fail((*where, option), f"{option!r} has no effect on a literal 'value'")
-        value = options["value"]
         as_typed = (convert or values.to_string) if explicit else None  # untyped: as written
-        literal = convert_literal(doc, (*where, "value"), value, as_typed)
+        literal = _literal(doc, where, options, as_typed)
         return CompiledField(
             key, where, None, readers.literal_reader(literal), kind if explicit else "literal", op
         )
     column = expect(doc, (*where, "column"), options["column"], str, "a column name")
     if not column:
         doc.fail((*where, "column"), "the column name is empty")
-    empty = options.get("empty", "omit")
-    if empty not in ("omit", "null"):
-        doc.fail((*where, "empty"), f'expected "omit" or "null", got {empty!r}')
-    if op != "set" and empty == "null":
-        doc.fail((*where, "empty"), f'empty = "null" would unset the attribute: not with op {op!r}')
-    if required and "empty" in options:
-        doc.fail(
-            (*where, "empty"), "'empty' does not apply: without this value the object is not sent"
-        )
-    on_empty = None if empty == "null" else OMIT
-    if "default" in options and op != "set":
-        doc.fail(
-            (*where, "default"),
-            f"'default' is not for op {op!r}: it would send the default as a change for every "
-            "empty cell (and for 0); leave it out",
-        )
-    if "default" in options:
-        default = options["default"]
-        on_empty = convert_literal(doc, (*where, "default"), default, convert or values.to_string)
+    on_empty = _on_empty(doc, where, options, op, required, convert)
     reader = readers.field_reader(
         label=dotted(where),
         column=column,
@@ -116,6 +88,59 @@ def compile_field(
         parse=parse,
     )
     return CompiledField(key, where, column, reader, kind, op)
+
+
+def _kind(doc: MappingDoc, where: KeyPath, options: dict[str, Any], op: str, explicit: Any) -> str:
+    """The field's type (one of TYPES), checked against its op and the options given."""
+    kind = _type(doc, where, explicit)
+    if op != "set" and kind != values.OPERATION_TYPES[op]:
+        wanted = values.OPERATION_TYPES[op]
+        doc.fail((*where, "type"), f'op {op!r} needs type = "{wanted}", not {kind!r}')
+    for option, types in _ONLY_FOR.items():
+        if option in options and kind not in types:
+            doc.fail((*where, option), f"{option!r} applies only to type {' or '.join(types)}")
+    return kind
+
+
+def _literal(
+    doc: MappingDoc, where: KeyPath, options: dict[str, Any], convert: ValueConverter | None
+) -> Any:
+    """A literal ``value``, converted once; the options about cells have no effect on it."""
+    for option in ("map", "default", "empty"):
+        if option in options:
+            doc.fail((*where, option), f"{option!r} has no effect on a literal 'value'")
+    return convert_literal(doc, (*where, "value"), options["value"], convert)
+
+
+def _on_empty(
+    doc: MappingDoc,
+    where: KeyPath,
+    options: dict[str, Any],
+    op: str,
+    required: bool,
+    convert: ValueConverter | None,
+) -> Any:
+    """What an empty cell sends: nothing (OMIT), null (``empty = "null"``) or the ``default``."""
+    empty = options.get("empty", "omit")
+    if empty not in ("omit", "null"):
+        doc.fail((*where, "empty"), f'expected "omit" or "null", got {empty!r}')
+    if op != "set" and empty == "null":
+        doc.fail((*where, "empty"), f'empty = "null" would unset the attribute: not with op {op!r}')
+    if required and "empty" in options:
+        doc.fail(
+            (*where, "empty"), "'empty' does not apply: without this value the object is not sent"
+        )
+    if "default" not in options:
+        return None if empty == "null" else OMIT
+    if op != "set":
+        doc.fail(
+            (*where, "default"),
+            f"'default' is not for op {op!r}: it would send the default as a change for every "
+            "empty cell (and for 0); leave it out",
+        )
+    return convert_literal(
+        doc, (*where, "default"), options["default"], convert or values.to_string
+    )
 
 
 def _operation(doc: MappingDoc, where: KeyPath, options: dict[str, Any]) -> str:
