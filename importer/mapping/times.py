@@ -95,6 +95,12 @@ def time_parser(fmt: str | None, zone: tzinfo) -> Callable[[str], str]:
         return (
             placed if custom.layout is None else _laid_out(custom.layout, fields[2], days, placed)
         )
+    return _naive_iso_time(days, placed)
+
+
+def _naive_iso_time(days: DayOffsets, placed: Callable[[str], str]) -> Callable[[str], str]:
+    """The parser of a time without ``format``: a naive ISO time of a day already seen, or a
+    time already as Braze wants it, without a datetime made; anything else takes ``placed``."""
     known, hour_of, sixty = days.known.get, _HOUR_OF.get, _SIXTY
 
     def parse(text: str) -> str:
@@ -194,39 +200,55 @@ def date_parser(fmt: str | None) -> Callable[[str], str]:
             ) from None
 
     fields = custom.fields() if custom is not None else None
+    if fields is None:
+        return _iso_date(general)
+    assert custom is not None and custom.layout is not None  # a format with fields has one
+    return _fixed_date(custom.layout, fields, general)
+
+
+def _iso_date(general: Callable[[str], str]) -> Callable[[str], str]:
+    """The parser of a date without ``format``: a date, or the date part of a naive ISO time,
+    checked without a datetime made; anything else takes ``general``."""
     match_naive = _NAIVE_ISO.fullmatch
     seen, sixty = _DAYS_SEEN, _SIXTY
-    if fields is None:
 
-        def parse(text: str) -> str:
-            if len(text) == 10 and text[4] == "-" and text[7] == "-" and is_day(text):
-                return text
-            # The date of a naive ISO time (an order's ``2024-05-01 12:00:00``): the time is
-            # checked as fromisoformat checks it, and the date part is the answer, as written.
-            # Seldom repeated to the second, such values only filled the cache. A day already
-            # seen is one lookup (the set holds only YYYY-MM-DD dates), the time three more.
-            if (
-                len(text) == 19
-                and text[:10] in seen
-                and text[13] == ":"
-                and text[16] == ":"
-                and (text[10] == "T" or text[10] == " ")
-                and text[11:13] in _HOUR_OF
-                and text[14:16] in sixty
-                and text[17:] in sixty
-            ):
+    def parse(text: str) -> str:
+        if len(text) == 10 and text[4] == "-" and text[7] == "-" and is_day(text):
+            return text
+        # The date of a naive ISO time (an order's ``2024-05-01 12:00:00``): the time is
+        # checked as fromisoformat checks it, and the date part is the answer, as written.
+        # Seldom repeated to the second, such values only filled the cache. A day already
+        # seen is one lookup (the set holds only YYYY-MM-DD dates), the time three more.
+        if (
+            len(text) == 19
+            and text[:10] in seen
+            and text[13] == ":"
+            and text[16] == ":"
+            and (text[10] == "T" or text[10] == " ")
+            and text[11:13] in _HOUR_OF
+            and text[14:16] in sixty
+            and text[17:] in sixty
+        ):
+            return text[:10]
+        found = match_naive(text)
+        if found is not None:
+            _, _, _, hour, minute, second = found.groups()
+            if hour in _HOUR_OF and minute < "60" and second < "60" and is_day(text[:10]):
                 return text[:10]
-            found = match_naive(text)
-            if found is not None:
-                _, _, _, hour, minute, second = found.groups()
-                if hour in _HOUR_OF and minute < "60" and second < "60" and is_day(text[:10]):
-                    return text[:10]
-            return general(text)
+        return general(text)
 
-        return parse
+    return parse
+
+
+def _fixed_date(
+    layout: Layout, fields: Fields, general: Callable[[str], str]
+) -> Callable[[str], str]:
+    """The parser of a date with a ``format`` whose fields a regex picks: a full-width text of a
+    day already seen is cut at fixed places, another matched, no datetime made; anything else
+    takes ``general``."""
     match, pick, pad = fields
-    assert custom is not None and custom.layout is not None  # a format with fields has one
-    width, literals, expected, pieces = custom.layout
+    width, literals, expected, pieces = layout
+    seen, sixty = _DAYS_SEEN, _SIXTY
 
     def parse_fixed(text: str) -> str:
         # A full-width text of a day already seen: cut at fixed places, no regex. The time a
