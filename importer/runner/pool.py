@@ -43,6 +43,7 @@ from importer.runner.worker import (
 CHUNK_ROWS = 500  # rows per hand-over: ~10 ms of work, small enough to keep the order cheap
 # Sources smaller than this are converted in the main process: starting processes costs more.
 POOL_MIN_BYTES = 2_000_000
+_new = tuple.__new__
 
 
 def default_workers() -> int:
@@ -87,7 +88,8 @@ class Chunk:
             answer = next(answers)
             if answer.__class__ is tuple:
                 user, wire, digests, key = answer
-                outcomes.append(Item(row.ref, row.record, user, (), (), (), digests, wire, key))
+                item = (row.ref, row.record, user, (), (), (), digests, wire, key)
+                outcomes.append(_new(Item, item))
             elif isinstance(answer, RowFailure):
                 outcomes.append(replace(answer, record=row.record))
             else:
@@ -118,18 +120,21 @@ class RangeChunk:
         text = self.text
         name = text.layout.name
         outcomes: list[Outcome | str] = []
+        append = outcomes.append
         for line, answer in zip(lines, answers, strict=True):
             if answer.__class__ is tuple:
                 user, wire, digests, key = answer
+                # tuple.__new__: what Item(...) and RowRef(...) make, without their generated
+                # __new__'s Python frames (~1 K instructions a row)
+                ref = _new(RowRef, (name, line))
                 record = LineRecord(text, line)
-                ref = RowRef(name, line)
-                outcomes.append(Item(ref, record, user, (), (), (), digests, wire, key))
+                append(_new(Item, (ref, record, user, (), (), (), digests, wire, key)))
             elif answer is None:
-                outcomes.append(outcome(name, line) or "")
+                append(outcome(name, line) or "")
             elif isinstance(answer, RowFailure) and answer.stage != "read":
-                outcomes.append(replace(answer, record=LineRecord(text, line)))
+                append(replace(answer, record=LineRecord(text, line)))
             else:
-                outcomes.append(answer)
+                append(answer)
         return outcomes
 
 
