@@ -11,6 +11,9 @@ short), each answer comes back on its worker's own pipe in the order of its task
 main thread moves the bytes when it looks (``Ticket.done``, ``Ticket.result``, ``Ticket.wait``):
 non-blocking writes, so a full pipe never stalls it, and no thread at all.
 
+How a task and its answer are written, and the worker's side of the pipes: importer.runner
+.messages.
+
 A worker that dies (killed, out of memory) closes its answer pipe: the tickets it held fail
 with an AbortError, as the executor's ``BrokenProcessPool`` did.
 """
@@ -20,10 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import pickle
 import select
 import struct
-import traceback
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -31,18 +32,14 @@ from multiprocessing.context import BaseContext
 from typing import Any
 
 from importer.errors import AbortError
+from importer.runner.messages import RemoteTraceback as RemoteTraceback
+from importer.runner.messages import answer_of, task_bytes
+from importer.runner.messages import serve as serve  # what a worker runs (importer.runner.worker)
 
 _LENGTH = struct.Struct("!i")  # multiprocessing.connection's framing, which the workers use
 _LONG = struct.Struct("!Q")  # after a length of -1: a message of 2 GiB or more
 _MORE = _LENGTH.pack(-1)
 PIPE_BYTES = 1024 * 1024  # Linux's default pipe-max-size: room for a whole range's answer
-
-
-class RemoteTraceback(Exception):
-    """The traceback of an exception raised in a worker (the cause of the one raised here)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class Ticket:
@@ -70,7 +67,7 @@ class Ticket:
         answer = self._answer
         if isinstance(answer, BaseException):
             raise answer
-        ok, value, trace = pickle.loads(answer)
+        ok, value, trace = answer_of(answer)
         if not ok:
             raise value from RemoteTraceback(trace)
         return value
@@ -214,8 +211,12 @@ class Workers:
             self._reading[answer_reader.fileno()] = worker
             self._poll.register(answer_reader.fileno(), select.POLLIN)
 
-    def submit(self, function: Callable[..., Any], *args: Any, weight: int = 1) -> Ticket:
-        """Hand ``function(*args)`` to the worker with the least ``weight`` of work pending."""
+    def submit(
+        self, function: Callable[..., Any], *args: Any, weight: int = 1, plain: bool = False
+    ) -> Ticket:
+        """Hand ``function(*args)`` to the worker with the least ``weight`` of work pending;
+        ``plain``: its answer may travel as marshal (importer.runner.messages), as it holds no
+        object marshal would write as another type (a bytes-like object as bytes)."""
         self.pump(0)  # answers that came in lighten their workers
         worker = min(self._workers, key=_pending)
         worker.pending += weight
@@ -223,7 +224,7 @@ class Workers:
         if self.dead is not None:  # as the executor's pool was broken by one death
             ticket._answer = self.dead
             return ticket
-        payload = pickle.dumps((function, args), pickle.HIGHEST_PROTOCOL)
+        payload = task_bytes(function, args, plain)
         worker.waiting.append(ticket)
         had_out = bool(worker.out)
         worker.out += (memoryview(_LENGTH.pack(len(payload))), memoryview(payload))
@@ -311,25 +312,3 @@ def _widen(end: Connection) -> None:
     if setpipe is not None:
         with contextlib.suppress(OSError):
             fcntl.fcntl(end.fileno(), setpipe, PIPE_BYTES)
-
-
-def serve(tasks: Connection, answers: Connection) -> None:
-    """A worker's loop: run each task, write its answer; end when the main process closes the
-    task pipe or stops reading answers."""
-    while True:
-        try:
-            function, args = pickle.loads(tasks.recv_bytes())
-        except (EOFError, OSError):
-            return
-        try:
-            answer = (True, function(*args), "")
-        except Exception as exc:
-            answer = (False, exc, traceback.format_exc())
-        try:
-            data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # an exception that does not pickle
-            data = pickle.dumps((False, RuntimeError(repr(exc)), traceback.format_exc()))
-        try:
-            answers.send_bytes(data)
-        except OSError:
-            return

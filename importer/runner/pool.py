@@ -183,7 +183,14 @@ class ConvertPool:
             raise RuntimeError("rows handed to a conversion pool that is not running")
         name = rows[0].ref.source
         answers = self._workers.submit(
-            convert_chunk, source, name, header, payload, values, weight=len(payload)
+            convert_chunk,
+            source,
+            name,
+            header,
+            payload,
+            values,
+            weight=len(payload),
+            plain=self._digests is None,
         )
         chunk.answers = answers
         return chunk
@@ -196,7 +203,9 @@ class ConvertPool:
             raise RuntimeError("rows handed to a conversion pool that is not running")
         data = b"".join(block.lines)
         args = (source, layout, block.first_line, data, block.issues, settled, values)
-        answers = self._workers.submit(convert_range, *args, weight=len(block.lines))
+        answers = self._workers.submit(
+            convert_range, *args, weight=len(block.lines), plain=self._digests is None
+        )
         return RangeChunk(RangeText(layout, block), answers)
 
     def close(self) -> None:
