@@ -1,14 +1,15 @@
 """The delivery state (``--state FILE``): what Braze confirmed, and so what changed since.
 
 ``delivery`` is the state file's API; ``store`` its SQLite tables; ``digest`` what is
-remembered of a value (``item_digests``: all of it for one item, in any process); ``changes``
-decides what of a row is new; ``record`` writes what Braze confirmed; ``snapshot`` looks rows up,
-also in conversion workers; ``delta_stage`` is the pipeline stage between converter and packer.
+remembered of a value; ``row_digests`` all of it for one item (``item_digests``, in any
+process); ``changes`` decides what of a row is new; ``record`` writes what Braze confirmed;
+``snapshot`` looks rows up, also in conversion workers; ``delta_stage`` is the pipeline stage
+between converter and packer.
 """
 
 from importer.state.delivery import DeliveryState, inspect_state
 from importer.state.delta_stage import DeltaStage
-from importer.state.digest import item_digests
+from importer.state.row_digests import item_digests
 from importer.state.snapshot import is_verdict
 
 __all__ = ["DeliveryState", "DeltaStage", "inspect_state", "is_verdict", "item_digests"]

@@ -33,8 +33,9 @@ from importer.errors import ConfigError, FatalError
 from importer.filelock import FileLock, Holder
 from importer.models import Item
 from importer.state.changes import Delta, Filtered
-from importer.state.digest import ItemDigests, OperationSources, item_digests, with_values
+from importer.state.digest import ItemDigests, OperationSources
 from importer.state.record import Confirmed, flush_deferred, record_deliveries
+from importer.state.row_digests import item_digests, with_values
 from importer.state.snapshot import StateView, Verdict, Writes, is_verdict, look_up
 from importer.state.store import (
     Neighbours,

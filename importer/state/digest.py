@@ -27,20 +27,12 @@
   among that one user's events.
 - The digest of a whole attributes object (8 bytes) recognises an unchanged user with one hash
   instead of one per attribute: the common case of a nightly re-export.
-
-``item_digests`` computes all of that for one item where the item is made — in a conversion
-worker process when there are several — so the main process only looks up and compares. The
-value digests cost one hash per attribute, most of the work, and a night where little changed
-needs few of them (an unchanged user is recognised by its whole digest): ``values=False`` leaves
-them out, and ``with_values`` adds them to the items that turn out to need them. Never out of an
-object carrying an operation (its digests are needed to look it up), so digests added later
-never hold one.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from hashlib import blake2b
 from typing import Any
 
@@ -55,13 +47,13 @@ USER_NUMBER_BYTES = 5  # big-endian, so a user's events sit together in the deli
 
 # Keys that steer how Braze applies an object; kept whenever any attribute of it is sent.
 ALWAYS_KEPT = frozenset({"_update_existing_only", "_merge_objects", "push_token_import"})
-_OPERATORS = frozenset({"inc", "add", "remove", "$add", "$remove", "$update"})
+OPERATORS = frozenset({"inc", "add", "remove", "$add", "$remove", "$update"})
 _SORTED = orjson.OPT_SORT_KEYS
 _SEP = "\x1f"  # unit separator, between alias label and name
 # A fresh 8-byte BLAKE2b state, copied for each digest: the constructor parses its keyword
 # arguments on every call, ~40% of hashing a short value; a copy gives the same digest.
-_BLAKE2B_8 = blake2b(digest_size=DIGEST_BYTES)
-_IDENTIFIER_OF_TAG = {
+BLAKE2B_8 = blake2b(digest_size=DIGEST_BYTES)
+IDENTIFIER_OF_TAG = {
     "x": "external_id",
     "b": "braze_id",
     "a": "user_alias",
@@ -86,128 +78,6 @@ ItemDigests = tuple[
     tuple[Occurrence | None, ...],  # per event; None: it cannot be fingerprinted
     tuple[Occurrence | None, ...],  # per purchase
 ]
-
-
-def item_digests(item: Item, values: bool = True, sources: OperationSources = None) -> ItemDigests:
-    """Everything the state compares of an item's objects: pure, so any process can do it.
-
-    ``values=False`` leaves the value digests out (None) of every object that carries no
-    operation, for ``with_values`` to add if needed.
-    ``sources``: how rows without an ``[operations] key`` name their operations (None: the
-    mapping has none, and no value is looked at as one).
-    """
-    # Comprehensions over tuples and skipped empties: once per row, on every row.
-    attributes, events, purchases = _objects(item)
-    # Named only when there is something to name: a mapping with a json field "may carry"
-    # operations, and few rows do.
-    row = None
-    if sources is not None and attributes and _carries_operator(attributes):
-        row = operation_identity(item, sources)
-    objects = tuple([object_digests(obj, values, row) for obj in attributes]) if attributes else ()
-    # The row's user once, not once per object: pickled once, and one string in memory.
-    user = objects[0][0] if objects and objects[0] is not None else None
-    return (
-        objects,
-        tuple([occurrence(obj, event_fingerprint, user) for obj in events]) if events else (),
-        tuple([occurrence(obj, purchase_fingerprint, user) for obj in purchases])
-        if purchases
-        else (),
-    )
-
-
-def with_values(item: Item, digests: ItemDigests) -> ItemDigests:
-    """``digests`` with the value digests ``item_digests(item, values=False)`` left out: never
-    an operation's (``item_digests``), so the row needs no name and the whole digests stay
-    true to ``operations_of``."""
-    objects = tuple(
-        obj if obj is None or obj[3] is not None else (*obj[:3], value_digests(attrs, obj[0]))
-        for obj, attrs in zip(digests[0], _objects(item)[0], strict=True)
-    )
-    return objects, digests[1], digests[2]
-
-
-def _objects(item: Item) -> tuple[tuple[BrazeObject, ...], ...]:
-    if item.wire is not None and not (item.attributes or item.events or item.purchases):
-        item = item.decoded()  # it carries its objects as JSON only
-    return item.attributes, item.events, item.purchases
-
-
-def object_digests(
-    obj: BrazeObject, values: bool = True, row: str | None = None
-) -> ObjectDigests | None:
-    """``row``: the identity of the row's operations (``operation_identity``); None: the row
-    has none."""
-    identity = identity_of(obj)
-    if identity is None:
-        return None
-    key, user = identity
-    # An object of a row with an operation always comes with its value digests: operations
-    # are value digests, looked up in the delivered table for a whole chunk at once. Only
-    # then: on a night where little changed, hashing every value of every row for a mapping
-    # that "may carry" operations cost the workers more than the rest of a row.
-    if values or row is not None:
-        digests = _value_digests(obj, key)
-        if row is not None and None in digests.values() and _name_operations(obj, digests, row):
-            # No whole digest: it must never stand for an operation, and so a whole digest
-            # tells every reader that the object carries none (``operations_of``).
-            return user, None, len(digests), digests
-        return user, whole_digest(obj), len(digests), digests
-    flags = (  # ALWAYS_KEPT, spelled out: once per row
-        ("_update_existing_only" in obj) + ("_merge_objects" in obj) + ("push_token_import" in obj)
-    )
-    return user, whole_digest(obj), len(obj) - 1 - flags, None
-
-
-def _carries_operator(objects: tuple[BrazeObject, ...]) -> bool:
-    """Does any of these objects hold an operator value (``is_operator``)?"""
-    for obj in objects:
-        for value in obj.values():  # a plain loop: faster than filter or map here
-            if type(value) is dict and not _OPERATORS.isdisjoint(value):
-                return True
-    return False
-
-
-def value_digests(obj: BrazeObject, user: str, row: str | None = None) -> ValueDigests:
-    """The value digests of an attributes object of ``user`` (a key from ``identity_of``)."""
-    digests = _value_digests(obj, _IDENTIFIER_OF_TAG[user[0]])
-    if row is not None and None in digests.values():  # row is None: no operation in the mapping
-        _name_operations(obj, digests, row)
-    return digests
-
-
-def _value_digests(obj: BrazeObject, key: str) -> ValueDigests:
-    """Each value's digest; None for an operator's (see ``_name_operations``)."""
-    digests: ValueDigests = {}
-    new_hasher, dumps = _BLAKE2B_8.copy, orjson.dumps
-    for name, value in obj.items():  # value_digest, inlined: once per attribute of every row
-        if name == key or name in ALWAYS_KEPT:
-            continue
-        if value is None:
-            digests[name] = UNSET
-            continue
-        if type(value) is dict and not _OPERATORS.isdisjoint(value):
-            digests[name] = None
-            continue
-        try:
-            data = dumps(value, option=_SORTED)
-        except orjson.JSONEncodeError:
-            digests[name] = None
-            continue
-        hasher = new_hasher()
-        hasher.update(data)
-        digests[name] = hasher.digest()
-    return digests
-
-
-def _name_operations(obj: BrazeObject, digests: ValueDigests, row: str) -> bool:
-    """Give each operator among ``digests`` its operation's digest; were there any?"""
-    found = False
-    for name, digest in digests.items():
-        value = obj[name]
-        if digest is None and is_operator(value):
-            digests[name] = operation_digest(row, name, value)
-            found = True
-    return found
 
 
 def operation_digest(row: str, name: str, value: dict[str, Any]) -> bytes:
@@ -238,19 +108,6 @@ def operation_identity(item: Item, sources: Mapping[str, str]) -> str | None:
     return None if found is None else f"f{found}:{item.ref.line}"
 
 
-def occurrence(
-    obj: BrazeObject, fingerprint: Callable[[BrazeObject], bytes | None], user: str | None = None
-) -> Occurrence | None:
-    """The event's or purchase's (user, fingerprint); ``user`` when it is that user."""
-    identity = identity_of(obj)
-    if identity is None:
-        return None
-    fp = fingerprint(obj)
-    if fp is None:
-        return None
-    return (user if identity[1] == user else identity[1]), fp
-
-
 def identity_of(obj: BrazeObject) -> ObjectIdentity | None:
     """Which user an object belongs to, by Braze's resolution rules; None when it names nobody."""
     value = obj.get("external_id")
@@ -278,20 +135,20 @@ def delivered_key(user_number: int, fingerprint: bytes) -> bytes:
 
 
 def is_operator(value: Any) -> bool:
-    return type(value) is dict and not _OPERATORS.isdisjoint(value)
+    return type(value) is dict and not OPERATORS.isdisjoint(value)
 
 
 def value_digest(value: Any) -> bytes | None:
     """The remembered form of an attribute value; None when it cannot be compared (operators)."""
     if value is None:
         return UNSET
-    if type(value) is dict and not _OPERATORS.isdisjoint(value):  # is_operator, inlined: hot
+    if type(value) is dict and not OPERATORS.isdisjoint(value):  # is_operator, inlined: hot
         return None
     try:
         data = orjson.dumps(value, option=_SORTED)
     except orjson.JSONEncodeError:
         return None  # not JSON we can canonicalise (e.g. an int beyond 64 bits): always send
-    hasher = _BLAKE2B_8.copy()  # _hash8, inlined: once per attribute value
+    hasher = BLAKE2B_8.copy()  # _hash8, inlined: once per attribute value
     hasher.update(data)
     return hasher.digest()
 
@@ -332,8 +189,8 @@ def _fingerprint(fields: tuple[Any, ...]) -> bytes | None:
 
 
 def _hash8(data: bytes) -> bytes:
-    """``blake2b(data, digest_size=8).digest()``, from a copied state (see ``_BLAKE2B_8``)."""
-    hasher = _BLAKE2B_8.copy()
+    """``blake2b(data, digest_size=8).digest()``, from a copied state (see ``BLAKE2B_8``)."""
+    hasher = BLAKE2B_8.copy()
     hasher.update(data)
     return hasher.digest()
 

@@ -34,10 +34,9 @@ from importer.state.digest import (
     Occurrence,
     OperationSources,
     delivered_key,
-    item_digests,
     operations_of,
-    with_values,
 )
+from importer.state.row_digests import item_digests, with_values
 from importer.state.store import (
     Neighbours,
     UserRow,

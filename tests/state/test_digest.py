@@ -12,13 +12,12 @@ from importer.state.digest import (
     OPERATION,
     UNSET,
     event_fingerprint,
-    object_digests,
     operation_digest,
     purchase_fingerprint,
     value_digest,
-    value_digests,
     whole_digest,
 )
+from importer.state.row_digests import object_digests, value_digests
 
 
 def _stored(data: Any) -> bytes:

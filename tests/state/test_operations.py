@@ -11,7 +11,8 @@ from typing import Any
 
 from importer.models import Item, RowRef
 from importer.state.delivery import DeliveryState, inspect_state
-from importer.state.digest import item_digests, operation_digest, operations_of, value_digest
+from importer.state.digest import operation_digest, operations_of, value_digest
+from importer.state.row_digests import item_digests
 from tests.state.test_delivery import deliver, reopen
 
 # What the runner takes from run.json: each source's recorded fingerprint, by source name.

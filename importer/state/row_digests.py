@@ -1,0 +1,172 @@
+"""An item's digests: what the state compares of one row's objects (``digest``: of a value).
+
+``item_digests`` computes everything ``digest`` describes for one item where the item is
+made — in a conversion worker process when there are several — so the main process only looks
+up and compares. The value digests cost one hash per attribute, most of the work, and a night
+where little changed needs few of them (an unchanged user is recognised by its whole digest):
+``values=False`` leaves them out, and ``with_values`` adds them to the items that turn out to
+need them. Never out of an object carrying an operation (its digests are needed to look it
+up), so digests added later never hold one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+
+from importer.models import BrazeObject, Item
+from importer.state.digest import (
+    ALWAYS_KEPT,
+    BLAKE2B_8,
+    IDENTIFIER_OF_TAG,
+    OPERATORS,
+    UNSET,
+    ItemDigests,
+    ObjectDigests,
+    Occurrence,
+    OperationSources,
+    ValueDigests,
+    event_fingerprint,
+    identity_of,
+    is_operator,
+    operation_digest,
+    operation_identity,
+    purchase_fingerprint,
+    whole_digest,
+)
+
+
+def item_digests(item: Item, values: bool = True, sources: OperationSources = None) -> ItemDigests:
+    """Everything the state compares of an item's objects: pure, so any process can do it.
+
+    ``values=False`` leaves the value digests out (None) of every object that carries no
+    operation, for ``with_values`` to add if needed.
+    ``sources``: how rows without an ``[operations] key`` name their operations (None: the
+    mapping has none, and no value is looked at as one).
+    """
+    # Comprehensions over tuples and skipped empties: once per row, on every row.
+    attributes, events, purchases = _objects(item)
+    # Named only when there is something to name: a mapping with a json field "may carry"
+    # operations, and few rows do.
+    row = None
+    if sources is not None and attributes and _carries_operator(attributes):
+        row = operation_identity(item, sources)
+    objects = tuple([object_digests(obj, values, row) for obj in attributes]) if attributes else ()
+    # The row's user once, not once per object: pickled once, and one string in memory.
+    user = objects[0][0] if objects and objects[0] is not None else None
+    return (
+        objects,
+        tuple([occurrence(obj, event_fingerprint, user) for obj in events]) if events else (),
+        tuple([occurrence(obj, purchase_fingerprint, user) for obj in purchases])
+        if purchases
+        else (),
+    )
+
+
+def with_values(item: Item, digests: ItemDigests) -> ItemDigests:
+    """``digests`` with the value digests ``item_digests(item, values=False)`` left out: never
+    an operation's (``item_digests``), so the row needs no name and the whole digests stay
+    true to ``operations_of``."""
+    objects = tuple(
+        obj if obj is None or obj[3] is not None else (*obj[:3], value_digests(attrs, obj[0]))
+        for obj, attrs in zip(digests[0], _objects(item)[0], strict=True)
+    )
+    return objects, digests[1], digests[2]
+
+
+def _objects(item: Item) -> tuple[tuple[BrazeObject, ...], ...]:
+    if item.wire is not None and not (item.attributes or item.events or item.purchases):
+        item = item.decoded()  # it carries its objects as JSON only
+    return item.attributes, item.events, item.purchases
+
+
+def object_digests(
+    obj: BrazeObject, values: bool = True, row: str | None = None
+) -> ObjectDigests | None:
+    """``row``: the identity of the row's operations (``operation_identity``); None: the row
+    has none."""
+    identity = identity_of(obj)
+    if identity is None:
+        return None
+    key, user = identity
+    # An object of a row with an operation always comes with its value digests: operations
+    # are value digests, looked up in the delivered table for a whole chunk at once. Only
+    # then: on a night where little changed, hashing every value of every row for a mapping
+    # that "may carry" operations cost the workers more than the rest of a row.
+    if values or row is not None:
+        digests = _value_digests(obj, key)
+        if row is not None and None in digests.values() and _name_operations(obj, digests, row):
+            # No whole digest: it must never stand for an operation, and so a whole digest
+            # tells every reader that the object carries none (``operations_of``).
+            return user, None, len(digests), digests
+        return user, whole_digest(obj), len(digests), digests
+    flags = (  # ALWAYS_KEPT, spelled out: once per row
+        ("_update_existing_only" in obj) + ("_merge_objects" in obj) + ("push_token_import" in obj)
+    )
+    return user, whole_digest(obj), len(obj) - 1 - flags, None
+
+
+def _carries_operator(objects: tuple[BrazeObject, ...]) -> bool:
+    """Does any of these objects hold an operator value (``is_operator``)?"""
+    for obj in objects:
+        for value in obj.values():  # a plain loop: faster than filter or map here
+            if type(value) is dict and not OPERATORS.isdisjoint(value):
+                return True
+    return False
+
+
+def value_digests(obj: BrazeObject, user: str, row: str | None = None) -> ValueDigests:
+    """The value digests of an attributes object of ``user`` (a key from ``identity_of``)."""
+    digests = _value_digests(obj, IDENTIFIER_OF_TAG[user[0]])
+    if row is not None and None in digests.values():  # row is None: no operation in the mapping
+        _name_operations(obj, digests, row)
+    return digests
+
+
+def _value_digests(obj: BrazeObject, key: str) -> ValueDigests:
+    """Each value's digest; None for an operator's (see ``_name_operations``)."""
+    digests: ValueDigests = {}
+    new_hasher, dumps = BLAKE2B_8.copy, orjson.dumps
+    for name, value in obj.items():  # value_digest, inlined: once per attribute of every row
+        if name == key or name in ALWAYS_KEPT:
+            continue
+        if value is None:
+            digests[name] = UNSET
+            continue
+        if type(value) is dict and not OPERATORS.isdisjoint(value):
+            digests[name] = None
+            continue
+        try:
+            data = dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            digests[name] = None
+            continue
+        hasher = new_hasher()
+        hasher.update(data)
+        digests[name] = hasher.digest()
+    return digests
+
+
+def _name_operations(obj: BrazeObject, digests: ValueDigests, row: str) -> bool:
+    """Give each operator among ``digests`` its operation's digest; were there any?"""
+    found = False
+    for name, digest in digests.items():
+        value = obj[name]
+        if digest is None and is_operator(value):
+            digests[name] = operation_digest(row, name, value)
+            found = True
+    return found
+
+
+def occurrence(
+    obj: BrazeObject, fingerprint: Callable[[BrazeObject], bytes | None], user: str | None = None
+) -> Occurrence | None:
+    """The event's or purchase's (user, fingerprint); ``user`` when it is that user."""
+    identity = identity_of(obj)
+    if identity is None:
+        return None
+    fp = fingerprint(obj)
+    if fp is None:
+        return None
+    return (user if identity[1] == user else identity[1]), fp
