@@ -26,7 +26,8 @@
   its user's number: the user is part of the key, so a false "already sent" needs a 2⁻⁶⁴ accident
   among that one user's events.
 - The digest of a whole attributes object (8 bytes) recognises an unchanged user with one hash
-  instead of one per attribute: the common case of a nightly re-export.
+  instead of one per attribute: the common case of a nightly re-export. It is over the object's
+  JSON as made, keys unsorted (``whole_digest``): only a shortcut, so it may change meaning.
 """
 
 from __future__ import annotations
@@ -154,9 +155,18 @@ def value_digest(value: Any) -> bytes | None:
 
 
 def whole_digest(obj: BrazeObject) -> bytes | None:
-    """One digest of a whole attributes object, identifiers included."""
+    """One digest of a whole attributes object, identifiers included, over its JSON with the
+    keys in the object's own order: the mapping's generated code fixes it, so tomorrow's equal
+    object has today's bytes. Sorting the keys cost ~40% of this digest (CRM: 16.3 K against
+    9.5 K instructions a row to serialise; the hash ~10 K).
+
+    Only a shortcut, never the record of a value: equal bytes are an equal object, and unequal
+    ones only send the object to be compared value by value (``Delta``), which sends nothing
+    equal and stores the new whole digest. So an object whose keys came in another order (a
+    json cell rewritten, a JSONL record) costs one comparison, and a state file from before
+    (whole digests over sorted keys) one slower night, with nothing sent again."""
     try:
-        data = orjson.dumps(obj, option=_SORTED)
+        data = orjson.dumps(obj)
     except orjson.JSONEncodeError:
         return None
     return _hash8(data)
