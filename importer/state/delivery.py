@@ -33,10 +33,11 @@ from importer.errors import ConfigError, FatalError
 from importer.filelock import FileLock, Holder
 from importer.models import Item
 from importer.state.changes import Delta, Filtered
+from importer.state.chunk_digests import bare, lacks_values, made, valued
 from importer.state.digest import ItemDigests, OperationSources
 from importer.state.record import Confirmed, flush_deferred, record_deliveries
 from importer.state.row_digests import item_digests, with_values
-from importer.state.snapshot import StateView, Verdict, Writes, is_verdict, look_up
+from importer.state.snapshot import StateView, Writes, delivered, is_verdict, stored_users
 from importer.state.store import (
     Neighbours,
     commit_number,
@@ -51,18 +52,6 @@ from importer.state.store import (
 __all__ = ["Confirmed", "DeliveryState", "Filtered", "StateView", "digests_of", "inspect_state"]
 
 _DEFERRED_FLUSH = 10_000  # whole digests of unchanged users held in memory before writing
-
-
-def _bare(item: Item) -> bool:
-    """Does the item carry its digests only (see ``filter_many``)?"""
-    return item.wire is None and not (item.attributes or item.events or item.purchases)
-
-
-def _lacks_values(digests: ItemDigests) -> bool:
-    for obj in digests[0]:  # noqa: SIM110 - a loop: no generator per row
-        if obj is not None and obj[3] is None:
-            return True
-    return False
 
 
 def digests_of(item: Item, sources: OperationSources = None) -> ItemDigests:
@@ -176,7 +165,10 @@ class DeliveryState:
         objects back if any of them is to be sent, or if the verdict cannot be taken (see
         ``snapshot``).
         """
-        items, digests = self._digests(items, objects)
+        # Without digests made elsewhere, the value digests wait until an item needs them
+        # unless most items do (``wants_values``): then a second pass would cost more.
+        wants, in_flight = self.wants_values, self._delta.values
+        items, digests = made(items, objects, wants, self._sources, in_flight, self._writes)
         with self._failing_as("reading"):
             if len(self._delta.deferred) >= _DEFERRED_FLUSH:
                 with transaction(self._conn):
@@ -184,7 +176,11 @@ class DeliveryState:
             near = self._users_near, self._delivered_near
             operations = self._sources is not None
             looked = [d for d in digests if not is_verdict(d)]
-            rows, known = look_up(self._conn, looked, operations, near) if looked else ({}, set())
+            rows = stored_users(self._conn, looked, near) if looked else {}
+            if operations and rows:
+                items, digests = valued(items, digests, rows, objects, self._sources)
+                looked = [d for d in digests if not is_verdict(d)]
+            known = delivered(self._conn, looked, rows, operations, near) if looked else set()
         delta = self._delta
         left = []
         for item, d in zip(items, digests, strict=True):
@@ -195,50 +191,16 @@ class DeliveryState:
             if nothing is not None:
                 left.append(nothing)
                 continue
-            if _bare(item) and (d[0] or d[1] or d[2]):
+            if bare(item) and (d[0] or d[1] or d[2]):
                 if objects is None:
                     raise ValueError(f"{item.ref}: an item without its objects needs objects=")
                 item = objects(item)._replace(digests=d)
-            if _lacks_values(d) and delta.needs_values(d, rows):
-                # No operation among them: item_digests leaves no operation's digests out.
-                d = with_values(item, d)
+            if lacks_values(d) and delta.needs_values(d, rows):
+                # No operation among them: one that carries an operation has no whole digest
+                # like the stored one, so ``valued`` added its values.
+                d = with_values(item, d, self._sources)
             left.append(delta.decide(item, d, rows, known))
         return left
-
-    def _digests(
-        self, items: Sequence[Item], objects: Callable[[Item], Item] | None
-    ) -> tuple[Sequence[Item], list[Any]]:
-        """Each item's digests (made here when it came without) or verdict; an item whose
-        verdict cannot be taken is converted again (``objects``) and gets its digests here."""
-        # Without digests made elsewhere, the value digests wait until an item needs them
-        # unless most items do (``wants_values``): then a second pass would cost more.
-        wants, sources = self.wants_values, self.operation_sources
-        again: list[Item] | None = None  # the items, some converted again
-        digests: list[Any] = []
-        compared: set[str] = set()  # users earlier rows of the chunk may put in flight
-        in_flight, writes = self._delta.values, self._writes
-        for n, item in enumerate(items):
-            d = item.digests
-            if d is None:
-                d = item_digests(item, wants, sources)
-            elif is_verdict(d):
-                verdict: Verdict = d
-                users = verdict[3]
-                if not (
-                    writes.unseen(verdict[0], users)
-                    or any(u in in_flight or u in compared for u in users)
-                ):
-                    digests.append(d)
-                    continue
-                if objects is None:
-                    raise ValueError(f"{item.ref}: an item with a verdict only needs objects=")
-                if again is None:  # the caller's list stays as it was
-                    again = list(items)
-                item = again[n] = objects(item)
-                d = item_digests(item, True, sources)
-            compared.update([obj[0] for obj in d[0] if obj is not None])
-            digests.append(d)
-        return (items if again is None else again), digests
 
     def compared_share(self) -> float:
         """The share of attributes objects filtered since the last call that needed their

@@ -11,7 +11,7 @@ up), so digests added later never hold one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import orjson
 
@@ -40,19 +40,18 @@ from importer.state.digest import (
 def item_digests(item: Item, values: bool = True, sources: OperationSources = None) -> ItemDigests:
     """Everything the state compares of an item's objects: pure, so any process can do it.
 
-    ``values=False`` leaves the value digests out (None) of every object that carries no
-    operation, for ``with_values`` to add if needed.
+    ``values=False`` leaves the value digests out (None) of every object, for ``with_values``
+    to add if needed: what is looked at first is the whole digest, and one equal to the
+    stored one tells that the object carries no operation (none is ever stored whole).
     ``sources``: how rows without an ``[operations] key`` name their operations (None: the
     mapping has none, and no value is looked at as one).
     """
     # Comprehensions over tuples and skipped empties: once per row, on every row.
     attributes, events, purchases = _objects(item)
-    # Named only when there is something to name: a mapping with a json field "may carry"
-    # operations, and few rows do.
-    row = None
-    if sources is not None and attributes and _carries_operator(attributes):
-        row = operation_identity(item, sources)
-    objects = tuple([object_digests(obj, values, row) for obj in attributes]) if attributes else ()
+    named = _Named(item, sources) if values and sources is not None else None
+    objects = (
+        tuple([object_digests(obj, values, named) for obj in attributes]) if attributes else ()
+    )
     # The row's user once, not once per object: pickled once, and one string in memory.
     user = objects[0][0] if objects and objects[0] is not None else None
     return (
@@ -64,15 +63,39 @@ def item_digests(item: Item, values: bool = True, sources: OperationSources = No
     )
 
 
-def with_values(item: Item, digests: ItemDigests) -> ItemDigests:
-    """``digests`` with the value digests ``item_digests(item, values=False)`` left out: never
-    an operation's (``item_digests``), so the row needs no name and the whole digests stay
-    true to ``operations_of``."""
+def with_values(item: Item, digests: ItemDigests, sources: OperationSources = None) -> ItemDigests:
+    """``digests`` with the value digests ``item_digests(item, values=False)`` left out, its
+    operations named as ``item_digests`` names them (an object carrying one loses its whole
+    digest: see ``object_digests``). The caller looks their delivered keys up after this."""
+    named = None if sources is None else _Named(item, sources)
     objects = tuple(
-        obj if obj is None or obj[3] is not None else (*obj[:3], value_digests(attrs, obj[0]))
+        obj if obj is None or obj[3] is not None else _valued(obj, attrs, named)
         for obj, attrs in zip(digests[0], _objects(item)[0], strict=True)
     )
     return objects, digests[1], digests[2]
+
+
+def _valued(obj: ObjectDigests, attrs: BrazeObject, named: _Named | None) -> ObjectDigests:
+    """``obj`` (of ``attrs``) with its value digests."""
+    user = obj[0]
+    digests, operations = _values_named(attrs, IDENTIFIER_OF_TAG[user[0]], named)
+    return user, None if operations else obj[1], obj[2], digests
+
+
+class _Named:
+    """The identity of a row's operations (``operation_identity``), made when an object of
+    the row turns out to carry one: most rows of a mapping that may carry them carry none."""
+
+    __slots__ = ("_row", "item", "sources")
+
+    def __init__(self, item: Item, sources: Mapping[str, str]) -> None:
+        self.item, self.sources = item, sources
+        self._row: str | bool | None = False  # False: not made yet
+
+    def row(self) -> str | None:
+        if self._row is False:
+            self._row = operation_identity(self.item, self.sources)
+        return self._row  # type: ignore[return-value]
 
 
 def _objects(item: Item) -> tuple[tuple[BrazeObject, ...], ...]:
@@ -82,38 +105,34 @@ def _objects(item: Item) -> tuple[tuple[BrazeObject, ...], ...]:
 
 
 def object_digests(
-    obj: BrazeObject, values: bool = True, row: str | None = None
+    obj: BrazeObject, values: bool = True, named: _Named | None = None
 ) -> ObjectDigests | None:
-    """``row``: the identity of the row's operations (``operation_identity``); None: the row
-    has none."""
+    """``named``: the row's operations' identity, asked for once an operator is found (None:
+    operators are values never compared, as when the mapping has no operations)."""
     identity = identity_of(obj)
     if identity is None:
         return None
     key, user = identity
-    # An object of a row with an operation always comes with its value digests: operations
-    # are value digests, looked up in the delivered table for a whole chunk at once. Only
-    # then: on a night where little changed, hashing every value of every row for a mapping
-    # that "may carry" operations cost the workers more than the rest of a row.
-    if values or row is not None:
-        digests = _value_digests(obj, key)
-        if row is not None and None in digests.values() and _name_operations(obj, digests, row):
-            # No whole digest: it must never stand for an operation, and so a whole digest
-            # tells every reader that the object carries none (``operations_of``).
-            return user, None, len(digests), digests
-        return user, whole_digest(obj), len(digests), digests
+    if values:
+        digests, operations = _values_named(obj, key, named)
+        # No whole digest for one carrying an operation: it must never stand for one, and so
+        # a whole digest tells every reader that the object carries none (``operations_of``).
+        return user, None if operations else whole_digest(obj), len(digests), digests
     flags = (  # ALWAYS_KEPT, spelled out: once per row
         ("_update_existing_only" in obj) + ("_merge_objects" in obj) + ("push_token_import" in obj)
     )
     return user, whole_digest(obj), len(obj) - 1 - flags, None
 
 
-def _carries_operator(objects: tuple[BrazeObject, ...]) -> bool:
-    """Does any of these objects hold an operator value (``is_operator``)?"""
-    for obj in objects:
-        for value in obj.values():  # a plain loop: faster than filter or map here
-            if type(value) is dict and not OPERATORS.isdisjoint(value):
-                return True
-    return False
+def _values_named(obj: BrazeObject, key: str, named: _Named | None) -> tuple[ValueDigests, bool]:
+    """The object's value digests, its operations named (``named``); did it carry any?"""
+    digests = _value_digests(obj, key)
+    # None: an operator, or a value without canonical JSON (rare: checked first).
+    if named is not None and None in digests.values():
+        row = named.row()
+        if row is not None and _name_operations(obj, digests, row):
+            return digests, True
+    return digests, False
 
 
 def value_digests(obj: BrazeObject, user: str, row: str | None = None) -> ValueDigests:

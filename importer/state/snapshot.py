@@ -104,12 +104,32 @@ def look_up(
     near: tuple[Neighbours, Neighbours] | None = None,
 ) -> LookedUp:
     """The stored rows of these items' users and which of their occurrences are delivered."""
+    rows = stored_users(conn, digests, near)
+    return rows, delivered(conn, digests, rows, operations, near)
+
+
+def stored_users(
+    conn: sqlite3.Connection,
+    digests: Sequence[ItemDigests],
+    near: tuple[Neighbours, Neighbours] | None = None,
+) -> dict[str, UserRow]:
+    """The stored rows of these items' users (``look_up``'s first half)."""
     users = users_of(digests)
-    users_near, delivered_near = near or (None, None)
-    rows = fetch_users(conn, users, users_near) if users else {}
+    return fetch_users(conn, users, near[0] if near else None) if users else {}
+
+
+def delivered(
+    conn: sqlite3.Connection,
+    digests: Sequence[ItemDigests],
+    rows: dict[str, UserRow],
+    operations: bool,
+    near: tuple[Neighbours, Neighbours] | None = None,
+) -> set[Occurrence]:
+    """Which of these items' occurrences (and operations: only those of objects with value
+    digests are known) are delivered (``look_up``'s second half)."""
     wanted = stored_keys(digests, rows, operations) if rows else {}
-    delivered = fetch_delivered(conn, wanted, delivered_near) if wanted else ()
-    return rows, {wanted[key] for key in delivered}
+    found = fetch_delivered(conn, wanted, near[1] if near else None) if wanted else ()
+    return {wanted[key] for key in found}
 
 
 def verdict(
@@ -144,7 +164,7 @@ def all_known(digests: ItemDigests, known: set[Occurrence]) -> bool:
     return bool(objects or events or purchases)
 
 
-def _compared(digests: ItemDigests, rows: dict[str, UserRow]) -> bool:
+def compared(digests: ItemDigests, rows: dict[str, UserRow]) -> bool:
     """Will an attributes object of this item be compared value by value (a new or changed
     user) and still lack its value digests?"""
     for obj in digests[0]:
@@ -180,14 +200,17 @@ class StateView:
             commit, (rows, known) = self._look_up(digests)
         except sqlite3.Error:  # never fail a row for it: the main process looks it up again
             self._broken = True
-            return [with_values(i, d) if values else d for i, d in zip(items, digests, strict=True)]
+            return [
+                with_values(i, d, sources) if values else d
+                for i, d in zip(items, digests, strict=True)
+            ]
         answers: list[ItemDigests | Verdict] = []
         for item, d in zip(items, digests, strict=True):
             found = verdict(commit, d, rows, known)
             if found is not None:
                 answers.append(found)
-            elif _compared(d, rows):
-                answers.append(with_values(item, d))
+            elif compared(d, rows):  # its operations named: the main process looks them up
+                answers.append(with_values(item, d, sources))
             else:
                 answers.append(d)
         return answers

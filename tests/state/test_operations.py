@@ -9,11 +9,16 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from importer.models import Item, RowRef
 from importer.state.delivery import DeliveryState, inspect_state
 from importer.state.digest import operation_digest, operations_of, value_digest
-from importer.state.row_digests import item_digests
+from importer.state.row_digests import item_digests, with_values
+from tests.state.builders import exports
 from tests.state.test_delivery import deliver, reopen
+from tests.state.test_delta_stage import Night, decided_alike, side_by_side
 
 # What the runner takes from run.json: each source's recorded fingerprint, by source name.
 NIGHT1 = {"export.csv": "night-1-fingerprint"}
@@ -163,19 +168,29 @@ def test_a_run_that_sends_its_first_operation_late_remembers_it(tmp_path: Path) 
         assert state.filter(plain).item is None
 
 
-def test_only_objects_carrying_an_operation_are_hashed_value_by_value_without_values() -> None:
+def test_without_values_an_operation_is_named_when_its_object_is_compared() -> None:
     """A mapping with a json field "may carry" operations; still, on a night where little
-    changed (``values=False``) only an object that does carry one gets its value digests, so
-    its operations can be looked up with the chunk's; a plain one is recognised by its whole."""
+    changed (``values=False``) no object gets its value digests up front, not even one
+    carrying an operation: a whole digest equal to the stored one tells that the object
+    carries none (none is ever stored whole), so it is looked for only in the objects
+    compared value by value, whose values ``with_values`` adds, naming their operations."""
     plain = op_item("export.csv", 2, plan="gold", prefs={"theme": "dark"})
     operation = op_item("export.csv", 3, plan="gold", points={"inc": 1})
-    (objects, _, _) = item_digests(plain, values=False, sources=NIGHT1)
-    assert objects[0] is not None and objects[0][3] is None and objects[0][2] == 2
-    (objects, _, _) = item_digests(operation, values=False, sources=NIGHT1)
-    assert objects[0] is not None and objects[0][3] == {
-        "plan": value_digest("gold"),
-        "points": operation_digest("fnight-1-fingerprint:3", "points", {"inc": 1}),
-    }
+    for row in (plain, operation):
+        (objects, _, _) = item_digests(row, values=False, sources=NIGHT1)
+        assert objects[0] is not None and objects[0][1] is not None and objects[0][3] is None
+        assert objects[0][2] == 2
+    late = with_values(operation, item_digests(operation, values=False, sources=NIGHT1), NIGHT1)
+    assert late == item_digests(operation, sources=NIGHT1)
+    assert late[0][0] == (
+        "xu1",
+        None,
+        2,
+        {
+            "plan": value_digest("gold"),
+            "points": operation_digest("fnight-1-fingerprint:3", "points", {"inc": 1}),
+        },
+    )
 
 
 def test_a_changed_row_beside_a_delivered_operation_without_values(tmp_path: Path) -> None:
@@ -202,3 +217,40 @@ def test_an_object_with_an_operation_has_no_whole_digest() -> None:
     (objects, _, _) = item_digests(operation, sources=NIGHT1)
     assert objects[0] is not None and objects[0][1] is None
     assert operations_of(objects[0]) == [("xu1", objects[0][3]["points"][1:])]  # type: ignore[index]
+
+
+_operators = st.sampled_from([None, {"inc": 1}, {"inc": 2}, {"add": ["x"]}])
+
+
+@st.composite
+def _nights_with_operations(draw: st.DrawFn) -> list[Night]:
+    """``exports`` whose attributes objects may carry an operation; a line's operation is the
+    same every night (one file, one fingerprint), so a delivered one is left out after."""
+    nights = []
+    for rows, refused, batch in draw(exports()):
+        ops = draw(st.lists(_operators, min_size=len(rows), max_size=len(rows)))
+        carrying = [
+            row._replace(attributes=({**row.attributes[0], "points": op},))
+            if op is not None and row.attributes
+            else row
+            for row, op in zip(rows, ops, strict=True)
+        ]
+        nights.append((carrying, refused, batch))
+    return nights
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_nights_with_operations())
+def test_operations_are_decided_alike_with_values_made_up_front_or_only_when_compared(
+    nights: list[Night],
+) -> None:
+    """Without values up front (``wants_values`` False) an operation is found only in an
+    object compared by value, and its delivered key is looked up with the chunk's all the
+    same: the decisions and the stored facts are those of values made up front."""
+    for rows, refused, batch, mine, theirs in side_by_side(nights):
+        _named(mine, dict(NIGHT1)).wants_values = True
+        _named(theirs, dict(NIGHT1)).wants_values = False
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            made = (mine.filter_many(chunk), theirs.filter_many(chunk))
+            decided_alike(mine, theirs, made, refused[start : start + batch])
