@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from importer.convert.checks import (
     FieldCheck,
     FieldValues,
@@ -236,7 +238,8 @@ def _builder(
 
 # Item's fields after the six a converted row sets (digests, wire, operations): their defaults.
 _ITEM_REST = tuple(Item._field_defaults[name] for name in Item._fields[6:])
-assert Item._fields[:6] == ("ref", "record", "user", "attributes", "events", "purchases")
+_FIELDS = ("ref", "record", "user", "attributes", "events", "purchases", "digests", "wire")
+assert Item._fields == (*_FIELDS, "operations")
 
 
 def row_function(
@@ -245,6 +248,7 @@ def row_function(
     prefix: str,
     id_text: tuple[int, int],
     attributes: bool,
+    wire: bool = False,
 ) -> RowFunction:
     """row(ref, record, cells): a CSV row's whole conversion as ``Converter.convert`` does it,
     in one generated call with the events and purchases unrolled, or None for a row it leaves
@@ -252,9 +256,12 @@ def row_function(
     object its kept checks refuse, nothing to send. A value that fails raises as there
     (RecordError, Suspect). ``base``: the keys every object starts with after the identifier
     (its key first); ``prefix``: the user key's; ``id_text``: lengths that pass unchecked;
-    ``attributes``: whether the mapping makes an attributes object."""
+    ``attributes``: whether the mapping makes an attributes object; ``wire``: the Item carries
+    its objects as JSON only (``Item.wire``), each serialised as soon as it is checked, so its
+    dict is freed at once (the packer needs bytes; see ``Converter``)."""
     source = GeneratedSource({})
     add, value = source.add, source.value
+    keep = value(orjson.dumps) + "(" if wire else "("
     add(1, f"ident = {value(code.identity)}(cells)")
     shortest, longest = id_text
     add(1, f"if ident.__class__ is not str or not {shortest} <= len(ident) <= {longest}:")
@@ -266,23 +273,26 @@ def row_function(
     if attributes:
         add(1, f"obj = {value(code.attributes)}(base.copy(), cells)")
         add(1, f"if len(obj) > {len(base)}:")
-        add(2, "attributes = (obj,)")
         if code.attributes_check is not None:
             add(2, f"if {value(code.attributes_check)}(obj) is not None:")
             add(3, "return None")
+        add(2, f"attributes = ({keep}obj),)")
     for name, builders in (("events", code.events), ("purchases", code.purchases)):
         add(1, f"{name} = ()")
         for build, check in builders:
             add(1, f"built = {value(build)}(cells, base)")
             add(1, "if built is not None:")
-            add(2, f"{name} += (built,)")
             if check is not None:
                 add(2, f"if {value(check)}(built) is not None:")
                 add(3, "return None")
+            add(2, f"{name} += ({keep}built),)")
     add(1, "if not (attributes or events or purchases):")
     add(2, "return None")
     user = f"{value(prefix)} + ident"
-    fields = f"ref, record, {user}, attributes, events, purchases, *{value(_ITEM_REST)}"
+    if wire:
+        fields = f"ref, record, {user}, (), (), (), None, (attributes, events, purchases), None"
+    else:
+        fields = f"ref, record, {user}, attributes, events, purchases, *{value(_ITEM_REST)}"
     add(1, f"return {value(tuple.__new__)}({value(Item)}, ({fields}))")
     made: RowFunction = source.function("row", "ref, record, cells")
     return made

@@ -47,6 +47,7 @@ class Converter:
     def __init__(self, mapping: CompiledMapping, fused: bool = True) -> None:
         self.mapping = mapping
         self._fused = fused
+        self._wire = False  # to_wire
         self._general: Converter | None = None  # made for the first row that needs it
         identity = mapping.identity
         self._raw = identity is None
@@ -170,6 +171,15 @@ class Converter:
                 return RowFailure(row.ref, "convert", "missing_operations_key", message, record)
         return Item(row.ref, record, user, attributes, events, purchases)
 
+    def to_wire(self) -> None:
+        """From here on, the Item of a CSV row the row function converts carries its objects as
+        JSON only (``Item.wire``, made as each object is checked, its dict freed at once): for
+        a run whose items go straight to the packer, which needs bytes (no --state, which
+        reads the objects)."""
+        if not self._wire:
+            self._wire = True
+            self._header = None  # the row function is made again for the next row's header
+
     def _row_for(self, code: RowCode | None) -> RowFunction | None:
         """The row function of fused cells code (builder.row_function): its Item is the one the
         code below makes, and a row it leaves (None) is converted here, so every failure, skip
@@ -183,7 +193,7 @@ class Converter:
         if self._only_existing is not None:
             base += (("_update_existing_only", self._only_existing),)
         limits = self._id_text if self._id_checks else (0, 2**62)
-        return row_function(code, base, self._user_prefix, limits, self._attributes)
+        return row_function(code, base, self._user_prefix, limits, self._attributes, self._wire)
 
     def _again(self, row: SourceRow) -> Conversion:
         """A row whose value failed a check fused into the code (Suspect), converted again by

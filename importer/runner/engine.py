@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from itertools import chain, islice
 
 from importer.config import ImportConfig
+from importer.convert import Converter
 from importer.models import (
     ARRAYS,
     Batch,
@@ -81,6 +82,10 @@ class Engine:
         if attempt.state is not None:
             attempt.state.operation_sources = attempt.operation_sources
             self.delta = DeltaStage(attempt.state, self._converted_again)
+        else:  # the items go straight to the packer: their objects may come as its JSON
+            for converter in attempt.converters:
+                if isinstance(converter, Converter):
+                    converter.to_wire()
         self.pool: ConvertPool | None = None
         workers = self.config.workers or default_workers()
         if workers > 1 and attempt.specs is not None and (total is None or total >= POOL_MIN_BYTES):

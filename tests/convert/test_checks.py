@@ -37,9 +37,19 @@ from importer.errors import RecordError
 from importer.mapping.document import MappingDoc
 from importer.mapping.load import compile_mapping
 from importer.mapping.times import date_converter, time_converter
-from importer.models import ARRAYS, CsvRecord, Item, Record, RowFailure, RowRef, SourceRow
+from importer.models import (
+    ARRAYS,
+    CsvRecord,
+    Item,
+    Record,
+    RowFailure,
+    RowRef,
+    RowSkipped,
+    SourceRow,
+)
 from importer.rules.objects import EVENT_FIELDS, PURCHASE_FIELDS, check_object
 from importer.rules.user_fields import ATTRIBUTE_FIELDS
+from importer.send import wire_of
 
 REF = RowRef("t.csv", 2)
 OPS = {"add", "remove"}
@@ -375,6 +385,37 @@ def test_a_csv_row_converted_in_one_call_gives_what_the_steps_give(
     assert CONVERTERS[index].convert(SourceRow(REF, data)) == stepwise.convert(SourceRow(REF, data))
     alias = "user_alias" in text
     assert (CONVERTERS[index]._row is None) is alias  # the row function was made and used
+
+
+def _wired(text: str) -> Converter:
+    converter = Converter(compile_mapping(MappingDoc("m.toml", text), tomllib.loads(text)))
+    converter.to_wire()
+    return converter
+
+
+WIRED = [_wired(text) for text in MAPPINGS]
+
+
+def _as_json(out: Item | RowFailure | RowSkipped) -> object:
+    """An Item with its objects as the JSON the packer puts in the body; anything else as it is."""
+    if not isinstance(out, Item) or out.wire is not None:
+        return out
+    return out._replace(attributes=(), events=(), purchases=(), wire=wire_of(out))
+
+
+@pytest.mark.parametrize("index", range(len(CONVERTERS)))
+@SETTINGS
+@given(record=st.fixed_dictionaries(CELLS))
+def test_a_row_converted_to_json_gives_the_json_of_what_the_steps_give(
+    index: int, record: dict[str, str]
+) -> None:
+    """Converter.to_wire: the row function's Item carries the very bytes the packer would make
+    of the steps' Item, and every other outcome (failures, skips, the messages) is theirs."""
+    text = MAPPINGS[index]
+    stepwise = _Stepwise(compile_mapping(MappingDoc("m.toml", text), tomllib.loads(text)))
+    row = SourceRow(REF, CsvRecord(tuple(record), list(record.values())))
+    out = WIRED[index].convert(row)
+    assert _as_json(out) == _as_json(stepwise.convert(row))
 
 
 @pytest.mark.parametrize("index", range(len(CONVERTERS)))

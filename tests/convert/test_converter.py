@@ -17,6 +17,7 @@ from importer.convert.converter import Converter
 from importer.mapping.document import MappingDoc
 from importer.mapping.load import compile_mapping, default_mapping, load_mapping
 from importer.models import CsvRecord, Item, RowFailure, RowRef, RowSkipped, SourceRow
+from importer.send import wire_of
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 REF = RowRef("crm.csv", 7)
@@ -353,6 +354,25 @@ def test_a_csv_row_is_converted_in_one_generated_call() -> None:
     assert out == item(text, row)
     assert [e["name"] for e in out.events] == ["signup", "gold"]
     assert [p["product_id"] for p in out.purchases] == ["SKU-1", "gold"]
+
+
+def test_to_wire_makes_a_csv_row_s_item_carry_its_objects_as_json_only() -> None:
+    """After ``to_wire`` (a run without --state), a CSV row's Item carries only the JSON the
+    packer would make of its objects (their dicts are not kept); a row the row function leaves
+    fails as before. The row function of a header already seen is made again."""
+    conv = converter(EVENT_AND_PURCHASE)
+    header = tuple(FULL_ROW)
+    record = CsvRecord(header, list(FULL_ROW.values()))
+    before = conv.convert(SourceRow(REF, record))
+    assert isinstance(before, Item) and before.wire is None
+    conv.to_wire()
+    out = conv.convert(SourceRow(REF, record))
+    assert isinstance(out, Item) and (out.attributes, out.events, out.purchases) == ((), (), ())
+    assert out.wire == wire_of(before) and out.decoded() == before._replace(wire=out.wire)
+    assert out._replace(wire=None) == before._replace(attributes=(), events=(), purchases=())
+    empty = CsvRecord(header, ["", *list(FULL_ROW.values())[1:]])
+    failed = conv.convert(SourceRow(REF, empty))
+    assert isinstance(failed, RowFailure) and failed.error == "missing_identifier"
 
 
 @pytest.mark.parametrize("column", ["Event", "When"])
