@@ -35,11 +35,11 @@ from importer.models import Item
 from importer.state.changes import Delta, Filtered
 from importer.state.chunk_digests import bare, lacks_values, made, valued
 from importer.state.digest import ItemDigests, OperationSources
+from importer.state.lookups import Neighbours
 from importer.state.record import Confirmed, flush_deferred, record_deliveries
 from importer.state.row_digests import item_digests, with_values
 from importer.state.snapshot import StateView, Writes, delivered, is_verdict, stored_users
 from importer.state.store import (
-    Neighbours,
     commit_number,
     connect,
     describe,

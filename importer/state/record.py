@@ -24,13 +24,12 @@ from importer.state.digest import (
     encode_values,
     operations_of,
 )
+from importer.state.lookups import Neighbours, fetch_users
 from importer.state.store import (
-    Neighbours,
     UserRow,
     add_delivered,
     add_name,
     bump_counters,
-    fetch_users,
     next_user_number,
     set_wholes,
     transaction,

@@ -36,14 +36,9 @@ from importer.state.digest import (
     delivered_key,
     operations_of,
 )
+from importer.state.lookups import Neighbours, fetch_delivered, fetch_users
 from importer.state.row_digests import item_digests, with_values
-from importer.state.store import (
-    Neighbours,
-    UserRow,
-    commit_number,
-    fetch_delivered,
-    fetch_users,
-)
+from importer.state.store import UserRow, commit_number
 
 # A row with nothing new, as a worker saw it: (the last commit its snapshot saw, attributes
 # left out, events and purchases left out, the users of its attributes objects). Four long:

@@ -1,4 +1,5 @@
-"""The SQLite file behind the delivery state: schema, batched look-ups, counters, runs.
+"""The SQLite file behind the delivery state: schema, writes, counters, runs (the batched
+look-ups of users and delivered keys are in ``lookups``).
 
 Layout (about 200 bytes per user with a dozen attributes, 20 per event remembered):
 
@@ -38,7 +39,6 @@ SCHEMA_VERSION = 1
 COUNTERS = ("users", "attribute_values", "attributes_unset", "events", "purchases", "operations")
 _META_KEYS = ("next_user", *COUNTERS)
 RUNS_KEPT = 1000
-_CHUNK = 500  # ids per IN (...) query; far below SQLite's variable limit
 _ROWS_PER_INSERT = 200  # values bound per multi-row INSERT (SQLite's limit is 999 or more)
 CACHE_MIN_KIB, CACHE_MAX_KIB = 8 * 1024, 32 * 1024  # the page cache's bounds (cache_kib)
 CACHE_SHARE = 12  # the page cache is 1/12 of the file between those bounds
@@ -134,82 +134,6 @@ def fit_cache(conn: sqlite3.Connection) -> None:
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     page_bytes = conn.execute("PRAGMA page_size").fetchone()[0]
     conn.execute(f"PRAGMA cache_size=-{cache_kib(pages * page_bytes)}")
-
-
-def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
-
-
-def _in_query(head: str, count: int) -> str:
-    return f"{head} IN ({','.join('?' * count)})"
-
-
-class Neighbours:
-    """Whether a chunk of look-ups first tries one range scan. A nightly export in yesterday's
-    order asks for neighbours (keys and user numbers follow the file), and one scan over them
-    reads each page once, in order: ~1.7× cheaper per user, ~4× per event than one B-tree
-    descent per key. A scan that meets ``SPARSE`` times the rows asked for (the keys are spread
-    out, or the users have many events) gives way to look-ups by key for the next ``PAUSE``
-    chunks. One per table: their keys are spread out independently."""
-
-    SPARSE = 3
-    PAUSE = 16
-
-    def __init__(self) -> None:
-        self._pause = 0
-
-    def scan(
-        self, conn: sqlite3.Connection, sql: str, chunk: Sequence[Any]
-    ) -> list[tuple[Any, ...]] | None:
-        """The rows of ``sql`` (a range over ``chunk``'s first and last key), or None."""
-        if self._pause:
-            self._pause -= 1
-            return None
-        limit = self.SPARSE * len(chunk)
-        rows = conn.execute(sql, (chunk[0], chunk[-1], limit)).fetchall()
-        if len(rows) < limit:
-            return rows
-        self._pause = self.PAUSE
-        return None
-
-
-_USERS_RANGE = "SELECT key, num, whole, attrs FROM users WHERE key BETWEEN ? AND ? LIMIT ?"
-_DELIVERED_RANGE = "SELECT k FROM delivered WHERE k BETWEEN ? AND ? LIMIT ?"
-
-
-def fetch_users(
-    conn: sqlite3.Connection, keys: Iterable[str], near: Neighbours | None = None
-) -> dict[str, UserRow]:
-    """The stored rows of those users that have one: a range scan or one query per 500 users."""
-    found: dict[str, UserRow] = {}
-    for chunk in _chunks(sorted(set(keys))):  # sorted: neighbouring pages are read together
-        rows = near.scan(conn, _USERS_RANGE, chunk) if near is not None else None
-        if rows is None:
-            sql = _in_query("SELECT key, num, whole, attrs FROM users WHERE key", len(chunk))
-            found.update(
-                {key: (n, whole, attrs) for key, n, whole, attrs in conn.execute(sql, chunk)}
-            )
-        else:  # the range may hold other users too
-            wanted = set(chunk)
-            found.update({key: (n, w, attrs) for key, n, w, attrs in rows if key in wanted})
-    return found
-
-
-def fetch_delivered(
-    conn: sqlite3.Connection, keys: Iterable[bytes], near: Neighbours | None = None
-) -> set[bytes]:
-    """Which of these delivered-table keys (user number + fingerprint) are stored."""
-    known: set[bytes] = set()
-    for chunk in _chunks(sorted(set(keys))):
-        rows = near.scan(conn, _DELIVERED_RANGE, chunk) if near is not None else None
-        if rows is None:
-            sql = _in_query("SELECT k FROM delivered WHERE k", len(chunk))
-            known.update(key for (key,) in conn.execute(sql, chunk))
-        else:  # the range may hold the users' other events too
-            wanted = set(chunk)
-            known.update(key for (key,) in rows if key in wanted)
-    return known
 
 
 def load_names(conn: sqlite3.Connection) -> dict[str, int]:

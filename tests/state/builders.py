@@ -1,4 +1,5 @@
-"""Rows for the state's tests: items, events, purchases, and whole nights drawn by hypothesis."""
+"""Rows for the state's tests: items, events, purchases, whole nights drawn by hypothesis, and
+the state file's keys (a user's, a delivered event's)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ def purchase(user: str = "u1", price: float = 9.5, **extra: Any) -> BrazeObject:
         "currency": "EUR",
         **extra,
     }
+
+
+def key(n: int) -> str:
+    return f"xU{n:06d}"
+
+
+def event_key(n: int, k: int) -> bytes:
+    return n.to_bytes(5, "big") + k.to_bytes(8, "big")
 
 
 _OPERATOR_KEYS = {"inc", "add", "remove", "$add", "$remove", "$update"}
