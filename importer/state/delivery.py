@@ -32,9 +32,10 @@ from typing import Any
 from importer.errors import ConfigError, FatalError
 from importer.filelock import FileLock, Holder
 from importer.models import Item
-from importer.state.changes import Delta, Filtered
+from importer.state.changes import Delta
 from importer.state.chunk_digests import bare, lacks_values, made, valued
 from importer.state.digest import ItemDigests, OperationSources
+from importer.state.filtered import Filtered
 from importer.state.lookups import Neighbours
 from importer.state.record import Confirmed, flush_deferred, record_deliveries
 from importer.state.row_digests import item_digests, with_values
