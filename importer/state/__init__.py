@@ -3,9 +3,10 @@
 ``delivery`` is the state file's API; ``store`` its SQLite tables, ``lookups`` a chunk's reads
 of them; ``digest`` what is remembered of a value; ``row_digests`` all of it for one item
 (``item_digests``, in any process); ``changes`` decides what of a row is new, ``filtered`` is
-what is left of it; ``record`` writes what Braze confirmed; ``snapshot`` looks rows up, also in
-conversion workers; ``chunk_digests`` readies a chunk's digests for them; ``delta_stage`` is the
-pipeline stage between converter and packer.
+what is left of it, ``in_flight`` what this run sent and Braze has not yet confirmed; ``record``
+writes what Braze confirmed; ``snapshot`` looks rows up, also in conversion workers;
+``chunk_digests`` readies a chunk's digests for them; ``delta_stage`` is the pipeline stage
+between converter and packer.
 """
 
 from importer.state.delivery import DeliveryState, inspect_state

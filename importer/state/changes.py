@@ -1,15 +1,5 @@
-"""Deciding what of an item is new, and the bookkeeping of what is in flight.
-
-The database holds what Braze confirmed. Between ``filter`` and ``confirm`` an object is *in
-flight*; a later row of the same run is compared with the in-flight value first, so:
-
-- an order export that repeats the customer's attributes on every order line sends them once;
-- the same event twice in one input (same fingerprint) is sent once — two identical events are one
-  event, and deduplicating in the run (not only against the database) makes the outcome the same
-  however confirmations and batches interleave, so a resume can never deliver it twice either.
-
-If the in-flight object is then refused, its later duplicates were left out too; nothing is
-remembered for a refused object, so all of them go out the next night.
+"""Deciding what of an item is new: against what Braze confirmed (the database) and, first,
+against what this run has sent but not yet seen confirmed (``in_flight``).
 
 Everything is decided on the item's digests (``digest.item_digests``, usually computed in a
 conversion worker), never on its objects: an item from a worker carries its objects as JSON, and
@@ -38,22 +28,19 @@ from importer.state.digest import (
     operations_of,
 )
 from importer.state.filtered import Filtered, Positions, Sent, kept_positions, narrowed_item
+from importer.state.in_flight import InFlight
 from importer.state.snapshot import all_known
 from importer.state.store import UserRow
 
 _ABSENT: Any = object()
 
 
-class Delta:
-    """The filtering rules, and what this session has sent but not yet seen confirmed."""
+class Delta(InFlight):
+    """The filtering rules; what they put in flight is kept by ``InFlight``."""
 
     def __init__(self, names: dict[str, int]) -> None:
+        super().__init__()
         self.names = names  # attribute name -> id, as stored
-        # In flight: user -> name -> digest sent. A new user's entry is the very dict of its
-        # row's digests (no copy: settled by identity), so entries are replaced, never changed.
-        self.values: dict[str, ValueDigests] = {}
-        self.wholes: dict[tuple[RowRef, str], bytes] = {}  # whole digests awaiting confirmation
-        self.occurrences: set[Occurrence] = set()  # events and purchases in flight
         self.deferred: dict[str, bytes] = {}  # exact whole digests of unchanged users, to store
         self._nothings: dict[tuple[int, int], Filtered] = {}  # immutable, so shared
         self.operations = False  # does the mapping send operations? (else none is looked for)
@@ -61,17 +48,9 @@ class Delta:
         # (the same [operations] key) is a data error, not a delivery. ~100 bytes per such row;
         # rows named by fingerprint and line can never repeat one, so they are not kept.
         self.operation_rows: dict[Occurrence, RowRef] = {}
-        self._sent_operations = False  # see sent_operations
         self._keyed = False  # is the row ``decide`` looks at named by an [operations] key?
         self._operations_left_out = 0  # by the current ``decide``
         self._seen = self._compared = 0  # attributes objects, and those compared by value
-
-    @property
-    def sent_operations(self) -> bool:
-        """Has this run sent any operation? Until it has, no confirmed or released object
-        carries one, and nothing need look for them: a mapping whose json fields could hold
-        operators (so ``operations`` is set) pays for them only once one is sent."""
-        return self._sent_operations  # set wherever an operation goes in flight
 
     def needs_values(self, digests: ItemDigests, rows: dict[str, UserRow]) -> bool:
         """Is this item compared attribute by attribute (a user new, in flight or changed), so
@@ -286,7 +265,7 @@ class Delta:
     def _new_user(self, ref: RowRef, user: str, whole: bytes | None, values: ValueDigests) -> Sent:
         """A user the state never saw: everything is sent, and its digests go in flight."""
         if values:  # else an identifier only: it creates the profile
-            self.values[user] = values  # not a copy: nothing changes an entry (see values)
+            self.values[user] = values  # not a copy: nothing changes an entry (InFlight.values)
             operations = operations_of((user, whole, 0, values)) if self.operations else None
             if operations:
                 self.occurrences.update(operations)
@@ -297,32 +276,3 @@ class Delta:
                 # Only here: record_deliveries takes a new user's kept whole as "all plain".
                 self.wholes[ref, user] = whole
         return None
-
-    def settle(self, ref: RowRef, user: str, values: ValueDigests) -> bytes | None:
-        """An attributes object left flight (confirmed or released): forget it as in flight.
-
-        Returns the whole digest to store (None unless still exact).
-        """
-        in_flight = self.values.get(user)
-        if in_flight is not None:
-            # The common case: the user's only row in flight, its own dict (a new user's).
-            if in_flight is values or in_flight == values:
-                del self.values[user]
-            else:  # a new dict: the entry may be a row's own digests
-                left = {n: d for n, d in in_flight.items() if values.get(n, _ABSENT) != d}
-                if left:
-                    self.values[user] = left
-                else:
-                    del self.values[user]
-        whole = self.wholes.pop((ref, user), None)
-        return whole if user not in self.values else None
-
-    def release(self, ref: RowRef, digests: ItemDigests) -> None:
-        """Objects that were filtered but will not be confirmed: no longer in flight."""
-        objects, events, purchases = digests
-        for obj in objects:
-            if obj is not None and obj[3] is not None:  # else never in flight
-                self.settle(ref, obj[0], obj[3])
-                if self._sent_operations:
-                    self.occurrences.difference_update(operations_of(obj))
-        self.occurrences.difference_update(o for o in (*events, *purchases) if o is not None)

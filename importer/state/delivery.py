@@ -92,7 +92,7 @@ class DeliveryState:
 
     @property
     def sent_operations(self) -> bool:
-        """Has this run sent an operation yet (``Delta.sent_operations``)?"""
+        """Has this run sent an operation yet (``InFlight.sent_operations``)?"""
         return self._delta.sent_operations
 
     @classmethod

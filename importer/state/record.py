@@ -95,7 +95,7 @@ def _out_of_flight(
                 user, values = obj[0], obj[3]
                 assert values is not None  # what was sent was compared
                 blob, unset = None, 0
-                fresh = in_flight.get(user) is values  # a new user's row (see Delta.values)
+                fresh = in_flight.get(user) is values  # a new user's row (see InFlight.values)
                 whole = settle(ref, user, values)
                 # Encoded now, while its digests are in the CPU's cache: a pass over 2,000 rows'
                 # dicts later misses it for every row, and a first night has only new users.

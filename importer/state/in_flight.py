@@ -1,0 +1,73 @@
+"""What this run has sent but not yet seen confirmed: the bookkeeping of what is in flight.
+
+The database holds what Braze confirmed. Between ``filter`` and ``confirm`` an object is *in
+flight*; a later row of the same run is compared with the in-flight value first, so:
+
+- an order export that repeats the customer's attributes on every order line sends them once;
+- the same event twice in one input (same fingerprint) is sent once — two identical events are one
+  event, and deduplicating in the run (not only against the database) makes the outcome the same
+  however confirmations and batches interleave, so a resume can never deliver it twice either.
+
+If the in-flight object is then refused, its later duplicates were left out too; nothing is
+remembered for a refused object, so all of them go out the next night.
+
+``Delta`` (``changes``) puts objects in flight as it decides; ``settle`` takes one out once
+Braze confirmed it (``record``), ``release`` one that will not be sent (``delivery``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from importer.models import RowRef
+from importer.state.digest import ItemDigests, Occurrence, ValueDigests, operations_of
+
+_ABSENT: Any = object()
+
+
+class InFlight:
+    """What this session has sent but not yet seen confirmed, by user and by occurrence."""
+
+    def __init__(self) -> None:
+        # In flight: user -> name -> digest sent. A new user's entry is the very dict of its
+        # row's digests (no copy: settled by identity), so entries are replaced, never changed.
+        self.values: dict[str, ValueDigests] = {}
+        self.wholes: dict[tuple[RowRef, str], bytes] = {}  # whole digests awaiting confirmation
+        self.occurrences: set[Occurrence] = set()  # events and purchases in flight
+        self._sent_operations = False  # see sent_operations
+
+    @property
+    def sent_operations(self) -> bool:
+        """Has this run sent any operation? Until it has, no confirmed or released object
+        carries one, and nothing need look for them: a mapping whose json fields could hold
+        operators (so ``Delta.operations`` is set) pays for them only once one is sent."""
+        return self._sent_operations  # set wherever an operation goes in flight
+
+    def settle(self, ref: RowRef, user: str, values: ValueDigests) -> bytes | None:
+        """An attributes object left flight (confirmed or released): forget it as in flight.
+
+        Returns the whole digest to store (None unless still exact).
+        """
+        in_flight = self.values.get(user)
+        if in_flight is not None:
+            # The common case: the user's only row in flight, its own dict (a new user's).
+            if in_flight is values or in_flight == values:
+                del self.values[user]
+            else:  # a new dict: the entry may be a row's own digests
+                left = {n: d for n, d in in_flight.items() if values.get(n, _ABSENT) != d}
+                if left:
+                    self.values[user] = left
+                else:
+                    del self.values[user]
+        whole = self.wholes.pop((ref, user), None)
+        return whole if user not in self.values else None
+
+    def release(self, ref: RowRef, digests: ItemDigests) -> None:
+        """Objects that were filtered but will not be confirmed: no longer in flight."""
+        objects, events, purchases = digests
+        for obj in objects:
+            if obj is not None and obj[3] is not None:  # else never in flight
+                self.settle(ref, obj[0], obj[3])
+                if self._sent_operations:
+                    self.occurrences.difference_update(operations_of(obj))
+        self.occurrences.difference_update(o for o in (*events, *purchases) if o is not None)
