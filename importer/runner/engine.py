@@ -2,23 +2,19 @@
 .pool) -> --state -> packer -> batches, and every row accounted for as answers come back.
 
 ``importer.runner.drive`` runs it in the event loop; entry points (run, resume, retry) are in
-``importer.runner.entry``.
+``importer.runner.entry``; what an attempt is given is ``importer.runner.attempt``, and what it
+counts as rows fail and batches are answered, ``importer.runner.accounting`` (the engine's base).
 """
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import AsyncIterator, Generator, Iterator
-from dataclasses import dataclass, field
 from itertools import chain, islice
 
-from importer.config import ImportConfig
 from importer.convert import Converter
 from importer.models import (
-    ARRAYS,
     Batch,
-    ImportStats,
     Item,
     RowConverter,
     RowFailure,
@@ -27,7 +23,9 @@ from importer.models import (
     SourceRow,
 )
 from importer.read import Block, Ranges, Source
-from importer.rundir import Journal, RecordedOutcomes, utc_stamp
+from importer.rundir import Journal
+from importer.runner.accounting import Accounting
+from importer.runner.attempt import Attempt
 from importer.runner.pool import (
     CHUNK_ROWS,
     POOL_MIN_BYTES,
@@ -36,49 +34,16 @@ from importer.runner.pool import (
     RangeChunk,
     default_workers,
 )
-from importer.runner.worker import ConverterSpec, Outcome
-from importer.send import BatchResult, Pacer, Sender, pack
-from importer.state import DeliveryState, DeltaStage
-
-log = logging.getLogger("importer")
-FAILED_RATIO_MINIMUM = 1_000  # --max-failed-ratio judges only after this many outcomes
+from importer.runner.worker import Outcome
+from importer.send import pack
+from importer.state import DeltaStage
 
 
-@dataclass(slots=True)
-class Attempt:
-    """Everything one attempt of a run needs, prepared before a byte is sent."""
-
-    config: ImportConfig
-    sources: list[RowSource]
-    converters: list[RowConverter]
-    # What earlier attempts settled (resume); empty for a new run.
-    outcomes: RecordedOutcomes = field(default_factory=RecordedOutcomes)
-    earlier_elapsed_s: float = 0.0
-    state: DeliveryState | None = None  # --state: send only what changed
-    # How worker processes rebuild ``converters`` (None: they cannot, e.g. a retry's).
-    specs: list[ConverterSpec] | None = None
-    # --state: how rows without an [operations] key name their operations (source name -> the
-    # fingerprint run.json recorded); None: the mapping has no operations.
-    operation_sources: dict[str, str] | None = None
-
-
-class Engine:
-    """The state of one attempt in its event loop."""
+class Engine(Accounting):
+    """The state of one attempt in its event loop: its rows' way from the sources to batches."""
 
     def __init__(self, attempt: Attempt, journal: Journal) -> None:
-        self.attempt = attempt
-        self.config = attempt.config
-        self.journal = journal
-        sizes = [s.size for s in attempt.sources]
-        total = None if None in sizes else sum(s or 0 for s in sizes)
-        self.stats = ImportStats(bytes_total=total)
-        self.stats.objects_sent = dict(attempt.outcomes.objects_sent)  # earlier attempts' too
-        self.stats.failed_by_code = dict(attempt.outcomes.failed_by_code)
-        self.stopping = False
-        self.abort_reason: str | None = None
-        self.sender: Sender | None = None
-        self.pacer: Pacer | None = None
-        self.delta = None
+        super().__init__(attempt, journal)
         if attempt.state is not None:
             attempt.state.operation_sources = attempt.operation_sources
             self.delta = DeltaStage(attempt.state, self._converted_again)
@@ -88,6 +53,7 @@ class Engine:
                     converter.to_wire()
         self.pool: ConvertPool | None = None
         workers = self.config.workers or default_workers()
+        total = self.stats.bytes_total
         if workers > 1 and attempt.specs is not None and (total is None or total >= POOL_MIN_BYTES):
             digests = attempt.state.view() if attempt.state is not None else None
             self.pool = ConvertPool(workers, attempt.specs, digests)
@@ -101,78 +67,6 @@ class Engine:
         self.stopping = True
         return True
 
-    # -- accounting -------------------------------------------------------------------------
-    def fail(self, failure: RowFailure) -> None:
-        self.stats.failed += 1
-        self.stats.fail_code(failure.error)
-        self.journal.failure(failure)
-        self._check_failed_ratio()
-
-    def _check_failed_ratio(self) -> None:
-        """--max-failed-ratio: a broken export must not burn the rate limit.
-
-        Judged once 1,000 records have outcomes, as failed / rows read: rows still in flight
-        count as read but not failed, since a row fails at conversion long before its
-        neighbours are answered and failed / decided would overstate the share.
-        """
-        limit = self.config.max_failed_ratio
-        if limit is None or self.abort_reason is not None:
-            return
-        stats = self.stats
-        decided = stats.delivered + stats.failed + stats.skipped_total
-        if decided >= FAILED_RATIO_MINIMUM and stats.failed > limit * stats.rows_read:
-            self.abort_reason = (
-                f"{stats.failed:,} of {stats.rows_read:,} records failed "
-                f"({stats.failed / stats.rows_read:.1%} > --max-failed-ratio {limit:g}); "
-                "fix the export or mapping, then resume (with a higher ratio if need be)"
-            )
-            self.stopping = True
-
-    def on_result(self, result: BatchResult) -> None:
-        answered_at = utc_stamp()
-        if self.delta is not None:
-            # The state before the journal: killed in between, resume re-reads these rows and
-            # the state leaves them out; the other order would let a later night send them again.
-            # The state records answers in batches (off the hot path) and calls back once
-            # committed; until then these rows count as unsent.
-            self.delta.answered(result, lambda: self._recorded(result, answered_at))
-        else:
-            self._recorded(result, answered_at)
-
-    def flush_state(self) -> None:
-        """Commit the confirmations the state has queued (and write their journal lines)."""
-        if self.delta is not None:
-            self.delta.flush()
-
-    def _recorded(self, result: BatchResult, answered_at: str) -> None:
-        self.journal.result(result, answered_at)  # writes the batch's failures first
-        self.stats.delivered += len(result.delivered)
-        self.stats.failed += len(result.failures)
-        for failure in result.failures:
-            self.stats.fail_code(failure.error)
-        for array, count in result.accepted.items():
-            self.stats.objects_sent[array] += count
-        if result.failures:
-            self._check_failed_ratio()
-        log.debug(
-            "batch %s: HTTP %s after %d attempt(s) in %.0f ms: %d delivered, %d failed",
-            result.batch.label,
-            result.status,
-            result.attempts,
-            result.latency_s * 1000,
-            len(result.delivered),
-            len(result.failures),
-        )
-
-    def dry_result(self, batch: Batch) -> None:
-        if self.delta is not None:
-            self.delta.unsent(batch.items())
-        self.stats.requests += 1
-        self.stats.delivered += batch.rows
-        for array in ARRAYS:
-            self.stats.objects_sent[array] += batch.count(array)
-
-    # -- production -------------------------------------------------------------------------
     def _to_convert(self, source: RowSource) -> Iterator[SourceRow | RowFailure]:
         return self._unsettled(source.rows())
 
@@ -354,20 +248,3 @@ class Engine:
             if batch is None:
                 return
             yield batch
-
-    def refresh(self) -> None:
-        self.stats.bytes_read = sum(s.bytes_read for s in self.attempt.sources)
-        earlier = self.attempt.outcomes
-        if self.sender is not None:
-            counters = self.sender.counters
-            self.stats.requests = earlier.requests + counters.requests
-            self.stats.retries = earlier.retries + counters.retries
-            self.stats.rate_limited = earlier.rate_limited + counters.rate_limited
-            self.stats.ambiguous = earlier.ambiguous + counters.ambiguous
-            self.stats.max_in_flight = counters.max_in_flight  # this attempt's
-        if self.delta is not None:
-            self.stats.attributes_unchanged = self.delta.counts.attributes_unchanged
-            self.stats.events_already_sent = self.delta.counts.events_already_sent
-        if self.pacer is not None:
-            self.stats.rate_limit_wait_s = self.pacer.waited_s
-            self.stats.waiting_until = self.pacer.long_wait_until

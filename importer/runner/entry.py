@@ -39,8 +39,9 @@ from importer.rundir import (
     settings_of,
     source_entry,
 )
+from importer.runner.attempt import Attempt
 from importer.runner.drive import final_status, loop_runner, run_engine
-from importer.runner.engine import Attempt, Engine
+from importer.runner.engine import Engine
 from importer.runner.report import Reporter, RunReport
 from importer.runner.signals import StopSignals
 from importer.runner.worker import ConverterSpec
