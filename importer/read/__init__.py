@@ -5,9 +5,10 @@ in constant memory.
 (``locations``) and opens them; ``remote`` streams a remote one, resuming from the byte reached
 after a drop, through ``cloud`` (s3://, gs://) or ``web`` (https://). ``lines`` turns bytes
 (plain or gzip, any encoding) into numbered physical lines; ``csv_records`` and
-``jsonl_records`` turn lines into records; ``source`` opens a source and settles everything
-that can stop a run before anything is sent. A source is named by ``display_name``: a URL's
-credentials (userinfo, presigned query values) stay in memory where the object is opened.
+``jsonl_records`` turn lines into records (a CSV parser keeps the decoded lines it still needs in
+``line_window``); ``source`` opens a source and settles everything that can stop a run before
+anything is sent. A source is named by ``display_name``: a URL's credentials (userinfo,
+presigned query values) stay in memory where the object is opened.
 """
 
 from importer.read.csv_ranges import LineRecord, Ranges, RangeText, parse_range

@@ -22,7 +22,6 @@ Note: the csv module's field limit is process-wide; reading sets it to ``max_cel
 from __future__ import annotations
 
 import csv
-from collections import deque
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -30,15 +29,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from importer.errors import InputError
 from importer.models import CsvRecord, RowFailure, RowRef, SourceRow
-from importer.read.lines import (
-    CHECK_SIZE,
-    RECORD_TEXT_CHARS,
-    Block,
-    ByteLines,
-    LineIssue,
-    decode_block,
-    read_failure,
-)
+from importer.read.line_window import LineWindow
+from importer.read.lines import CHECK_SIZE, Block, ByteLines, read_failure
 
 if TYPE_CHECKING:
     from _csv import Reader as _CsvReader
@@ -90,11 +82,11 @@ def sniff_delimiter(line: str) -> str:
     return best[2] if best[0] else ","
 
 
-class CsvParser:
-    """Reads the header at construction (InputError if unusable); ``records()`` does the rest."""
+class CsvParser(LineWindow):
+    """Reads the header at construction (InputError if unusable); ``records()`` does the rest;
+    the lines it reads are decoded and kept by its base, ``LineWindow``."""
 
-    _raw: list[Block] | None  # while reading the header: the raw blocks it was read from
-    _head: list[Block] | None  # then: those, kept for ``rest()``
+    _head: list[Block] | None  # the raw blocks the header was read from, kept for ``rest()``
 
     def __init__(
         self,
@@ -127,12 +119,7 @@ class CsvParser:
     ) -> None:
         self.name = name
         self._lines = stream
-        self._blocks = blocks
-        self._encoding = encoding
-        self._max_cell = max_cell
-        self._window: deque[tuple[int, list[str]]] = deque()  # decoded blocks still needed
-        self._issues: deque[LineIssue] = deque()  # pending, in line order
-        self._start = 1  # first physical line of the record being parsed
+        self._open_window(blocks, encoding, max_cell)
         self._base = 0  # physical line number before the reader's first line
         self._reader: _CsvReader | None = None
         self.delimiter = ","
@@ -140,7 +127,6 @@ class CsvParser:
         # Whether the reader resynchronised after an unterminated quote or met the end inside
         # quotes: where a range of the file was parsed alone, its end may not be a record's.
         self.dirty = False
-        self._raw = None
         self._head = None
         csv.field_size_limit(max_cell)
 
@@ -260,29 +246,12 @@ class CsvParser:
         )
         return read_failure(self.name, start, "unterminated_quote", message, text)
 
-    def _take_issues(self, start: int, end: int) -> tuple[LineIssue | None, bool]:
-        """Pop the issues up to ``end``: the first that fails the record, and any size check."""
-        found: LineIssue | None = None
-        check_size = False
-        issues = self._issues
-        while issues and issues[0].line <= end:
-            issue = issues.popleft()
-            if issue.line < start:
-                continue
-            if issue.code == CHECK_SIZE:
-                check_size = True
-            elif found is None:
-                found = issue
-        return found, check_size
-
     def _oversized_column(self, cells: list[str]) -> str | None:
         limit = self._max_cell
         for column, cell in zip(self.header, cells, strict=True):
             if len(cell) * 4 > limit and len(cell.encode(self._encoding, "replace")) > limit:
                 return column
         return None
-
-    # -- lines: decoded blocks kept in a window from the current record's first line on --
 
     def _read_header(self, delimiter: str | None) -> None:
         text = self._next_block()
@@ -320,47 +289,3 @@ class CsvParser:
 
     def _new_reader(self, line: int) -> _CsvReader:
         return csv.reader(self._lines_from(line), delimiter=self.delimiter, strict=True)
-
-    def _lines_from(self, line: int) -> Iterator[str]:
-        """Physical lines from ``line`` on: those still in the window, then new blocks.
-
-        Chained in C: the csv reader takes a line without resuming a Python generator; one
-        resumes only per block (to decode it)."""
-        kept = [
-            text[max(0, line - first) :]
-            for first, text in list(self._window)
-            if first + len(text) > line
-        ]
-        return chain(*kept, chain.from_iterable(self._new_blocks()))
-
-    def _new_blocks(self) -> Iterator[list[str]]:
-        while (text := self._next_block()) is not None:
-            yield text
-
-    def _next_block(self) -> list[str] | None:
-        block = next(self._blocks, None)
-        if block is None:
-            return None
-        if self._raw is not None:
-            self._raw.append(block)
-        text, issues = decode_block(block, self._encoding, self._max_cell)
-        self._issues.extend(issues)
-        window = self._window
-        while window and window[0][0] + len(window[0][1]) <= self._start:
-            window.popleft()
-        window.append((block.first_line, text))
-        return text
-
-    def _text(self, first: int, last: int) -> str:
-        """The raw text of physical lines ``first``..``last`` (for a failure's record)."""
-        parts: list[str] = []
-        size = 0
-        for block_first, text in self._window:
-            if block_first + len(text) <= first or block_first > last:
-                continue
-            for line in text[max(0, first - block_first) : last - block_first + 1]:
-                parts.append(line)
-                size += len(line)
-                if size > RECORD_TEXT_CHARS:
-                    return "".join(parts)
-        return "".join(parts)
