@@ -1,24 +1,23 @@
 """The three ways to start an attempt: ``run_import``, ``resume_import``, ``retry_import``.
 
-Each prepares everything that can fail before a byte is sent (exit 2), writes the manifest,
-runs the engine and writes the summary. ``run.json`` (``importer.rundir.manifest``) holds what a
-resume needs to redo the same run.
+Each prepares everything that can fail before a byte is sent (exit 2) and writes the manifest;
+``importer.runner.execute`` runs the attempt and writes the summary. ``run.json``
+(``importer.rundir.manifest``) holds what a resume needs to redo the same run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from importer.config import ImportConfig
-from importer.errors import ConfigError, StorageError
+from importer.errors import ConfigError
 from importer.filelock import utc_now
 from importer.mapping import CompiledMapping, load_mapping
-from importer.models import ImportStats, RowConverter, RowSource
+from importer.models import RowConverter, RowSource
 from importer.read import Source, check_shown_apart, expand, open_source, redact_urls
 from importer.rundir import (
     FailureSource,
@@ -40,10 +39,8 @@ from importer.rundir import (
     source_entry,
 )
 from importer.runner.attempt import Attempt
-from importer.runner.drive import final_status, loop_runner, run_engine
-from importer.runner.engine import Engine
+from importer.runner.execute import execute_attempt
 from importer.runner.report import Reporter, RunReport
-from importer.runner.signals import StopSignals
 from importer.runner.worker import ConverterSpec
 from importer.state import DeliveryState
 
@@ -51,20 +48,6 @@ from importer.state import DeliveryState
 def _specs(sources: Sequence[Source], mapping: CompiledMapping | None) -> list[ConverterSpec]:
     """How worker processes build the same converters (importer.runner.pool)."""
     return [ConverterSpec.of(mapping, source.name, source.header) for source in sources]
-
-
-def _execute(
-    attempt: Attempt,
-    journal: Journal,
-    manifest: dict[str, Any],
-    reporter: Reporter | None,
-    handle_signals: bool,
-) -> RunReport:
-    with StopSignals() if handle_signals else contextlib.nullcontext() as signals:
-        report = _run_attempt(attempt, journal, manifest, reporter, signals)
-        if attempt.state is not None:
-            attempt.state.record_run(str(journal.run_dir), report.stats.as_summary())
-        return report
 
 
 log = logging.getLogger("importer")
@@ -104,61 +87,6 @@ def _operation_sources(
     return named
 
 
-@contextlib.contextmanager
-def _few_collections() -> Iterator[None]:
-    """Rows are short-lived and acyclic: the default GC thresholds spent ~20% of a run walking
-    young objects. Freeze what exists at the start and collect far less often meanwhile."""
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-
-
-def _run_attempt(
-    attempt: Attempt,
-    journal: Journal,
-    manifest: dict[str, Any],
-    reporter: Reporter | None,
-    signals: StopSignals | None,
-) -> RunReport:
-    engine = Engine(attempt, journal)
-    if reporter is not None:
-        reporter.started(journal.run_dir, engine.stats)
-    started_at = utc_now()
-    with loop_runner() as runner, _few_collections():
-        abort = runner.run(run_engine(engine, reporter, signals))
-    status, exit_code = final_status(engine, abort)
-    try:
-        _write_ending(engine.stats, status, started_at, journal, manifest)
-    except StorageError as exc:  # the disk that stopped the run (or filled up just now)
-        abort = abort or str(exc)
-        status, exit_code = final_status(engine, abort)
-        engine.stats.status = status
-    stats = engine.stats
-    if reporter is not None:
-        reporter.progress(stats)
-    return RunReport(stats=stats, run_dir=journal.run_dir, exit_code=exit_code, error=abort)
-
-
-def _write_ending(
-    stats: ImportStats, status: str, started_at: str, journal: Journal, manifest: dict[str, Any]
-) -> None:
-    stats.status = status
-    summary = stats.as_summary()
-    unsent = stats.rows_read - stats.delivered - stats.failed - stats.skipped_total
-    if unsent or status in ("interrupted", "aborted"):
-        summary["unsent"] = unsent  # resume sends these
-    journal.write_json("summary.json", summary)
-    ended = {"started_at": started_at, "ended_at": utc_now(), "status": status}
-    manifest["attempts"] = [*manifest.get("attempts", []), ended]
-    manifest |= {"status": status, "ended_at": ended["ended_at"], "elapsed_s": stats.elapsed_s}
-    journal.write_json("run.json", manifest)
-
-
 def _start(
     config: ImportConfig,
     sources: list[RowSource],
@@ -187,7 +115,7 @@ def _start(
         attempt = Attempt(
             config, sources, converters, state=state, specs=specs, operation_sources=named
         )
-        return _execute(attempt, journal, manifest, reporter, handle_signals)
+        return execute_attempt(attempt, journal, manifest, reporter, handle_signals)
 
 
 def _open_state(
@@ -280,7 +208,7 @@ def resume_import(
                 specs=specs,
                 operation_sources=named,
             )
-            return _execute(attempt, journal, manifest, reporter, handle_signals)
+            return execute_attempt(attempt, journal, manifest, reporter, handle_signals)
     finally:
         close_all(sources)
 
