@@ -12,7 +12,8 @@ main thread moves the bytes when it looks (``Ticket.done``, ``Ticket.result``, `
 non-blocking writes, so a full pipe never stalls it, and no thread at all.
 
 How a task and its answer are written, and the worker's side of the pipes: importer.runner
-.messages.
+.messages; one worker's pipes in the main process and a task's ticket: importer.runner
+.worker_pipes.
 
 A worker that dies (killed, out of memory) closes its answer pipe: the tickets it held fail
 with an AbortError, as the executor's ``BrokenProcessPool`` did.
@@ -24,8 +25,6 @@ import asyncio
 import contextlib
 import os
 import select
-import struct
-from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
@@ -33,145 +32,11 @@ from typing import Any
 
 from importer.errors import AbortError
 from importer.runner.messages import RemoteTraceback as RemoteTraceback
-from importer.runner.messages import answer_of, task_bytes
 from importer.runner.messages import serve as serve  # what a worker runs (importer.runner.worker)
+from importer.runner.messages import task_bytes
+from importer.runner.worker_pipes import LENGTH, Ticket, WorkerPipes
 
-_LENGTH = struct.Struct("!i")  # multiprocessing.connection's framing, which the workers use
-_LONG = struct.Struct("!Q")  # after a length of -1: a message of 2 GiB or more
-_MORE = _LENGTH.pack(-1)
 PIPE_BYTES = 1024 * 1024  # Linux's default pipe-max-size: room for a whole range's answer
-
-
-class Ticket:
-    """One task's answer, once its worker's pipe has brought it."""
-
-    __slots__ = ("_answer", "_worker", "weight")
-
-    def __init__(self, worker: _Worker, weight: int) -> None:
-        self._worker = worker
-        self.weight = weight
-        self._answer: bytearray | BaseException | None = None
-
-    def done(self) -> bool:
-        if self._answer is None:
-            self._worker.workers.pump(0)
-        return self._answer is not None
-
-    async def wait(self) -> None:
-        await self._worker.workers.wait_for(self)
-
-    def result(self) -> Any:
-        """The task's return value (a worker's exception raised again here); blocks."""
-        while self._answer is None:
-            self._worker.workers.pump(None)
-        answer = self._answer
-        if isinstance(answer, BaseException):
-            raise answer
-        ok, value, trace = answer_of(answer)
-        if not ok:
-            raise value from RemoteTraceback(trace)
-        return value
-
-
-class _Worker:
-    __slots__ = (
-        "answers",
-        "dead",
-        "filled",
-        "frame",
-        "head",
-        "out",
-        "pending",
-        "process",
-        "tasks",
-        "waiting",
-        "workers",
-    )
-
-    def __init__(self, workers: Workers, process: Any, tasks: Connection, answers: Connection):
-        self.workers = workers
-        self.process = process
-        self.tasks = tasks  # the main process's ends
-        self.answers = answers
-        self.out: deque[memoryview] = deque()  # task bytes the pipe had no room for yet
-        self.head = bytearray()  # the next answer's length, as far as it has come
-        self.frame: bytearray | None = None  # the answer being read, ``filled`` bytes so far
-        self.filled = 0
-        self.waiting: deque[Ticket] = deque()  # in the order of the tasks written
-        self.pending = 0  # the weight of the tasks in ``waiting``
-        self.dead: AbortError | None = None
-
-    def flush(self) -> None:
-        out, fd = self.out, self.tasks.fileno()
-        while out:
-            try:
-                written = os.write(fd, out[0])
-            except BlockingIOError:
-                return
-            except OSError:  # EPIPE: the worker is gone
-                self.died()
-                return
-            if written == len(out[0]):
-                out.popleft()
-            else:
-                out[0] = out[0][written:]
-
-    def receive(self) -> None:
-        """Read what the pipe holds: an answer's length, then the answer straight into a buffer
-        of that size (one copy, where joining what each read returned took four)."""
-        fd = self.answers.fileno()
-        try:
-            while True:
-                frame = self.frame
-                if frame is None:
-                    frame = self.frame = self._frame(fd)
-                    if frame is None:
-                        return
-                filled = self.filled + os.readv(fd, (memoryview(frame)[self.filled :],))
-                if filled == self.filled:  # the end of the pipe: the worker is gone
-                    self.died()
-                    return
-                self.filled = filled
-                if filled < len(frame):
-                    return
-                ticket = self.waiting.popleft()
-                ticket._answer = frame
-                self.pending -= ticket.weight
-                self.frame, self.filled = None, 0
-        except BlockingIOError:
-            return
-        except OSError:
-            self.died()
-
-    def _frame(self, fd: int) -> bytearray | None:
-        """The buffer for the next answer once its length has been read (None: not yet)."""
-        head = self.head
-        while len(head) < 4 or (len(head) < 12 and head[:4] == _MORE):
-            data = os.read(fd, (4 if len(head) < 4 else 12) - len(head))
-            if not data:
-                self.died()
-                return None
-            head += data
-        (size,) = _LENGTH.unpack_from(head)
-        if size == -1:
-            (size,) = _LONG.unpack_from(head, 4)
-        head.clear()
-        return bytearray(size)
-
-    def died(self) -> None:
-        if self.dead is not None:
-            return
-        with contextlib.suppress(Exception):
-            self.process.join(1)
-        code = self.process.exitcode
-        self.dead = AbortError(
-            f"a conversion worker process died (exit code {code}); `braze-import resume` goes on"
-        )
-        while self.waiting:
-            self.waiting.popleft()._answer = self.dead
-        self.out.clear()
-        self.workers.dead = self.workers.dead or self.dead
-        self.workers.forget(self)
 
 
 class Workers:
@@ -182,9 +47,9 @@ class Workers:
         self, count: int, context: BaseContext, serve: Callable[..., None], args: tuple[Any, ...]
     ) -> None:
         self._poll = select.poll()
-        self._reading: dict[int, _Worker] = {}  # answer pipes
-        self._writing: dict[int, _Worker] = {}  # task pipes with bytes waiting for room
-        self._workers: list[_Worker] = []
+        self._reading: dict[int, WorkerPipes] = {}  # answer pipes
+        self._writing: dict[int, WorkerPipes] = {}  # task pipes with bytes waiting for room
+        self._workers: list[WorkerPipes] = []
         self.dead: AbortError | None = None  # the first worker's death: no task is taken after
         parent_ends: list[Connection] = []
         for _ in range(count):
@@ -206,7 +71,7 @@ class Workers:
             for end in (task_writer, answer_reader):
                 _widen(end)
                 os.set_blocking(end.fileno(), False)
-            worker = _Worker(self, process, task_writer, answer_reader)
+            worker = WorkerPipes(self, process, task_writer, answer_reader)
             self._workers.append(worker)
             self._reading[answer_reader.fileno()] = worker
             self._poll.register(answer_reader.fileno(), select.POLLIN)
@@ -227,7 +92,7 @@ class Workers:
         payload = task_bytes(function, args, plain)
         worker.waiting.append(ticket)
         had_out = bool(worker.out)
-        worker.out += (memoryview(_LENGTH.pack(len(payload))), memoryview(payload))
+        worker.out += (memoryview(LENGTH.pack(len(payload))), memoryview(payload))
         if not had_out:
             worker.flush()
             if worker.out:
@@ -275,7 +140,7 @@ class Workers:
         self._reading.pop(fd, None)
         self._writing.pop(fd, None)
 
-    def forget(self, worker: _Worker) -> None:
+    def forget(self, worker: WorkerPipes) -> None:
         for end in (worker.tasks, worker.answers):
             if not end.closed:
                 self._unwatch(end.fileno())
@@ -298,7 +163,7 @@ class Workers:
         self._workers = []
 
 
-def _pending(worker: _Worker) -> int:
+def _pending(worker: WorkerPipes) -> int:
     return worker.pending
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from importer.models import CsvRecord, Item, RowFailure, RowRef, SourceRow
 from importer.read import Block, CsvLayout, LineRecord, RangeText
-from importer.runner.channels import Ticket, Workers
+from importer.runner.channels import Workers
 from importer.runner.worker import (
     ConverterSpec,
     Digests,
@@ -39,6 +39,7 @@ from importer.runner.worker import (
     keep_freed_memory,
     run_worker,
 )
+from importer.runner.worker_pipes import Ticket
 
 CHUNK_ROWS = 500  # rows per hand-over: ~10 ms of work, small enough to keep the order cheap
 # Sources smaller than this are converted in the main process: starting processes costs more.
