@@ -1,125 +1,42 @@
 """Items -> Batch: group the objects of whole rows into requests within Braze's limits.
 
-Every object is serialised once (orjson); a body is the join of those fragments, so its size is
-known before it exists and a request never crosses the object or byte limits. When several rows
-of one request update the same user's attributes, their attributes objects are merged into one
-(later rows win key by key, two increments add up: ``combine_attributes``): Braze may apply two
-writes for one user at once and lose one (docs/braze.md, Consistency and ordering); the page
-speaks of requests, and inside one request we take the same care. Rows whose objects cannot be
-merged into one (an ``add`` then a ``remove`` of one attribute, a set after an ``inc``) go in
-separate requests, in row order; per-user order keeps those from being in flight together.
+Every object is serialised once (importer.send.item_json); a body is the join of those fragments
+(importer.send.open_request), so its size is known before it exists and a request never crosses the
+object or byte limits. When several rows of one request update the same user's attributes, their
+attributes objects are merged into one (later rows win key by key, two increments add up:
+``combine_attributes``): Braze may apply two writes for one user at once and lose one
+(docs/braze.md, Consistency and ordering); the page speaks of requests, and inside one request we
+take the same care. Rows whose objects cannot be merged into one (an ``add`` then a ``remove`` of
+one attribute, a set after an ``inc``) go in separate requests, in row order; per-user order keeps
+those from being in flight together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 
 import orjson
 
 from importer.config import BatchLimits
-from importer.models import ARRAYS, Batch, BrazeObject, Item, RowFailure, Wire
+from importer.models import ARRAYS, Batch, BrazeObject, Item, RowFailure
 from importer.rules import combine_attributes
-
-# Each array's opening in a body: first, or after another array.
-_OPENERS = tuple((b'{"' + a.encode() + b'":[', b',"' + a.encode() + b'":[') for a in ARRAYS)
-# {"attributes":[...],"events":[...],"purchases":[...]} around the fragments.
-_ENVELOPE_BYTES = len(b'{"attributes":[],"events":[],"purchases":[]}')
+from importer.send.item_json import Fragments, Serialised
+from importer.send.open_request import ENVELOPE_BYTES, OpenRequest, closed
 
 
-@dataclass(slots=True)
-class _Open:
-    """The request being filled (objects per array: the lengths of ``owners``)."""
-
-    items: list[Item] = field(default_factory=list)
-    fragments: tuple[list[bytes], ...] = field(default_factory=lambda: ([], [], []))
-    owners: tuple[list[int], ...] = field(default_factory=lambda: ([], [], []))
-    total: int = 0
-    size: int = _ENVELOPE_BYTES
-    attribute_of_user: dict[str, int] = field(default_factory=dict)  # user -> attributes index
-    merged: dict[int, list[int]] = field(default_factory=dict)  # attributes index -> more owners
-    own_attributes: dict[int, tuple[BrazeObject, ...]] = field(default_factory=dict)
-    # attributes index -> the object its owners combined into so far (``_combined``)
-    combined: dict[int, BrazeObject] = field(default_factory=dict)
-
-
-_Fragments = Sequence[bytes]
-_NONE: _Fragments = ()
-
-
-def serialised(item: Item) -> Item:
-    """``item`` carrying only its objects as JSON (``Item.wire``): the bytes the packer would
-    otherwise make in the main process."""
-    return item._replace(attributes=(), events=(), purchases=(), wire=wire_of(item))
-
-
-def wire_of(item: Item) -> Wire:
-    """``item``'s objects as JSON, per array: what a worker process hands back as the item's
-    ``wire``, without the new Item ``serialised`` makes (``_replace`` cost a worker ~1 µs a
-    row, ~40% of serialising a mapped row)."""
-    dumps = orjson.dumps
-    return (
-        tuple(map(dumps, item.attributes)),
-        tuple(map(dumps, item.events)),
-        tuple(map(dumps, item.purchases)),
-    )
-
-
-def _dump(objects: tuple[BrazeObject, ...]) -> tuple[_Fragments, int]:
-    """The objects as JSON fragments, and their size with one comma each (an upper bound on
-    the separators they add). A mapped row has at most one object per array: the fast path."""
-    if len(objects) == 1:
-        fragment = orjson.dumps(objects[0])
-        return (fragment,), len(fragment) + 1
-    if not objects:
-        return _NONE, 0
-    fragments = [orjson.dumps(o) for o in objects]
-    return fragments, sum(map(len, fragments)) + len(fragments)
-
-
-class _Serialised:
-    """One item's objects as JSON fragments, per array in ARRAYS order."""
-
-    __slots__ = ("counts", "fragments", "size", "total")
-
-    def __init__(self, item: Item) -> None:
-        wire = item.wire
-        if wire is None:
-            attributes, size_a = _dump(item.attributes)
-            events, size_e = _dump(item.events)
-            purchases, size_p = _dump(item.purchases)
-            self.size = size_a + size_e + size_p
-        else:  # serialised by a worker process
-            attributes, events, purchases = wire
-            self.size = sum(map(len, attributes)) + sum(map(len, events)) + sum(map(len, purchases))
-            self.size += len(attributes) + len(events) + len(purchases)
-        self.fragments = (attributes, events, purchases)
-        self.counts = counts = (len(attributes), len(events), len(purchases))
-        self.total = counts[0] + counts[1] + counts[2]
-
-    def without_attributes(self) -> _Serialised:
-        """The same item once its attributes object was merged into another row's."""
-        rest = _Serialised.__new__(_Serialised)
-        rest.fragments = (_NONE, self.fragments[1], self.fragments[2])
-        rest.counts = (0, self.counts[1], self.counts[2])
-        rest.total = rest.counts[1] + rest.counts[2]
-        rest.size = sum(len(f) + 1 for frags in rest.fragments for f in frags)
-        return rest
-
-
-def _oversize(item: _Serialised, limits: BatchLimits) -> str | None:
+def _oversize(item: Serialised, limits: BatchLimits) -> str | None:
     if item.total > limits.total or max(item.counts) > limits.per_array:
         kinds = ", ".join(f"{n} {a}" for a, n in zip(ARRAYS, item.counts, strict=True) if n)
         return (
             f"the row produced {item.total} objects ({kinds}); "
             f"one request holds at most {limits.total} ({limits.per_array} per array)"
         )
-    if item.size + _ENVELOPE_BYTES > limits.max_body_bytes:
+    if item.size + ENVELOPE_BYTES > limits.max_body_bytes:
         return f"the row's objects take more than {limits.max_body_bytes} bytes"
     return None
 
 
-def _fits(batch: _Open, item: _Serialised, limits: BatchLimits) -> bool:
+def _fits(batch: OpenRequest, item: Serialised, limits: BatchLimits) -> bool:
     if batch.total + item.total > limits.total:
         return False
     per_array = limits.per_array
@@ -133,44 +50,10 @@ def _fits(batch: _Open, item: _Serialised, limits: BatchLimits) -> bool:
     return batch.size + item.size <= limits.max_body_bytes
 
 
-def _body(fragments: tuple[list[bytes], ...]) -> bytes:
-    """The request's JSON from its fragments, joined once (concatenating each array's join into
-    the next copied the body five times)."""
-    parts: list[bytes] = []
-    for openers, frags in zip(_OPENERS, fragments, strict=True):
-        if frags:
-            parts += (openers[bool(parts)], b",".join(frags), b"]")
-    if not parts:
-        return b"{}"
-    parts.append(b"}")
-    return b"".join(parts)
-
-
-def _close(batch: _Open, number: int, part: str = "") -> Batch:
-    owners: dict[str, tuple[int, ...]] = {
-        a: tuple(own) for a, own in zip(ARRAYS, batch.owners, strict=True) if own
-    }
-    # The items' fields as columns in one pass: refs, records, users, …, digests.
-    refs, records, users, _, _, _, digests, *_ = zip(*batch.items, strict=True)
-    return Batch(
-        number=number,
-        refs=refs,
-        records=records,
-        users=users,
-        body=_body(batch.fragments),
-        owners=owners,
-        part=part,
-        merged={index: tuple(more) for index, more in batch.merged.items()},
-        own_attributes=batch.own_attributes,
-        attribute_users=frozenset(batch.attribute_of_user),
-        digests=digests if any(digests) else (),
-    )
-
-
-def _combined(batch: _Open, index: int, item: Item) -> BrazeObject | None:
+def _combined(batch: OpenRequest, index: int, item: Item) -> BrazeObject | None:
     """The batch's object for the user at ``index`` with the single attributes object of
     ``item`` folded in; None when they do not combine into one (``combine_attributes``).
-    The fold so far is kept (``_Open.combined``): each row is combined once, not once per
+    The fold so far is kept (``OpenRequest.combined``): each row is combined once, not once per
     later row of its user."""
     so_far = batch.combined.get(index)
     if so_far is None:
@@ -178,7 +61,7 @@ def _combined(batch: _Open, index: int, item: Item) -> BrazeObject | None:
     return combine_attributes(so_far, item.attributes[0])
 
 
-def _merge_attributes(batch: _Open, index: int, item: Item, merged: BrazeObject) -> None:
+def _merge_attributes(batch: OpenRequest, index: int, item: Item, merged: BrazeObject) -> None:
     """Put ``merged`` (``_combined``) in the body as the batch's object for ``item``'s user."""
     owners = [batch.owners[0][index], *batch.merged.get(index, [])]
     # The body holds only the merged object: keep each row's own (importer.models.Batch.items).
@@ -200,7 +83,7 @@ _ALONE: _Placed = (None, None)
 _SEVERAL = -1
 
 
-def _placed(batch: _Open, item: Item, serialised: _Serialised) -> _Placed | None:
+def _placed(batch: OpenRequest, item: Item, serialised: Serialised) -> _Placed | None:
     """How ``item`` joins ``batch``: its single attributes object combined with its user's
     object there (and that object's index), or alone; None when the two do not combine, so
     the row must go in the next request. One look-up of the user per row."""
@@ -217,7 +100,7 @@ def _placed(batch: _Open, item: Item, serialised: _Serialised) -> _Placed | None
     return None if merged is None else (merged, earlier)
 
 
-def _add(batch: _Open, item: Item, serialised: _Serialised, placed: _Placed = _ALONE) -> None:
+def _add(batch: OpenRequest, item: Item, serialised: Serialised, placed: _Placed = _ALONE) -> None:
     """Add ``item`` as ``_placed`` says (``_ALONE``: its user has no attributes object here)."""
     merged, earlier = placed
     index = len(batch.items)
@@ -256,10 +139,10 @@ def _add(batch: _Open, item: Item, serialised: _Serialised, placed: _Placed = _A
     batch.size += serialised.size
 
 
-def _added(batch: _Open, item: Item, limits: BatchLimits) -> bool:
+def _added(batch: OpenRequest, item: Item, limits: BatchLimits) -> bool:
     """Add a mapped row's usual shape in one step: one attributes object, for a user with
     none in this request yet, and any events and purchases (a wide mapping's rows carry
-    several events); what ``_Serialised``, ``_placed``, ``_fits`` and ``_add`` would do for
+    several events); what ``Serialised``, ``_placed``, ``_fits`` and ``_add`` would do for
     it, without their objects and calls. False, and nothing added, for any other row or one
     that does not fit."""
     if item.user in batch.attribute_of_user:
@@ -272,8 +155,8 @@ def _added(batch: _Open, item: Item, limits: BatchLimits) -> bool:
         dumps = orjson.dumps
         of_e, of_p = item.events, item.purchases
         attribute = dumps(of_a[0])
-        events: _Fragments = (dumps(of_e[0]),) if len(of_e) == 1 else tuple(map(dumps, of_e))
-        purchases: _Fragments = (dumps(of_p[0]),) if len(of_p) == 1 else tuple(map(dumps, of_p))
+        events: Fragments = (dumps(of_e[0]),) if len(of_e) == 1 else tuple(map(dumps, of_e))
+        purchases: Fragments = (dumps(of_p[0]),) if len(of_p) == 1 else tuple(map(dumps, of_p))
     else:
         if len(wire[0]) != 1:
             return False
@@ -329,16 +212,16 @@ def pack(
     A row whose objects can never fit one request is yielded as a RowFailure (stage validate).
     """
     number = first_number
-    batch = _Open()
+    batch = OpenRequest()
     for item in items:
         if _added(batch, item, limits):
             continue
-        serialised = _Serialised(item)
+        serialised = Serialised(item)
         placed = _placed(batch, item, serialised)
         if placed is None:  # it cannot share this request with the user's rows
-            yield _close(batch, number)
+            yield closed(batch, number)
             number += 1
-            batch = _Open()
+            batch = OpenRequest()
             placed = _ALONE
         if not _fits(batch, serialised, limits):
             problem = _oversize(serialised, limits)
@@ -352,13 +235,13 @@ def pack(
                     objects=item.objects(),
                 )
                 continue
-            yield _close(batch, number)
+            yield closed(batch, number)
             number += 1
-            batch = _Open()
+            batch = OpenRequest()
             placed = _ALONE
         _add(batch, item, serialised, placed)
     if batch.items:
-        yield _close(batch, number)
+        yield closed(batch, number)
 
 
 def split(batch: Batch) -> tuple[Batch, ...]:
@@ -369,15 +252,15 @@ def split(batch: Batch) -> tuple[Batch, ...]:
     half), so a user never has two attributes objects in one request."""
     items = batch.items()
     middle = len(items) // 2
-    parts: list[_Open] = []
+    parts: list[OpenRequest] = []
     for rows in (items[:middle], items[middle:]):
-        part = _Open()
+        part = OpenRequest()
         for item in rows:
-            serialised = _Serialised(item)
+            serialised = Serialised(item)
             placed = _placed(part, item, serialised)
             if placed is None:
                 parts.append(part)
-                part, placed = _Open(), _ALONE
+                part, placed = OpenRequest(), _ALONE
             _add(part, item, serialised, placed)
         parts.append(part)
-    return tuple(_close(p, batch.number, f"{batch.part}.{n}") for n, p in enumerate(parts, 1))
+    return tuple(closed(p, batch.number, f"{batch.part}.{n}") for n, p in enumerate(parts, 1))

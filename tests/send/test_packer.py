@@ -12,7 +12,8 @@ from importer.config import BatchLimits
 from importer.models import ARRAYS, Batch, Item, RowFailure, RowRef
 from importer.rules import apply_attribute, combine_attributes
 from importer.send.client import RefusedObject
-from importer.send.packer import pack, serialised, split
+from importer.send.item_json import serialised
+from importer.send.packer import pack, split
 from importer.send.sender import map_object_errors
 
 
