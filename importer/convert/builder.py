@@ -1,14 +1,16 @@
-"""Mapped fields as plans, and the generated code that builds a row's objects from them.
+"""A mapping's fields -> the generated code that builds a row's objects from them (``RowCode``,
+``row_function``).
 
-A field's plan is a flat tuple; importer.convert.codegen turns a list of plans into one generated
-function, so the common case — a text cell — is trimmed, tested against ``null_values`` and
-parsed inline, with no call and no case analysis per field; everything else (typed JSONL values,
-missing keys, dotted paths, ``map``) goes to the field's own reader, and a literal is its value.
+A field's plan (importer.convert.field_plans) is a flat tuple; importer.convert.codegen turns a
+list of plans into one generated function, so the common case — a text cell — is trimmed, tested
+against ``null_values`` and parsed inline, with no call and no case analysis per field; everything
+else (typed JSONL values, missing keys, dotted paths, ``map``) goes to the field's own reader, and
+a literal is its value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,21 +26,8 @@ from importer.convert.checks import (
     properties_check,
     property_guards,
 )
-from importer.convert.codegen import (
-    COMBINE,
-    MERGE,
-    NO_COLUMN,
-    SET,
-    Build,
-    FieldPlan,
-    Fill,
-    GroupEntry,
-    Read,
-    Refused,
-    make_build,
-    make_fill,
-    make_read,
-)
+from importer.convert.codegen import Build, Fill, GroupEntry, Read, make_build, make_fill, make_read
+from importer.convert.field_plans import COMBINE, FieldPlan, attribute_plans, field_plan
 from importer.convert.generated import Columns, GeneratedSource
 from importer.errors import RecordError
 from importer.mapping import (
@@ -53,33 +42,7 @@ from importer.mapping import (
 )
 from importer.models import CsvRecord, Item, RowRef
 
-_NO_NULLS: frozenset[str] = frozenset()
 RowFunction = Callable[[RowRef, CsvRecord, list[str]], Item | None]
-
-
-def field_plan(item: CompiledField, how: str = SET) -> FieldPlan:
-    read = item.read
-    if isinstance(read, LiteralReader):
-        return (item.key, NO_COLUMN, _NO_NULLS, None, read.value, None, "", None, how)
-    if isinstance(read, ColumnReader):
-        nulls = read.nulls - {""}
-        table = None if read.remap is None else _map_table(read, read.remap)
-        plan = (item.key, read.column, nulls, read.parse, read.on_empty, read.read, read.label)
-        return (*plan, table, how)
-    return (item.key, NO_COLUMN, _NO_NULLS, None, OMIT, read, "", None, how)
-
-
-def attribute_plans(fields: tuple[CompiledField, ...]) -> tuple[FieldPlan, ...]:
-    """The attributes' plans: an ``add`` and a ``remove`` of one attribute combine into one
-    value; a ``merge`` marks the object ``_merge_objects`` (docs/braze.md, Operations on
-    attributes)."""
-    keys = [item.key for item in fields]
-    return tuple(
-        field_plan(
-            item, COMBINE if keys.count(item.key) > 1 else MERGE if item.op == "merge" else SET
-        )
-        for item in fields
-    )
 
 
 def group_entry(group: GroupSpec) -> GroupEntry:
@@ -106,22 +69,6 @@ def group_entry(group: GroupSpec) -> GroupEntry:
         return made
 
     return entry
-
-
-def _map_table(read: ColumnReader, remap: Mapping[str, Any]) -> dict[str, Any]:
-    """What the field gives for each text its ``map`` names, worked out once by the field's
-    own reader: a value (``on_empty`` when the mapped value counts as empty) or, for a mapped
-    value its type refuses, the error to raise (``Refused``). A key that a trimmed, non-empty,
-    non-null cell can never equal is left out: the reader would never reach the map with it."""
-    table: dict[str, Any] = {}
-    for text in remap:
-        if not text or text != text.strip() or text in read.nulls:
-            continue
-        try:
-            table[text] = read.read({read.column: text})
-        except RecordError as exc:
-            table[text] = Refused(exc)
-    return table
 
 
 def values_of(item: CompiledField) -> FieldValues:

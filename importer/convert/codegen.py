@@ -19,24 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from importer.convert.field_plans import COMBINE, MERGE, NO_COLUMN, SET, FieldPlan, Refused
 from importer.convert.generated import Columns, GeneratedSource, Guard, Suspect
-from importer.errors import RecordError
 from importer.mapping import OMIT, FieldReader
 from importer.models import BrazeObject
-
-# A key no record has: the field of a literal (its value is ``on_empty``) or of a reader that is
-# not a plain column (``read`` does everything).
-NO_COLUMN: Any = object()
-
-# One field: (key, column, nulls, parse, on_empty, read, label, table, how). For a text cell the
-# generated code trims it, tests it for emptiness and ``nulls``, looks it up in ``table`` (a
-# ``map``: what each mapped text gives, worked out once; None: no map) and otherwise applies
-# ``parse`` (None: the text itself); ``read`` handles every other value (None: a literal).
-# ``nulls`` holds the ``null_values`` besides "", usually none: a fresh cell is then never hashed.
-# ``how`` the value is put in the object: SET (``obj[key] = value``), COMBINE (an ``add`` and a
-# ``remove`` of one attribute share one value) or MERGE (the object also gets ``_merge_objects``).
-FieldPlan = tuple[str, Any, frozenset[str], Any, Any, FieldReader | None, str, Any, str]
-SET, COMBINE, MERGE = "set", "combine", "merge"
 
 Data = Any  # a record dict, or a CSV row's cells (list[str]) for code made with Columns
 Fill = Callable[[BrazeObject, Data], BrazeObject]
@@ -46,20 +32,6 @@ Read = Callable[[Data], Any]
 
 class NotPlain(Exception):
     """A field the cell shape cannot read (a path, a column the header lacks)."""
-
-
-class Refused:
-    """A ``map`` entry whose value the field's type refuses: raised when a cell names it."""
-
-    __slots__ = ("code", "message")
-
-    def __init__(self, error: RecordError) -> None:
-        self.code = error.code
-        self.message = error.message
-
-    def error(self) -> RecordError:
-        # A new one each time: raising one instance again would grow its traceback per row.
-        return RecordError(self.code, self.message)
 
 
 _MISSING: Any = object()  # not in a map's table
