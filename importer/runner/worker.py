@@ -108,6 +108,9 @@ def start_worker(specs: Sequence[ConverterSpec], digests: Digests | None, parent
     gc.set_threshold(100_000, 50, 100)  # as the main process runs (importer.runner.entry)
     keep_freed_memory()
     _converters[:] = [spec.build() for spec in specs]
+    if digests is None:  # no --state: nothing here reads the objects, the packer takes bytes
+        for converter in _converters:
+            converter.to_wire()
     _digests = digests
 
 
@@ -185,7 +188,8 @@ def _plain(out: Outcome | None) -> Answer | None:
     lines), a read failure whole (it has no line to parse again)."""
     if out.__class__ is Item:
         item: Item = out
-        return (item.user, wire_of(item), None, item.operations)
+        wire = item.wire  # made by the row function (``Converter.to_wire``), else made here
+        return (item.user, wire_of(item) if wire is None else wire, None, item.operations)
     if isinstance(out, RowFailure) and out.stage != "read":
         return replace(out, record=None)
     return out  # type: ignore[return-value]  # a skip or None
