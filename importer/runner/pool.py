@@ -41,10 +41,7 @@ from importer.runner.worker import (
 )
 from importer.runner.worker_pipes import Ticket
 
-# Rows per hand-over: ~20 ms of a worker's work. Fewer, larger tasks cost less of every process
-# (waking, polling, framing, switching): a wide --dry-run's process tree ~4% less CPU than with
-# 500; twice the answer bytes in flight (a wide range's answer ~1.2 MB).
-CHUNK_ROWS = 1000
+CHUNK_ROWS = 500  # rows per hand-over: ~10 ms of work, small enough to keep the order cheap
 # Sources smaller than this are converted in the main process: starting processes costs more.
 POOL_MIN_BYTES = 2_000_000
 _new = tuple.__new__
