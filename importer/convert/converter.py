@@ -44,10 +44,10 @@ _FLAT_IDENTIFIERS = ("external_id", "braze_id", "user_alias", "email", "phone")
 class Converter:
     """Turns each SourceRow into an Item (or a failure, or a skip). Never raises for a row."""
 
-    def __init__(self, mapping: CompiledMapping, fused: bool = True) -> None:
+    def __init__(self, mapping: CompiledMapping, fused: bool = True, wire: bool = False) -> None:
         self.mapping = mapping
         self._fused = fused
-        self._wire = False  # to_wire
+        self._wire = wire  # to_wire
         self._general: Converter | None = None  # made for the first row that needs it
         identity = mapping.identity
         self._raw = identity is None

@@ -38,16 +38,17 @@ def read_options(config: ImportConfig, mapping: CompiledMapping | None) -> ReadO
 
 
 def converters_for(
-    sources: Sequence[Source], mapping: CompiledMapping | None
+    sources: Sequence[Source], mapping: CompiledMapping | None, wire: bool = False
 ) -> list[RowConverter]:
+    """``wire``: the converters make a row's objects as JSON only (``Converter.to_wire``)."""
     converters: list[RowConverter] = []
     for source in sources:
         if mapping is None:
-            converters.append(Converter(default_mapping(source.header, source.name)))
+            converters.append(Converter(default_mapping(source.header, source.name), wire=wire))
             continue
         if source.header is not None:
             mapping.check_header(source.header, source.name)
-        converters.append(Converter(mapping))
+        converters.append(Converter(mapping, wire=wire))
     return converters
 
 
@@ -74,9 +75,10 @@ def reopen_files(
     config: ImportConfig,
     mapping: CompiledMapping | None,
     urls: Sequence[str] = (),
+    wire: bool = False,
 ) -> tuple[list[Source], list[RowConverter]]:
     """A run's files, each checked unchanged, opened as the run opened them; ``urls``: source
-    URLs given again with their credentials."""
+    URLs given again with their credentials; ``wire``: as for ``converters_for``."""
     options = read_options(config, mapping)
     given = given_urls(manifest, urls)
     sources: list[Source] = []
@@ -90,7 +92,7 @@ def reopen_files(
             sources.append(
                 open_stream(entry["name"], stream, options, size=entry["size"], owns_stream=True)
             )
-        return sources, converters_for(sources, mapping)
+        return sources, converters_for(sources, mapping, wire)
     except ImporterError:
         close_all(sources)
         raise

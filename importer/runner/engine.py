@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Generator, Iterator
 from itertools import chain, islice
 
-from importer.convert import Converter
 from importer.models import (
     Batch,
     Item,
@@ -47,10 +46,6 @@ class Engine(Accounting):
         if attempt.state is not None:
             attempt.state.operation_sources = attempt.operation_sources
             self.delta = DeltaStage(attempt.state, self._converted_again)
-        else:  # the items go straight to the packer: their objects may come as its JSON
-            for converter in attempt.converters:
-                if isinstance(converter, Converter):
-                    converter.to_wire()
         self.pool: ConvertPool | None = None
         workers = self.config.workers or default_workers()
         total = self.stats.bytes_total

@@ -45,9 +45,18 @@ from importer.runner.worker import ConverterSpec
 from importer.state import DeliveryState
 
 
-def _specs(sources: Sequence[Source], mapping: CompiledMapping | None) -> list[ConverterSpec]:
+def _wire(config: ImportConfig) -> bool:
+    """Whether an attempt's converters, here and in its workers, make a CSV row's objects as
+    JSON only (``Converter.to_wire``): without --state its items go straight to the packer,
+    which takes bytes; --state reads the objects."""
+    return config.state_path is None
+
+
+def _specs(
+    sources: Sequence[Source], mapping: CompiledMapping | None, wire: bool
+) -> list[ConverterSpec]:
     """How worker processes build the same converters (importer.runner.pool)."""
-    return [ConverterSpec.of(mapping, source.name, source.header) for source in sources]
+    return [ConverterSpec.of(mapping, source.name, source.header, wire=wire) for source in sources]
 
 
 log = logging.getLogger("importer")
@@ -139,8 +148,9 @@ def run_import(
         check_shown_apart(location.name for location in locations)
         for location in locations:
             sources.append(open_source(location, options))
-        converters = converters_for(sources, mapping)
-        specs = _specs(sources, mapping)
+        wire = _wire(config)
+        converters = converters_for(sources, mapping, wire)
+        specs = _specs(sources, mapping, wire)
         arguments = [redact_urls(name) for name in config.sources]  # before any expansion
         extra = {"kind": "run", "arguments": arguments}
         return _start(
@@ -159,8 +169,9 @@ def _reopen(
     if manifest.get("kind") == "retry":
         source, converter = reopen_retry(manifest, mapping)
         return [source], [converter], None
-    sources, converters = reopen_files(manifest, config, mapping, source_urls)
-    return list(sources), converters, _specs(sources, mapping)
+    wire = _wire(config)
+    sources, converters = reopen_files(manifest, config, mapping, source_urls, wire)
+    return list(sources), converters, _specs(sources, mapping, wire)
 
 
 def resume_import(

@@ -52,25 +52,33 @@ Answer = tuple[str, Any, Any, str | None] | RowFailure | RowSkipped
 class ConverterSpec:
     """How a worker builds one source's converter: from the text of the mapping the main
     process loaded (not the file, which may have changed since), or the default mapping of
-    the source's header."""
+    the source's header; ``wire`` as the main process's converters (``Converter.to_wire``),
+    decided with them (importer.runner.entry): no --state."""
 
     source: str
     mapping_path: str | None = None
     mapping_text: str | None = None
     header: tuple[str, ...] | None = None
+    wire: bool = True
 
     @classmethod
     def of(
-        cls, mapping: CompiledMapping | None, source: str, header: Sequence[str] | None
+        cls,
+        mapping: CompiledMapping | None,
+        source: str,
+        header: Sequence[str] | None,
+        *,
+        wire: bool,
     ) -> ConverterSpec:
         if mapping is None:
-            return cls(source, header=None if header is None else tuple(header))
-        return cls(source, mapping_path=mapping.path, mapping_text=mapping.text)
+            return cls(source, header=None if header is None else tuple(header), wire=wire)
+        return cls(source, mapping_path=mapping.path, mapping_text=mapping.text, wire=wire)
 
     def build(self) -> Converter:
         if self.mapping_text is not None:
-            return Converter(mapping_from_text(self.mapping_path or "", self.mapping_text))
-        return Converter(default_mapping(self.header, self.source))
+            mapping = mapping_from_text(self.mapping_path or "", self.mapping_text)
+            return Converter(mapping, wire=self.wire)
+        return Converter(default_mapping(self.header, self.source), wire=self.wire)
 
 
 _converters: list[Converter] = []
@@ -108,9 +116,6 @@ def start_worker(specs: Sequence[ConverterSpec], digests: Digests | None, parent
     gc.set_threshold(100_000, 50, 100)  # as the main process runs (importer.runner.entry)
     keep_freed_memory()
     _converters[:] = [spec.build() for spec in specs]
-    if digests is None:  # no --state: nothing here reads the objects, the packer takes bytes
-        for converter in _converters:
-            converter.to_wire()
     _digests = digests
 
 
