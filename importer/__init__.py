@@ -11,6 +11,7 @@ them (``importer.read``, ``importer.mapping``, ...) are described in docs/archit
 
 from typing import TYPE_CHECKING
 
+from importer.config import VERSION as __version__  # noqa: F401 - written there (pyproject.toml)
 from importer.config import BatchLimits, ImportConfig, ReadOptions, RetryPolicy, resolve_endpoint
 from importer.errors import (
     EXIT_MEANINGS,
@@ -37,10 +38,6 @@ from importer.models import ImportStats
 if TYPE_CHECKING:  # at run time these come on first use: the runner pulls in aiohttp
     from importer.runner import Reporter, RunReport, resume_import, retry_import, run_import
     from importer.verify import VerifyReport, VerifyReporter, verify_run
-
-# The one place the version is written; pyproject.toml reads it from here. A literal, not
-# importlib.metadata: that import alone costs ~20 ms of every start, `--help` included.
-__version__ = "0.1.0"
 
 __all__ = [
     "EXIT_MEANINGS",

@@ -11,14 +11,16 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
-from tqdm import tqdm
 
 from importer.cli.logs import LogLines
 from importer.errors import EXIT_MEANINGS
 from importer.models import ImportStats
+
+if TYPE_CHECKING:  # imported when a bar is shown: tqdm imports importlib.metadata, ~180 M
+    from tqdm import tqdm  # instructions of every start, --quiet and a log's lines included
 
 LOG_EVERY_S = 10.0
 
@@ -52,6 +54,8 @@ class BarReporter:
         self._bar: tqdm[Any] | None = None
 
     def started(self, run_dir: Path, stats: ImportStats) -> None:
+        from tqdm import tqdm
+
         click.echo(f"run directory: {run_dir}", err=True)
         self._bar = tqdm(
             total=stats.bytes_total,

@@ -10,22 +10,14 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import metadata
 
 import aiohttp
 import orjson
 from yarl import URL
 
+from importer.config import VERSION
 from importer.errors import AbortError, RateLimited, TransientError, Unreachable
 from importer.send.rate_control import EPOCH_THRESHOLD
-
-
-def _version() -> str:
-    try:
-        return metadata.version("braze-importer")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "dev"
-
 
 REDACTED = "[REDACTED]"
 
@@ -35,7 +27,7 @@ def redact(text: str, secret: str) -> str:
     return text.replace(secret, REDACTED) if secret else text
 
 
-USER_AGENT = f"braze-importer/{_version()}"
+USER_AGENT = f"braze-importer/{VERSION}"
 
 
 @dataclass(frozen=True, slots=True)
