@@ -90,10 +90,11 @@ def _failure_line(failure: RowFailure, ts: str) -> dict[str, Any]:
 
 def _result_line(result: BatchResult, ts: str) -> dict[str, Any]:
     refs = result.batch.refs
-    sources = {ref.source for ref in refs}
     lines: dict[str, list[int]] = {}
-    if len(sources) == 1:  # the usual case, without a dict lookup per row
-        lines[sources.pop()] = [ref.line for ref in refs]
+    # The refs' columns in C (two comprehensions over a request's rows cost ~20 K instructions).
+    sources, numbers = zip(*refs, strict=True) if refs else ((), ())
+    if sources and sources.count(sources[0]) == len(sources):  # the usual case: one source
+        lines[sources[0]] = list(numbers)
     else:
         for ref in refs:
             lines.setdefault(ref.source, []).append(ref.line)
