@@ -48,12 +48,38 @@ def test_every_hour_around_a_dst_change_places_as_in_zone() -> None:
     hourly = DayOffsets(zone)
     for start in (datetime(2024, 3, 31, 0), datetime(2024, 10, 27, 0)):
         for minutes in range(0, 5 * 60, 7):
-            naive = start + timedelta(minutes=minutes)
-            text = naive.isoformat()
-            try:
-                expected = in_zone(naive, zone, text)
-            except RecordError:
-                with pytest.raises(RecordError):
-                    hourly.place(naive, text)
-                continue
-            assert hourly.place(naive, text) == expected
+            _places_as_in_zone(hourly, zone, start + timedelta(minutes=minutes))
+
+
+def _places_as_in_zone(days: DayOffsets, zone: ZoneInfo, naive: datetime) -> None:
+    text = naive.isoformat()
+    try:
+        expected = in_zone(naive, zone, text)
+    except RecordError:
+        with pytest.raises(RecordError):
+            days.place(naive, text)
+        return
+    assert days.place(naive, text) == expected, text
+
+
+@pytest.mark.parametrize(
+    ("zone_name", "start"),
+    [
+        ("Pacific/Apia", datetime(2011, 12, 25)),  # 2011-12-30 never happened there
+        ("America/Havana", datetime(2024, 3, 5)),  # changes at midnight
+        ("America/Havana", datetime(2024, 11, 1)),
+        ("Australia/Lord_Howe", datetime(2024, 4, 3)),  # half an hour back
+        ("Europe/Berlin", datetime(2024, 3, 28)),
+    ],
+)
+def test_every_hour_of_the_days_around_a_change_places_as_in_zone(
+    zone_name: str, start: datetime
+) -> None:
+    """A day is worked out from its ends when they share one offset; the days around a change,
+    a day skipped whole and changes at midnight must still place each hour's first and last
+    minute as ``in_zone`` does."""
+    zone = ZoneInfo(zone_name)
+    days = DayOffsets(zone)
+    for hour in range(8 * 24):
+        for minute in (0, 29, 31, 59):
+            _places_as_in_zone(days, zone, start + timedelta(hours=hour, minutes=minute))
