@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from importer.config import ImportConfig
 from importer.models import RowConverter, RowSource
 from importer.rundir import RecordedOutcomes
+from importer.runner.pool import ConvertPool
 from importer.runner.worker import ConverterSpec
 from importer.state import DeliveryState
 
@@ -28,3 +29,7 @@ class Attempt:
     # --state: how rows without an [operations] key name their operations (source name -> the
     # fingerprint run.json recorded); None: the mapping has no operations.
     operation_sources: dict[str, str] | None = None
+    # The conversion workers, started before the sources were opened (``ConvertPool.started``);
+    # the engine configures them, or closes them when it converts here. Its caller closes
+    # them too (idempotent), should the attempt end before an engine exists.
+    pool: ConvertPool | None = None

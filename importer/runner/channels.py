@@ -83,7 +83,20 @@ class Workers:
         ``plain``: its answer may travel as marshal (importer.runner.messages), as it holds no
         object marshal would write as another type (a bytes-like object as bytes)."""
         self.pump(0)  # answers that came in lighten their workers
-        worker = min(self._workers, key=_pending)
+        return self._hand(min(self._workers, key=_pending), function, args, weight, plain)
+
+    def each(self, function: Callable[..., Any], *args: Any) -> list[Ticket]:
+        """Hand ``function(*args)`` to every worker, ahead of what is handed to it later."""
+        return [self._hand(worker, function, args, 0, False) for worker in self._workers]
+
+    def _hand(
+        self,
+        worker: WorkerPipes,
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        weight: int,
+        plain: bool,
+    ) -> Ticket:
         worker.pending += weight
         ticket = Ticket(worker, weight)
         if self.dead is not None:  # as the executor's pool was broken by one death

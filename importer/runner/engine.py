@@ -27,11 +27,11 @@ from importer.runner.accounting import Accounting
 from importer.runner.attempt import Attempt
 from importer.runner.pool import (
     CHUNK_ROWS,
-    POOL_MIN_BYTES,
     Chunk,
     ConvertPool,
     RangeChunk,
     default_workers,
+    pooled,
 )
 from importer.runner.worker import Outcome
 from importer.send import pack
@@ -48,11 +48,16 @@ class Engine(Accounting):
             self.delta = DeltaStage(attempt.state, self._converted_again)
         self.pool: ConvertPool | None = None
         workers = self.config.workers or default_workers()
-        total = self.stats.bytes_total
-        if workers > 1 and attempt.specs is not None and (total is None or total >= POOL_MIN_BYTES):
+        pool = attempt.pool  # started before the sources were opened, if it could be
+        if pooled(workers, self.stats.bytes_total) and attempt.specs is not None:
+            if pool is None:
+                pool = ConvertPool(workers)
+                pool.start()
             digests = attempt.state.view() if attempt.state is not None else None
-            self.pool = ConvertPool(workers, attempt.specs, digests)
-            self.pool.start()
+            pool.configure(attempt.specs, digests)
+            self.pool = pool
+        elif pool is not None:  # the sources turned out smaller than their sizes said
+            pool.close()
         self._chunks: deque[Chunk | RangeChunk] = deque()  # handed to the pool, not yet joined
 
     def request_stop(self) -> bool:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+import os
+import stat
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from importer.errors import ConfigError
 from importer.filelock import utc_now
 from importer.mapping import CompiledMapping, load_mapping
 from importer.models import RowConverter, RowSource
-from importer.read import Source, check_shown_apart, expand, open_source, redact_urls
+from importer.read import Location, Source, check_shown_apart, expand, open_source, redact_urls
 from importer.rundir import (
     FailureSource,
     Journal,
@@ -40,6 +42,7 @@ from importer.rundir import (
 )
 from importer.runner.attempt import Attempt
 from importer.runner.execute import execute_attempt
+from importer.runner.pool import ConvertPool
 from importer.runner.report import Reporter, RunReport
 from importer.runner.worker import ConverterSpec
 from importer.state import DeliveryState
@@ -57,6 +60,26 @@ def _specs(
 ) -> list[ConverterSpec]:
     """How worker processes build the same converters (importer.runner.pool)."""
     return [ConverterSpec.of(mapping, source.name, source.header, wire=wire) for source in sources]
+
+
+def _early_pool(config: ImportConfig, sizes: Iterable[int | None]) -> ConvertPool | None:
+    """The conversion workers, started before the sources are opened (see ``ConvertPool``)
+    when the engine will convert in them; ``sizes``: the sources' as known before opening."""
+    total: int | None = 0
+    for size in sizes:
+        total = None if size is None or total is None else total + size
+    return ConvertPool.started(config.workers, total)
+
+
+def _size(location: Location) -> int | None:
+    """A source's size before it is opened (None: unknown, as ``open_source`` leaves it)."""
+    if location.remote or location.name == "-":
+        return location.size
+    try:
+        info = os.stat(location.name)
+    except OSError:
+        return None  # opening it fails too (exit 2)
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 log = logging.getLogger("importer")
@@ -105,6 +128,7 @@ def _start(
     handle_signals: bool,
     specs: list[ConverterSpec] | None = None,
     mapping: CompiledMapping | None = None,
+    pool: ConvertPool | None = None,
 ) -> RunReport:
     """``extra``: more of run.json; a retry's holds its parent's ``operation_sources``."""
     run_dir = config.run_dir or default_run_dir()
@@ -122,7 +146,13 @@ def _start(
         state = _open_state(config, run_dir, stack)  # before the run directory: exit 2 if busy
         journal = stack.enter_context(Journal.create(run_dir, manifest))
         attempt = Attempt(
-            config, sources, converters, state=state, specs=specs, operation_sources=named
+            config,
+            sources,
+            converters,
+            state=state,
+            specs=specs,
+            operation_sources=named,
+            pool=pool,
         )
         return execute_attempt(attempt, journal, manifest, reporter, handle_signals)
 
@@ -143,9 +173,11 @@ def run_import(
     mapping = load_mapping(config.mapping_path) if config.mapping_path else None
     options = read_options(config, mapping)
     sources: list[Source] = []
+    pool: ConvertPool | None = None
     try:
         locations = expand(config.sources)
         check_shown_apart(location.name for location in locations)
+        pool = _early_pool(config, map(_size, locations))
         for location in locations:
             sources.append(open_source(location, options))
         wire = _wire(config)
@@ -154,10 +186,12 @@ def run_import(
         arguments = [redact_urls(name) for name in config.sources]  # before any expansion
         extra = {"kind": "run", "arguments": arguments}
         return _start(
-            config, list(sources), converters, extra, reporter, handle_signals, specs, mapping
+            config, list(sources), converters, extra, reporter, handle_signals, specs, mapping, pool
         )
     finally:
         close_all(sources)
+        if pool is not None:
+            pool.close()
 
 
 def _reopen(
@@ -202,8 +236,12 @@ def resume_import(
     )
     mapping = check_mapping(config, manifest)
     named = _operation_sources(config, mapping, operation_sources(manifest))
-    sources, converters, specs = _reopen(manifest, config, mapping, source_urls)
+    pool = None
+    if manifest.get("kind") != "retry":  # a retry's source converts here
+        pool = _early_pool(config, (s.get("size") for s in manifest.get("sources", [])))
+    sources: list[RowSource] = []
     try:
+        sources, converters, specs = _reopen(manifest, config, mapping, source_urls)
         with contextlib.ExitStack() as stack:
             state = _open_state(config, run_dir, stack)
             journal = stack.enter_context(Journal.reopen(run_dir))
@@ -218,10 +256,13 @@ def resume_import(
                 state=state,
                 specs=specs,
                 operation_sources=named,
+                pool=pool,
             )
             return execute_attempt(attempt, journal, manifest, reporter, handle_signals)
     finally:
         close_all(sources)
+        if pool is not None:
+            pool.close()
 
 
 def retry_import(

@@ -34,6 +34,7 @@ from importer.runner.worker import (
     ConverterSpec,
     Digests,
     Outcome,
+    configured,
     convert_chunk,
     convert_range,
     keep_freed_memory,
@@ -139,16 +140,35 @@ class RangeChunk:
         return outcomes
 
 
-class ConvertPool:
-    """Worker processes converting chunks of one attempt's sources."""
+def pooled(workers: int, total: int | None) -> bool:
+    """Are sources of ``total`` bytes (None: unknown) converted by ``workers`` processes?"""
+    return workers > 1 and (total is None or total >= POOL_MIN_BYTES)
 
-    def __init__(
-        self, workers: int, specs: Sequence[ConverterSpec], digests: Digests | None = None
-    ) -> None:
+
+class ConvertPool:
+    """Worker processes converting chunks of one attempt's sources.
+
+    Started before the sources are opened where the caller can (``started``, from
+    importer.runner.entry): a fork gives each worker every page the main process holds then,
+    and an opened source holds its first block read and decoded (~1.2 MB of a CSV file), its
+    state and run directory a few more; the workers counted them all in their own resident
+    sets. The converters follow once the sources are open (``configure``)."""
+
+    def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._specs = tuple(specs)
-        self._digests = digests
+        self._digests: Digests | None = None
         self._workers: Workers | None = None
+
+    @classmethod
+    def started(cls, workers: int | None, total: int | None) -> ConvertPool | None:
+        """A running pool for an attempt with this ``--workers`` over ``total`` bytes, when
+        the engine will convert in one (``pooled``); None otherwise."""
+        count = workers or default_workers()
+        if not pooled(count, total):
+            return None
+        pool = cls(count)
+        pool.start()
+        return pool
 
     @property
     def depth(self) -> int:
@@ -160,9 +180,15 @@ class ConvertPool:
         what the process holds (the workers never touch it)."""
         methods = get_all_start_methods()
         context = get_context("fork" if "fork" in methods else "spawn")
-        args = (self._specs, self._digests, os.getpid())
-        self._workers = Workers(self.workers, context, run_worker, args)
+        self._workers = Workers(self.workers, context, run_worker, (os.getpid(),))
         keep_freed_memory()  # this process takes the answers in, as large and as often
+
+    def configure(self, specs: Sequence[ConverterSpec], digests: Digests | None = None) -> None:
+        """What every worker converts: each source's converter, and --state's view."""
+        if self._workers is None:
+            raise RuntimeError("a conversion pool configured before it started")
+        self._digests = digests
+        self._workers.each(configured, tuple(specs), digests)  # each worker's first task
 
     def chunk(self, source: int, rows: list[SourceRow | RowFailure], values: bool = True) -> Chunk:
         """Hand ``rows`` (all of source ``source``) over for conversion."""

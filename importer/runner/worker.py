@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
@@ -90,23 +91,19 @@ _layouts: dict[CsvLayout, CsvLayout] = {}  # the same for a range's layout
 
 
 def run_worker(
-    tasks: Connection,
-    answers: Connection,
-    closing: Sequence[Connection],
-    specs: Sequence[ConverterSpec],
-    digests: Digests | None,
-    parent: int,
+    tasks: Connection, answers: Connection, closing: Sequence[Connection], parent: int
 ) -> None:
     """A worker process's life (importer.runner.channels starts it): close the main process's
-    ends of the pipes it inherited, get ready, answer tasks until the pipes close."""
+    ends of the pipes it inherited, get ready, answer tasks until the pipes close. Its first
+    task is ``configured``: the pool may start before the sources are opened
+    (importer.runner.pool), so what it converts arrives over the pipe."""
     for end in closing:
         end.close()
-    start_worker(specs, digests, parent)
+    start_worker((), None, parent)
     serve(tasks, answers)
 
 
 def start_worker(specs: Sequence[ConverterSpec], digests: Digests | None, parent: int) -> None:
-    global _digests
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.setprofile(None)  # a profiler of the main process is not forked along
     _die_with(parent)
@@ -115,8 +112,26 @@ def start_worker(specs: Sequence[ConverterSpec], digests: Digests | None, parent
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)  # as the main process runs (importer.runner.entry)
     keep_freed_memory()
+    configure(specs, digests)
+
+
+def configure(specs: Sequence[ConverterSpec], digests: Digests | None) -> None:
+    """Build the converters of the attempt's sources (and its --state view)."""
+    global _digests
     _converters[:] = [spec.build() for spec in specs]
     _digests = digests
+
+
+def configured(specs: Sequence[ConverterSpec], digests: Digests | None) -> None:
+    """``configure`` as a worker's first task. A worker that cannot build its converters ends
+    (exit 1, its traceback on stderr), as one whose start failed did: every task handed to it
+    then fails with the pool's AbortError, never with a missing converter."""
+    try:
+        configure(specs, digests)
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
 
 
 def keep_freed_memory() -> None:

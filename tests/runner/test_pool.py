@@ -4,6 +4,7 @@ requests in the same order, the same failures at the same lines, the same accoun
 from __future__ import annotations
 
 import gzip
+import multiprocessing
 import os
 import pickle
 import shutil
@@ -20,6 +21,7 @@ from importer.errors import AbortError
 from importer.mapping import mapping_from_text
 from importer.models import Item, RowRef
 from importer.runner import engine as engine_module
+from importer.runner import entry as entry_module
 from importer.runner import pool as pool_module
 from importer.runner import worker
 from importer.runner.entry import resume_import, run_import
@@ -141,7 +143,7 @@ def _lines(path: Path) -> list[bytes]:
 @pytest.fixture
 def small_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     """The pool for a small file, in chunks of 7 rows: many hand-overs and joins."""
-    monkeypatch.setattr(engine_module, "POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(pool_module, "POOL_MIN_BYTES", 0)
     monkeypatch.setattr(engine_module, "CHUNK_ROWS", 7)
 
 
@@ -152,6 +154,28 @@ def test_two_workers_send_what_one_process_sends_in_the_same_order(tmp_path: Pat
     assert one["summary"]["failed"] > 50 and one["summary"]["skipped"] == {}
     assert one["summary"]["rows_read"] == 1000 + 11 + 12  # the ragged and id-less lines too
     assert two == one
+
+
+@pytest.mark.usefixtures("small_pool")
+def test_the_workers_run_before_the_sources_are_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork gives a worker every page the main process holds then: forked after the sources
+    were opened, each worker's resident set counted every source's first block (~1.2 MB of a
+    CSV file). So the workers are running when the first source is opened, and what they
+    convert reaches them later; the run's outcome is the single process's."""
+    workers_at_open: list[int] = []
+    opened = entry_module.open_source
+
+    def opening(*args: Any, **kwargs: Any) -> Any:
+        running = multiprocessing.active_children()
+        workers_at_open.append(sum(p.name.startswith("braze-import-worker") for p in running))
+        return opened(*args, **kwargs)
+
+    monkeypatch.setattr(entry_module, "open_source", opening)
+    two = _import(tmp_path, 2)
+    assert workers_at_open == [2, 2]
+    assert two == _import(tmp_path, 1)
 
 
 @pytest.mark.usefixtures("small_pool")
