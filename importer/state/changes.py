@@ -26,6 +26,7 @@ from importer.state.digest import (
     ValueDigests,
     decode_values,
     operations_of,
+    packed,
 )
 from importer.state.filtered import Filtered, Positions, Sent, kept_positions, narrowed_item
 from importer.state.in_flight import InFlight
@@ -33,14 +34,14 @@ from importer.state.snapshot import all_known
 from importer.state.store import UserRow
 
 _ABSENT: Any = object()
+_new = tuple.__new__
 
 
 class Delta(InFlight):
     """The filtering rules; what they put in flight is kept by ``InFlight``."""
 
     def __init__(self, names: dict[str, int]) -> None:
-        super().__init__()
-        self.names = names  # attribute name -> id, as stored
+        super().__init__(names)
         self.deferred: dict[str, bytes] = {}  # exact whole digests of unchanged users, to store
         self._nothings: dict[tuple[int, int], Filtered] = {}  # immutable, so shared
         self.operations = False  # does the mapping send operations? (else none is looked for)
@@ -115,8 +116,9 @@ class Delta(InFlight):
         if sent is None and events is None and purchases is None:
             if not (objects or event_occs or purchase_occs):
                 return self._nothing_left(0, 0)
-            if item.digests is not digests:  # made here: the packer keeps them for confirming
-                item = item._replace(digests=digests)
+            digests = self._packed(digests)
+            if item.digests is not digests:  # made or packed here: the packer keeps them
+                item = _new(Item, (*item[:6], digests, *item[7:]))  # Item._replace, no frames
             return Filtered(item, 0, 0)
         attributes_left = len(objects) if sent is None else len(sent) - sent.count(())
         events_left = len(event_occs) if events is None else len(events)
@@ -131,6 +133,23 @@ class Delta(InFlight):
             return self._nothing_left(unchanged, dropped)
         kept = kept_positions(objects, sent, event_occs, events, purchase_occs, purchases)
         return Filtered(narrowed_item(item, digests, sent, kept), unchanged, dropped, operations)
+
+    def _packed(self, digests: ItemDigests) -> ItemDigests:
+        """``digests`` with a new user's value digests ``Packed``, in flight too, when its row
+        is one attributes object with a whole digest, sent whole (a first night's rows)."""
+        objects = digests[0]
+        if len(objects) != 1 or (obj := objects[0]) is None or obj[1] is None:
+            return digests  # none, several, or one carrying an operation (no whole digest)
+        user, values = obj[0], obj[3]
+        if type(values) is not dict or self.values.get(user) is not values:
+            return digests  # not a new user's (``_new_user``)
+        if len(values) > len(self.names):  # a fresh file's first rows: no need to try
+            return digests
+        pack = packed(values, self.names)
+        if pack is None:
+            return digests
+        self.values[user] = pack
+        return ((user, obj[1], obj[2], pack),), digests[1], digests[2]
 
     def _repeated(self, ref: RowRef, objects: tuple[ObjectDigests | None, ...]) -> RowRef | None:
         """The earlier row of this run that sent one of these operations, if any."""
@@ -205,7 +224,9 @@ class Delta(InFlight):
         if in_flight is None and row is not None and whole is not None and row[1] == whole:
             return (), count
         self._compared += 1
-        assert values is not None  # needs_values said so
+        assert type(values) is dict  # needs_values said so; a row is packed once decided
+        if in_flight is not None:
+            in_flight = self.unpacked(in_flight)
         if in_flight is None and row is None:
             return self._new_user(ref, user, whole, values), 0
         remembered = decode_values(row[2]) if row is not None else {}

@@ -11,11 +11,11 @@ stored one carries none: none is ever stored whole).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 from importer.models import Item
-from importer.state.digest import ItemDigests, OperationSources, ValueDigests
+from importer.state.digest import ItemDigests, OperationSources
 from importer.state.row_digests import item_digests, with_values
 from importer.state.snapshot import Verdict, Writes, compared, is_verdict
 from importer.state.store import UserRow
@@ -40,7 +40,7 @@ def made(
     objects: Callable[[Item], Item] | None,
     wants: bool,
     sources: OperationSources,
-    in_flight: dict[str, ValueDigests],
+    in_flight: Container[str],
     writes: Writes,
 ) -> Made:
     """Each item's digests (made here when it came without) or verdict; an item whose

@@ -44,7 +44,7 @@ def narrowed_item(
             obj = digests[0][i]
             if names and obj is not None:
                 user, _, _, values = obj
-                assert values is not None  # what is narrowed was compared
+                assert type(values) is dict  # what is narrowed was compared (never packed)
                 narrowed[n] = {
                     k: v for k, v in attributes[n].items() if k not in values or k in names
                 }

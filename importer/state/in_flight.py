@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from importer.models import RowRef
-from importer.state.digest import ItemDigests, Occurrence, ValueDigests, operations_of
+from importer.state.digest import ItemDigests, Occurrence, Packed, ValueDigests, operations_of
 
 _ABSENT: Any = object()
 
@@ -28,10 +28,12 @@ _ABSENT: Any = object()
 class InFlight:
     """What this session has sent but not yet seen confirmed, by user and by occurrence."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: dict[str, int]) -> None:
+        self.names = names  # attribute name -> id, as stored
         # In flight: user -> name -> digest sent. A new user's entry is the very dict of its
-        # row's digests (no copy: settled by identity), so entries are replaced, never changed.
-        self.values: dict[str, ValueDigests] = {}
+        # row's digests, or their ``Packed`` form (no copy: settled by identity), so entries
+        # are replaced, never changed.
+        self.values: dict[str, ValueDigests | Packed] = {}
         self.wholes: dict[tuple[RowRef, str], bytes] = {}  # whole digests awaiting confirmation
         self.occurrences: set[Occurrence] = set()  # events and purchases in flight
         self._sent_operations = False  # see sent_operations
@@ -43,7 +45,11 @@ class InFlight:
         operators (so ``Delta.operations`` is set) pays for them only once one is sent."""
         return self._sent_operations  # set wherever an operation goes in flight
 
-    def settle(self, ref: RowRef, user: str, values: ValueDigests) -> bytes | None:
+    def unpacked(self, values: ValueDigests | Packed) -> ValueDigests:
+        """The value digests as a dict (``Packed``: rare, a user with several rows in flight)."""
+        return values.by_name(self.names) if isinstance(values, Packed) else values
+
+    def settle(self, ref: RowRef, user: str, values: ValueDigests | Packed) -> bytes | None:
         """An attributes object left flight (confirmed or released): forget it as in flight.
 
         Returns the whole digest to store (None unless still exact).
@@ -54,6 +60,7 @@ class InFlight:
             if in_flight is values or in_flight == values:
                 del self.values[user]
             else:  # a new dict: the entry may be a row's own digests
+                values, in_flight = self.unpacked(values), self.unpacked(in_flight)
                 left = {n: d for n, d in in_flight.items() if values.get(n, _ABSENT) != d}
                 if left:
                     self.values[user] = left

@@ -17,6 +17,7 @@ from importer.state.digest import (
     UNSET,
     ItemDigests,
     Occurrence,
+    Packed,
     ValueDigests,
     decode_values,
     delivered_key,
@@ -39,7 +40,7 @@ from importer.state.store import (
 Confirmed = tuple[RowRef, ItemDigests]  # a row Braze took: the digests of what it took
 # (user, confirmed value digests, whole digest, the users-table blob of a new user's object
 # when every value is a remembered one under a stored name — else None — and how many are unset)
-Update = tuple[str, ValueDigests, bytes | None, bytes | None, int]
+Update = tuple[str, ValueDigests | Packed, bytes | None, bytes | None, int]
 
 
 def record_deliveries(
@@ -97,10 +98,15 @@ def _out_of_flight(
                 blob, unset = None, 0
                 fresh = in_flight.get(user) is values  # a new user's row (see InFlight.values)
                 whole = settle(ref, user, values)
+                if isinstance(values, Packed):  # a new user's, encoded as it went in flight
+                    if fresh:
+                        updates.append((user, values, whole, values.blob, values.unset))
+                        continue
+                    values = delta.unpacked(values)  # its user had another row in flight
                 # Encoded now, while its digests are in the CPU's cache: a pass over 2,000 rows'
                 # dicts later misses it for every row, and a first night has only new users.
                 # A new user's whole digest is kept only when every value is plain (_new_user).
-                if fresh and (whole is not None or plain(values)):
+                elif fresh and (whole is not None or plain(values)):
                     try:
                         blob = encode_pairs(map(name_ids.__getitem__, values), values.values())
                         unset = countOf(values.values(), UNSET)
@@ -160,7 +166,8 @@ def _add_names(
     """Ids for the attribute names the state has not stored yet (rare: a new mapping field)."""
     new_names: dict[str, int] = {}
     for _, values, _, blob, _ in updates:
-        if blob is None and not names.keys() >= values.keys():  # a blob's names are stored
+        # A blob's names are stored (a Packed one always comes with its blob).
+        if blob is None and isinstance(values, dict) and not names.keys() >= values.keys():
             for name in values:
                 if name not in names and name not in new_names:
                     new_names[name] = add_name(conn, name)
@@ -194,6 +201,9 @@ def _write_users(
             _count(counts, entry[0], -1)
         stored, last_whole = entry
         last_whole[0] = whole  # the user's last object decides: earlier ones are overwritten
+        if isinstance(values, Packed):  # plain digests under stored names
+            stored.update(decode_values(values.blob))
+            continue
         for name, digest in values.items():
             if digest is None or len(digest) > DIGEST_BYTES:  # an operation: value unknown now
                 stored.pop(names[name], None)
