@@ -120,6 +120,9 @@ class Item(NamedTuple):
     # The ``[operations] key`` cell of the row: what --state remembers its operations by (None:
     # the source's fingerprint and the line). Read where the digests are made; not kept after.
     operations: str | None = None
+    # The row's key (importer.state.row_keys): what --state remembers a row by once Braze took
+    # all of it, so that the same row another night is known unchanged before it is converted.
+    row_key: bytes | None = None
 
     @property
     def object_count(self) -> int:

@@ -183,10 +183,11 @@ def _builder(
     return build, compiled(kept) if kept else None
 
 
-# Item's fields after the six a converted row sets (digests, wire, operations): their defaults.
+# Item's fields after the six a converted row sets (digests, wire, operations, row_key): their
+# defaults.
 _ITEM_REST = tuple(Item._field_defaults[name] for name in Item._fields[6:])
 _FIELDS = ("ref", "record", "user", "attributes", "events", "purchases", "digests", "wire")
-assert Item._fields == (*_FIELDS, "operations")
+assert Item._fields == (*_FIELDS, "operations", "row_key")
 
 
 def row_function(
@@ -237,7 +238,9 @@ def row_function(
     add(2, "return None")
     user = f"{value(prefix)} + ident"
     if wire:
-        fields = f"ref, record, {user}, (), (), (), None, (attributes, events, purchases), None"
+        fields = (
+            f"ref, record, {user}, (), (), (), None, (attributes, events, purchases), None, None"
+        )
     else:
         fields = f"ref, record, {user}, attributes, events, purchases, *{value(_ITEM_REST)}"
     add(1, f"return {value(tuple.__new__)}({value(Item)}, ({fields}))")

@@ -112,8 +112,7 @@ async def run_engine(
             engine.flush_state()  # what was answered before a stop or an abort
         except FatalError as exc:
             abort = abort or str(exc)
-        if engine.pool is not None:
-            engine.pool.close()
+        engine.close()
         if signals is not None:
             signals.detach()
         ticker.cancel()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator, Generator, Iterator
+from hashlib import blake2b
 from itertools import chain, islice
 
 from importer.models import (
     Batch,
+    CsvRecord,
     Item,
     RowConverter,
     RowFailure,
@@ -35,7 +37,7 @@ from importer.runner.pool import (
 )
 from importer.runner.worker import Outcome
 from importer.send import pack
-from importer.state import DeltaStage
+from importer.state import DeltaStage, StateView, converted
 
 
 class Engine(Accounting):
@@ -59,6 +61,19 @@ class Engine(Accounting):
         elif pool is not None:  # the sources turned out smaller than their sizes said
             pool.close()
         self._chunks: deque[Chunk | RangeChunk] = deque()  # handed to the pool, not yet joined
+        # --state in this process: the state as a worker reads it, to know rows by their keys
+        # (importer.state.row_keys); the specs name what decides a row's key.
+        self._view: StateView | None = None
+        if attempt.state is not None and attempt.specs is not None:
+            self._view = attempt.state.view()
+        self._hashers: dict[tuple[int, tuple[str, ...] | None], blake2b] = {}
+
+    def close(self) -> None:
+        """Stop the conversion workers and close what this engine opened."""
+        if self.pool is not None:
+            self.pool.close()
+        if self._view is not None:
+            self._view.close()
 
     def request_stop(self) -> bool:
         """Stop reading and let the requests in flight finish; False when already stopping."""
@@ -92,18 +107,45 @@ class Engine(Accounting):
         if self.pool is not None:
             yield from self._converted_by(self.pool)
             return
-        for source, converter in zip(self.attempt.sources, self.attempt.converters, strict=True):
-            yield from self._converted_here(self._to_convert(source), converter)
+        for number, source in enumerate(self.attempt.sources):
+            yield from self._converted_here(self._to_convert(source), number)
 
     def _converted_here(
-        self, rows: Iterator[SourceRow | RowFailure], converter: RowConverter
+        self, rows: Iterator[SourceRow | RowFailure], number: int
     ) -> Iterator[Item | RowSkipped]:
+        converter = self.attempt.converters[number]
+        if self._view is not None:  # --state: rows it remembers are not converted
+            yield from self._recognised_here(rows, number, converter)
+            return
         for row in rows:
             out = row if isinstance(row, RowFailure) else converter.convert(row)
             if isinstance(out, RowFailure):
                 self.fail(out)
             else:
                 yield out
+
+    def _recognised_here(
+        self, rows: Iterator[SourceRow | RowFailure], number: int, converter: RowConverter
+    ) -> Iterator[Item | RowSkipped]:
+        """``_converted_here`` with --state, a chunk of rows at a time as a worker converts
+        them (importer.state.row_keys.converted): one look-up for the chunk's row keys."""
+        assert self._view is not None and self.attempt.specs is not None
+        spec, hashers = self.attempt.specs[number], self._hashers
+        while chunk := list(islice(rows, CHUNK_ROWS)):
+            read = [row for row in chunk if isinstance(row, SourceRow)]
+            header = (
+                read[0].record.header if read and isinstance(read[0].record, CsvRecord) else None
+            )
+            hasher = hashers.get((number, header))
+            if hasher is None:
+                hasher = hashers[number, header] = spec.salt(header)
+            made = iter(converted(read, hasher, self._view.recognise, converter.convert))
+            for row in chunk:
+                out = row if isinstance(row, RowFailure) else next(made)
+                if isinstance(out, RowFailure):
+                    self.fail(out)
+                else:
+                    yield out
 
     def _converted_by(self, pool: ConvertPool) -> Iterator[Item | RowSkipped]:
         """The same stream, converted in chunks by the pool and joined in reading order."""
@@ -166,7 +208,7 @@ class Engine(Accounting):
         blocks = [chunk.text.block] + [c.text.block for c in self._chunks]  # type: ignore[union-attr]
         self._chunks.clear()
         rows = ranges.reparse(chain(blocks, ranges.rest()), blocks[0].first_line)
-        yield from self._converted_here(self._unsettled(rows), self.attempt.converters[number])
+        yield from self._converted_here(self._unsettled(rows), number)
         return False
 
     def _counted(self, outcomes: list[Outcome | str]) -> Iterator[Item | RowSkipped]:

@@ -89,8 +89,8 @@ class Chunk:
                 continue
             answer = next(answers)
             if answer.__class__ is tuple:
-                user, wire, digests, key = answer
-                item = (row.ref, row.record, user, (), (), (), digests, wire, key)
+                user, wire, digests, key, row_key = answer
+                item = (row.ref, row.record, user, (), (), (), digests, wire, key, row_key)
                 outcomes.append(_new(Item, item))
             elif isinstance(answer, RowFailure):
                 outcomes.append(replace(answer, record=row.record))
@@ -125,12 +125,12 @@ class RangeChunk:
         append = outcomes.append
         for line, answer in zip(lines, answers, strict=True):
             if answer.__class__ is tuple:
-                user, wire, digests, key = answer
+                user, wire, digests, key, row_key = answer
                 # tuple.__new__: what Item(...) and RowRef(...) make, without their generated
                 # __new__'s Python frames (~1 K instructions a row)
                 ref = _new(RowRef, (name, line))
                 record = LineRecord(text, line)
-                append(_new(Item, (ref, record, user, (), (), (), digests, wire, key)))
+                append(_new(Item, (ref, record, user, (), (), (), digests, wire, key, row_key)))
             elif answer is None:
                 append(outcome(name, line) or "")
             elif isinstance(answer, RowFailure) and answer.stage != "read":

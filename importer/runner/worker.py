@@ -17,18 +17,20 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from hashlib import blake2b
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
+from importer.config import VERSION
 from importer.convert import Converter
 from importer.mapping import CompiledMapping, default_mapping, mapping_from_text
 from importer.models import CsvRecord, Item, RowFailure, RowRef, RowSkipped, SourceRow
 from importer.read import CsvLayout, LineIssue, parse_range
 from importer.runner.channels import serve
 from importer.send import wire_of
-from importer.state import is_verdict
+from importer.state import converted, is_verdict, salt
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # malloc.h (glibc)
@@ -42,11 +44,13 @@ class Digests(Protocol):
 
     def digests(self, items: Sequence[Item], values: bool) -> Sequence[Any]: ...
 
+    def recognise(self, keys: Sequence[bytes | None]) -> Sequence[Any]: ...
+
 
 Outcome = Item | RowFailure | RowSkipped
-# A worker's answer for one row: (user, wire, digests, operations key) for an Item, else the
-# failure (its record left out: the main process has it) or the skip.
-Answer = tuple[str, Any, Any, str | None] | RowFailure | RowSkipped
+# A worker's answer for one row: (user, wire, digests, operations key, row key) for an Item,
+# else the failure (its record left out: the main process has it) or the skip.
+Answer = tuple[str, Any, Any, str | None, bytes | None] | RowFailure | RowSkipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,13 @@ class ConverterSpec:
             return cls(source, header=None if header is None else tuple(header), wire=wire)
         return cls(source, mapping_path=mapping.path, mapping_text=mapping.text, wire=wire)
 
+    def salt(self, header: tuple[str, ...] | None) -> blake2b:
+        """What besides a row's cells decides what it converts to (importer.state.row_keys):
+        the importer's version, the mapping's text (the default mapping: the source's name and
+        header) and the header the cells are read by."""
+        default = self.source if self.mapping_text is None else None
+        return salt(VERSION, self.mapping_text, default, self.header, header)
+
     def build(self) -> Converter:
         if self.mapping_text is not None:
             mapping = mapping_from_text(self.mapping_path or "", self.mapping_text)
@@ -88,6 +99,8 @@ _digests: Digests | None = None
 # generates a source's code once per header), so the worker hands it the first equal one.
 _headers: dict[tuple[str, ...], tuple[str, ...]] = {}
 _layouts: dict[CsvLayout, CsvLayout] = {}  # the same for a range's layout
+_specs: Sequence[ConverterSpec] = ()
+_hashers: dict[tuple[int, tuple[str, ...] | None], blake2b] = {}  # per source and header
 
 
 def run_worker(
@@ -117,9 +130,9 @@ def start_worker(specs: Sequence[ConverterSpec], digests: Digests | None, parent
 
 def configure(specs: Sequence[ConverterSpec], digests: Digests | None) -> None:
     """Build the converters of the attempt's sources (and its --state view)."""
-    global _digests
+    global _digests, _specs
     _converters[:] = [spec.build() for spec in specs]
-    _digests = digests
+    _digests, _specs = digests, specs
 
 
 def configured(specs: Sequence[ConverterSpec], digests: Digests | None) -> None:
@@ -179,28 +192,24 @@ def convert_chunk(
     convert = _converters[source].convert
     if header is not None:
         header = _headers.setdefault(header, header)
-    now = _now()
-    outcomes: list[Any] = []
-    for line, data in rows:
-        record = data if header is None else CsvRecord(header, data)
-        outcomes.append(now(convert(SourceRow(RowRef(name, line), record))))
-    return _later(outcomes, values)  # type: ignore[return-value]  # no None among them
+    if _digests is not None:  # --state: rows it remembers are not converted
+        made = [SourceRow(RowRef(name, line), _record(header, data)) for line, data in rows]
+        outcomes = converted(made, _hasher(source, header), _digests.recognise, convert)
+        return _answers(outcomes, values)  # type: ignore[return-value]  # no None among them
+    rows_of = (SourceRow(RowRef(name, line), _record(header, data)) for line, data in rows)
+    return [_plain(convert(row)) for row in rows_of]  # type: ignore[misc]  # no None among them
 
 
-def _now() -> Callable[[Outcome | None], Any]:
-    """What is done to a row's outcome as soon as it is made. Without --state, its whole answer,
-    while its objects are still in the cache: converting a whole range first and serialising
-    after cost a wide --dry-run with workers ~15% more CPU. With --state, nothing yet: the
-    state looks a task's items up at once (``_answers``)."""
-    return _plain if _digests is None else _kept
+def _record(header: tuple[str, ...] | None, data: Any) -> Any:
+    return data if header is None else CsvRecord(header, data)
 
 
-def _later(outcomes: list[Any], values: bool) -> list[Answer | None]:
-    return outcomes if _digests is None else _answers(outcomes, values)
-
-
-def _kept(out: Outcome | None) -> Outcome | None:
-    return out
+def _hasher(source: int, header: tuple[str, ...] | None) -> blake2b:
+    """Source ``source``'s row key hasher for rows read by ``header`` (made once)."""
+    found = _hashers.get((source, header))
+    if found is None:
+        found = _hashers[source, header] = _specs[source].salt(header)
+    return found
 
 
 def _plain(out: Outcome | None) -> Answer | None:
@@ -209,7 +218,7 @@ def _plain(out: Outcome | None) -> Answer | None:
     if out.__class__ is Item:
         item: Item = out
         wire = item.wire  # made by the row function (``Converter.to_wire``), else made here
-        return (item.user, wire_of(item) if wire is None else wire, None, item.operations)
+        return (item.user, wire_of(item) if wire is None else wire, None, item.operations, None)
     if isinstance(out, RowFailure) and out.stage != "read":
         return replace(out, record=None)
     return out  # type: ignore[return-value]  # a skip or None
@@ -218,21 +227,25 @@ def _plain(out: Outcome | None) -> Answer | None:
 def _answers(outcomes: list[Outcome | None], values: bool) -> list[Answer | None]:
     """The answers to a task's outcomes (None stays None): an item's digests are made for all
     of them at once, as the state looks a chunk up at once; an item the state found unchanged
-    is answered by its verdict alone (see importer.state.snapshot)."""
-    items = [out for out in outcomes if out.__class__ is Item]
+    is answered by its verdict alone (see importer.state.snapshot), as is one it remembers
+    (importer.state.row_keys: not converted, it carries its verdict already)."""
+    items = [out for out in outcomes if out.__class__ is Item and out.digests is None]
     state = _digests
     digests = iter(state.digests(items, values)) if state is not None and items else None
     answers: list[Answer | None] = []
     for out in outcomes:
-        if digests is None or out.__class__ is not Item:
+        if out.__class__ is not Item:
             answers.append(_plain(out))
             continue
         item: Item = out
-        found = next(digests)
-        if is_verdict(found):  # nothing of the row will be sent
-            answers.append((item.user, None, found, None))
+        if item.digests is not None:  # recognised by its key: stored already
+            answers.append((item.user, None, item.digests, None, None))
+            continue
+        found = next(digests)  # type: ignore[arg-type]  # made for every such item
+        if is_verdict(found):  # nothing of the row will be sent; its key is new
+            answers.append((item.user, None, found, None, item.row_key))
         else:
-            answers.append((item.user, wire_of(item), found, item.operations))
+            answers.append((item.user, wire_of(item), found, item.operations, item.row_key))
     return answers
 
 
@@ -252,7 +265,10 @@ def convert_range(
     layout = _layouts.setdefault(layout, layout)  # its header: the converter's cache key
     parser = parse_range(layout, first_line, data, issues)
     convert = _converters[source].convert
-    now = _now()
+    # Without --state, a row's whole answer at once, while its objects are still in the cache:
+    # converting a whole range first and serialising after cost a wide --dry-run with workers
+    # ~15% more CPU. With --state, the rows first: the state looks a range up at once.
+    todo: list[tuple[int, SourceRow]] | None = None if _digests is None else []
     lines: list[int] = []
     outcomes: list[Any] = []
     for row in parser.records():
@@ -263,9 +279,19 @@ def convert_range(
         if line in settled:
             outcomes.append(None)
         elif isinstance(row, RowFailure):
-            outcomes.append(now(row))
+            outcomes.append(row if todo is not None else _plain(row))
+        elif todo is not None:
+            todo.append((len(outcomes), row))
+            outcomes.append(None)
         else:
-            outcomes.append(now(convert(row)))
+            outcomes.append(_plain(convert(row)))
     if parser.dirty:
         return True, [], []
-    return False, lines, _later(outcomes, values)
+    if todo is None:
+        return False, lines, outcomes
+    if todo and _digests is not None:
+        hasher = _hasher(source, layout.header)
+        made = converted([row for _, row in todo], hasher, _digests.recognise, convert)
+        for (n, _), out in zip(todo, made, strict=True):
+            outcomes[n] = out
+    return False, lines, _answers(outcomes, values)

@@ -31,7 +31,7 @@ from importer.state.digest import (
 from importer.state.filtered import Filtered, Positions, Sent, kept_positions, narrowed_item
 from importer.state.in_flight import InFlight
 from importer.state.snapshot import all_known
-from importer.state.store import UserRow
+from importer.state.store import UserRow, Whole
 
 _ABSENT: Any = object()
 _new = tuple.__new__
@@ -42,7 +42,8 @@ class Delta(InFlight):
 
     def __init__(self, names: dict[str, int]) -> None:
         super().__init__(names)
-        self.deferred: dict[str, bytes] = {}  # exact whole digests of unchanged users, to store
+        # Exact whole digests of unchanged users, to store, with the row key found with them.
+        self.deferred: dict[str, Whole] = {}
         self._nothings: dict[tuple[int, int], Filtered] = {}  # immutable, so shared
         self.operations = False  # does the mapping send operations? (else none is looked for)
         # This run's rows with keyed operations, by operation: a later row with the same one
@@ -265,7 +266,7 @@ class Delta(InFlight):
                 self.wholes[ref, user] = storable
             return (None if not unchanged else tuple(sent)), unchanged
         if storable is not None:
-            self.deferred[user] = storable
+            self.deferred[user] = (storable, None, None)
         return (), unchanged
 
     def _same(

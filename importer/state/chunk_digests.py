@@ -66,7 +66,8 @@ def made(
                 raise ValueError(f"{item.ref}: an item with a verdict only needs objects=")
             if again is None:  # the caller's list stays as it was
                 again = list(items)
-            item = again[n] = objects(item)
+            # Its row key kept: stored if Braze takes it whole (row_keys).
+            item = again[n] = objects(item)._replace(row_key=item.row_key)
             d = item_digests(item, True, sources)
         users.update([obj[0] for obj in d[0] if obj is not None])
         digests.append(d)
@@ -92,6 +93,6 @@ def valued(
                 raise ValueError(f"{item.ref}: an item without its objects needs objects=")
             if again is None:
                 again = list(items)
-            item = again[n] = objects(item)._replace(digests=d)
+            item = again[n] = objects(item)._replace(digests=d, row_key=item.row_key)
         digests[n] = with_values(item, d, sources)
     return (items if again is None else again), digests

@@ -39,6 +39,7 @@ from importer.state.filtered import Filtered
 from importer.state.lookups import Neighbours
 from importer.state.record import Confirmed, flush_deferred, record_deliveries
 from importer.state.row_digests import item_digests, with_values
+from importer.state.row_keys import remember, remember_vouched
 from importer.state.snapshot import StateView, Writes, delivered, is_verdict, stored_users
 from importer.state.store import (
     commit_number,
@@ -187,20 +188,27 @@ class DeliveryState:
         for item, d in zip(items, digests, strict=True):
             if is_verdict(d):
                 left.append(delta.vouched(d))
+                if item.row_key is not None:  # found by its digests: its key is new
+                    remember_vouched(delta, item.row_key, d)
                 continue
             nothing = delta.unchanged(d, rows, known)  # a night where little changed: most
             if nothing is not None:
                 left.append(nothing)
+                if item.row_key is not None:
+                    remember(delta, item.row_key, d, None, rows, known)
                 continue
             if bare(item) and (d[0] or d[1] or d[2]):
                 if objects is None:
                     raise ValueError(f"{item.ref}: an item without its objects needs objects=")
-                item = objects(item)._replace(digests=d)
+                item = objects(item)._replace(digests=d, row_key=item.row_key)
             if lacks_values(d) and delta.needs_values(d, rows):
                 # No operation among them: one that carries an operation has no whole digest
                 # like the stored one, so ``valued`` added its values.
                 d = with_values(item, d, self._sources)
-            left.append(delta.decide(item, d, rows, known))
+            decided = delta.decide(item, d, rows, known)
+            left.append(decided)
+            if item.row_key is not None and decided.repeats is None:
+                remember(delta, item.row_key, d, decided.item, rows, known)
         return left
 
     def compared_share(self) -> float:

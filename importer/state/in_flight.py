@@ -36,6 +36,8 @@ class InFlight:
         self.values: dict[str, ValueDigests | Packed] = {}
         self.wholes: dict[tuple[RowRef, str], bytes] = {}  # whole digests awaiting confirmation
         self.occurrences: set[Occurrence] = set()  # events and purchases in flight
+        # Rows in flight whose key is stored if Braze takes them whole (row_keys.memo).
+        self.memos: dict[RowRef, tuple[bytes, int]] = {}
         self._sent_operations = False  # see sent_operations
 
     @property
@@ -72,6 +74,8 @@ class InFlight:
     def release(self, ref: RowRef, digests: ItemDigests) -> None:
         """Objects that were filtered but will not be confirmed: no longer in flight."""
         objects, events, purchases = digests
+        if self.memos:  # not taken whole: its key is not stored
+            self.memos.pop(ref, None)
         for obj in objects:
             if obj is not None and obj[3] is not None:  # else never in flight
                 self.settle(ref, obj[0], obj[3])

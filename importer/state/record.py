@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from operator import countOf
+from typing import Any
 
 from importer.models import RowRef
 from importer.state.changes import Delta
@@ -26,8 +27,10 @@ from importer.state.digest import (
     operations_of,
 )
 from importer.state.lookups import Neighbours, fetch_users
+from importer.state.row_keys import Memo
 from importer.state.store import (
     UserRow,
+    UserWrite,
     add_delivered,
     add_name,
     bump_counters,
@@ -37,10 +40,12 @@ from importer.state.store import (
     write_users,
 )
 
+_NO_ROW = (None, None)
 Confirmed = tuple[RowRef, ItemDigests]  # a row Braze took: the digests of what it took
 # (user, confirmed value digests, whole digest, the users-table blob of a new user's object
-# when every value is a remembered one under a stored name — else None — and how many are unset)
-Update = tuple[str, ValueDigests | Packed, bytes | None, bytes | None, int]
+# when every value is a remembered one under a stored name — else None —, how many are unset,
+# and the row's key and counts when its key is stored with that whole digest: see row_keys)
+Update = tuple[str, ValueDigests | Packed, bytes | None, bytes | None, int, Memo | None]
 
 
 def record_deliveries(
@@ -87,10 +92,11 @@ def _out_of_flight(
     events: list[Occurrence | None] = []
     purchases: list[Occurrence | None] = []
     operations: list[Occurrence] = []
-    settle, in_flight, name_ids = delta.settle, delta.values, delta.names
+    settle, in_flight, name_ids, memos = delta.settle, delta.values, delta.names, delta.memos
     with_operations = delta.sent_operations  # else no value digest is an operation's
     plain = _plain if with_operations else _compared
     for ref, (objects, event_occs, purchase_occs) in confirmed:
+        row = memos.pop(ref, None) if memos else None  # its key, if it may be stored
         for obj in objects:
             if obj is not None:
                 user, values = obj[0], obj[3]
@@ -100,7 +106,8 @@ def _out_of_flight(
                 whole = settle(ref, user, values)
                 if isinstance(values, Packed):  # a new user's, encoded as it went in flight
                     if fresh:
-                        updates.append((user, values, whole, values.blob, values.unset))
+                        memo = None if whole is None else row
+                        updates.append((user, values, whole, values.blob, values.unset, memo))
                         continue
                     values = delta.unpacked(values)  # its user had another row in flight
                 # Encoded now, while its digests are in the CPU's cache: a pass over 2,000 rows'
@@ -112,7 +119,7 @@ def _out_of_flight(
                         unset = countOf(values.values(), UNSET)
                     except KeyError:  # a name not stored yet: encoded later
                         blob = None
-                updates.append((user, values, whole, blob, unset))
+                updates.append((user, values, whole, blob, unset, None if whole is None else row))
                 if with_operations and blob is None:  # a blob's values are plain: no operation
                     operations += operations_of(obj)
         events += event_occs
@@ -137,7 +144,8 @@ def _plain(values: ValueDigests) -> bool:
 
 
 def flush_deferred(conn: sqlite3.Connection, delta: Delta) -> None:
-    """Store the whole digests of users found unchanged (inside the caller's transaction)."""
+    """Store the whole digests (and row keys) of users found unchanged (inside the caller's
+    transaction)."""
     if delta.deferred:
         set_wholes(conn, delta.deferred)
         delta.deferred.clear()
@@ -165,7 +173,7 @@ def _add_names(
 ) -> dict[str, int]:
     """Ids for the attribute names the state has not stored yet (rare: a new mapping field)."""
     new_names: dict[str, int] = {}
-    for _, values, _, blob, _ in updates:
+    for _, values, _, blob, _, _ in updates:
         # A blob's names are stored (a Packed one always comes with its blob).
         if blob is None and isinstance(values, dict) and not names.keys() >= values.keys():
             for name in values:
@@ -183,24 +191,25 @@ def _write_users(
 ) -> dict[str, int]:
     """Merge confirmed digests into the users' rows; new users get a row even without any."""
     counts = {"attribute_values": 0, "attributes_unset": 0}
-    written: list[tuple[str, int, bytes | None, bytes]] = []
-    merged: dict[str, tuple[dict[int, bytes], list[bytes | None]]] = {}
+    written: list[UserWrite] = []
+    merged: dict[str, tuple[dict[int, bytes], list[Any]]] = {}
     updated = {update[0] for update in updates}
     once = len(updates) == len(updated)
-    for user, values, whole, blob, unset in updates:
+    for user, values, whole, blob, unset, memo in updates:
+        key, rowc = memo or _NO_ROW
         if once and blob is not None and user not in rows:
             # The common case, a new user's one object: encoded from its digests already.
-            written.append((user, numbers[user], whole, blob))
+            written.append((user, numbers[user], whole, blob, key, rowc))
             counts["attribute_values"] += len(values)
             counts["attributes_unset"] += unset
             continue
         entry = merged.get(user)
         if entry is None:
             row = rows.get(user)
-            entry = merged[user] = (decode_values(row[2] if row else None), [None])
+            entry = merged[user] = (decode_values(row[2] if row else None), [None, None, None])
             _count(counts, entry[0], -1)
-        stored, last_whole = entry
-        last_whole[0] = whole  # the user's last object decides: earlier ones are overwritten
+        stored, last = entry
+        last[:] = whole, key, rowc  # the user's last object decides: earlier ones overwritten
         if isinstance(values, Packed):  # plain digests under stored names
             stored.update(decode_values(values.blob))
             continue
@@ -209,10 +218,11 @@ def _write_users(
                 stored.pop(names[name], None)
             else:
                 stored[names[name]] = digest
-    for user, (stored, last_whole) in merged.items():
+    for user, (stored, (whole, key, rowc)) in merged.items():
         _count(counts, stored, 1)
-        written.append((user, numbers[user], last_whole[0], encode_values(stored)))
-    written += [(user, numbers[user], None, b"") for user in numbers.keys() - rows.keys() - updated]
+        written.append((user, numbers[user], whole, encode_values(stored), key, rowc))
+    new_users = numbers.keys() - rows.keys() - updated
+    written += [(user, numbers[user], None, b"", None, None) for user in new_users]
     write_users(conn, written)
     return counts
 

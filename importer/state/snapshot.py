@@ -38,6 +38,7 @@ from importer.state.digest import (
 )
 from importer.state.lookups import Neighbours, fetch_delivered, fetch_users
 from importer.state.row_digests import item_digests, with_values
+from importer.state.row_keys import recognised
 from importer.state.store import UserRow, commit_number
 
 # A row with nothing new, as a worker saw it: (the last commit its snapshot saw, attributes
@@ -210,6 +211,23 @@ class StateView:
                 answers.append(d)
         return answers
 
+    def recognise(self, keys: Sequence[bytes | None]) -> list[Verdict | None]:
+        """Per row key (``row_keys``), the row's verdict when the state remembers the row, so
+        it need not be converted; None for the others (all of them if the file cannot be read:
+        they are converted and looked up as ever)."""
+        if self._broken or not any(keys):
+            return [None] * len(keys)
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN")  # one snapshot for the commit number and the look-up
+            try:
+                return recognised(conn, keys, commit_number(conn))
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error:
+            self._broken = True
+            return [None] * len(keys)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -218,17 +236,21 @@ class StateView:
     def _look_up(self, digests: Sequence[ItemDigests]) -> tuple[int, LookedUp]:
         if self._broken:
             raise sqlite3.OperationalError("the state file could not be read")
-        conn = self._conn
-        if conn is None:
-            uri = f"{Path(self.path).as_uri()}?mode=ro"
-            conn = self._conn = sqlite3.connect(uri, uri=True, isolation_level=None)
-            conn.execute("PRAGMA mmap_size=0")  # as the main process: see store.connect
+        conn = self._connection()
         conn.execute("BEGIN")  # one snapshot for the commit number and the look-ups
         try:
             commit = commit_number(conn)
             return commit, look_up(conn, digests, self.sources is not None, self._near)
         finally:
             conn.execute("COMMIT")
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            uri = f"{Path(self.path).as_uri()}?mode=ro"
+            conn = self._conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            conn.execute("PRAGMA mmap_size=0")  # as the main process: see store.connect
+        return conn
 
 
 class Writes:

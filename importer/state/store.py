@@ -6,7 +6,8 @@ Layout (about 200 bytes per user with a dozen attributes, 20 per event remembere
 - ``users``: one row per user, keyed by the user's key text (``WITHOUT ROWID``: the row lives in
   the key's B-tree, one descent per look-up), holding a permanent user number, the digest of the
   last whole attributes object confirmed, and a blob of 12-byte (attribute name id, value digest)
-  entries.
+  entries; and the key of the one row known to make that whole object, with its counts
+  (``row``, ``rowc``: see ``row_keys``), indexed by key so a row is found before it is converted.
 - ``names``: attribute name <-> small id, loaded whole at open.
 - ``delivered``: one 13-byte key per delivered event, purchase or attribute operation (``inc``,
   ``add``, ``remove``: see ``digest``): the user number (5 bytes, big-endian) then the
@@ -47,7 +48,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS users (
-    key TEXT PRIMARY KEY, num INTEGER NOT NULL, whole BLOB, attrs BLOB NOT NULL
+    key TEXT PRIMARY KEY, num INTEGER NOT NULL, whole BLOB, attrs BLOB NOT NULL,
+    row BLOB, rowc INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS delivered (k BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
@@ -100,6 +102,12 @@ def _create_schema(conn: sqlite3.Connection) -> None:
         )
     else:  # a file from before operations were remembered: the same tables, one counter more
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('operations', 0)")
+        columns = {column[1] for column in conn.execute("PRAGMA table_info(users)")}
+        if "row" not in columns:  # a file from before row keys: it has none yet (row_keys)
+            conn.execute("ALTER TABLE users ADD COLUMN row BLOB")
+            conn.execute("ALTER TABLE users ADD COLUMN rowc INTEGER")
+    # Only users whose row is remembered: most of a mapping's rows, never the others'.
+    conn.execute("CREATE INDEX IF NOT EXISTS users_row ON users (row, rowc) WHERE row IS NOT NULL")
     # Counts the transactions that recorded deliveries: a conversion worker reads it with the
     # users it looked up, so the main process knows which later writes it could not see.
     conn.execute("INSERT OR IGNORE INTO meta VALUES ('commits', 0)")
@@ -183,18 +191,29 @@ def _values_sql(head: str, tail: str, width: int, count: int) -> str:
     return f"{head} VALUES {', '.join([row] * count)} {tail}"
 
 
-_USERS_HEAD = "INSERT INTO users (key, num, whole, attrs)"
-_USERS_TAIL = "ON CONFLICT (key) DO UPDATE SET whole = excluded.whole, attrs = excluded.attrs"
+_USERS_HEAD = "INSERT INTO users (key, num, whole, attrs, row, rowc)"
+_USERS_TAIL = (
+    "ON CONFLICT (key) DO UPDATE SET whole = excluded.whole, attrs = excluded.attrs, "
+    "row = excluded.row, rowc = excluded.rowc"
+)
+# A user's stored whole digest, its row key and counts (row_keys): a row key is written with
+# every whole digest (None: no row known), so it never outlives the digest it was stored with.
+Whole = tuple[bytes | None, bytes | None, int | None]
+UserWrite = tuple[str, int, bytes | None, bytes, bytes | None, int | None]
 
 
-def write_users(conn: sqlite3.Connection, rows: list[tuple[str, int, bytes | None, bytes]]) -> None:
-    """Insert or update these users' rows (each user once)."""
-    _insert_rows(conn, _USERS_HEAD, _USERS_TAIL, rows, 4)
+def write_users(conn: sqlite3.Connection, rows: list[UserWrite]) -> None:
+    """Insert or update these users' rows (each user once): key, number, whole digest,
+    attribute digests, row key, row counts."""
+    _insert_rows(conn, _USERS_HEAD, _USERS_TAIL, rows, 6)
 
 
-def set_wholes(conn: sqlite3.Connection, wholes: dict[str, bytes]) -> None:
+def set_wholes(conn: sqlite3.Connection, wholes: dict[str, Whole]) -> None:
+    """Store whole digests and row keys of users found unchanged; a whole digest of None keeps
+    the stored one (a row found unchanged by it: only its key is new)."""
     conn.executemany(
-        "UPDATE users SET whole = ? WHERE key = ?", [(w, key) for key, w in wholes.items()]
+        "UPDATE users SET whole = coalesce(?, whole), row = ?, rowc = ? WHERE key = ?",
+        [(*w, key) for key, w in wholes.items()],
     )
 
 

@@ -302,8 +302,8 @@ def test_a_worker_generates_a_sources_code_once_not_once_per_chunk(
         header = pickle.loads(pickle.dumps(header_sent))  # as a worker gets it: a new tuple
         rows = [(2 + chunk, ["u1", str(chunk), "g", "2024-03-01T10:00:00Z", "", ""])]
         (answer,) = worker.convert_chunk(0, "s.csv", header, rows)
-        assert isinstance(answer, tuple), answer  # (user, wire, digests, key): converted
-        user, wire, _, _ = answer
+        assert isinstance(answer, tuple), answer  # (user, wire, digests, key, row key)
+        user, wire, _, _, _ = answer
         attributes = Item(RowRef("s.csv", 2), {}, user, wire=wire).decoded().attributes
         assert attributes[0]["points"] == chunk
     assert len(generated) == 1

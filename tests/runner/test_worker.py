@@ -50,7 +50,7 @@ def _as_a_worker(there: Connection, parent: int) -> None:
 def _answer(out: Any) -> Any:
     """The answer a worker made of a converted row before it converted to JSON itself."""
     if isinstance(out, Item):
-        return (out.user, wire_of(out), None, out.operations)
+        return (out.user, wire_of(out), None, out.operations, None)
     return replace(out, record=None) if isinstance(out, RowFailure) else out
 
 

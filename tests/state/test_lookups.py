@@ -25,7 +25,7 @@ def test_a_range_scan_finds_what_look_ups_by_key_find(
     with tempfile.TemporaryDirectory() as tmp:
         conn = connect(Path(tmp) / "s.state")
         with transaction(conn):
-            write_users(conn, [(key(n), n, None, b"") for n in stored])
+            write_users(conn, [(key(n), n, None, b"", None, None) for n in stored])
             add_delivered(conn, [event_key(n, k) for n in stored for k in range(events)])
         users, delivered = Neighbours(), Neighbours()
         wanted = [event_key(n, k) for n in asked for k in (0, events)]  # one stored, one not
@@ -39,7 +39,7 @@ def test_spread_out_keys_fall_back_to_look_ups_by_key() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         conn = connect(Path(tmp) / "s.state")
         with transaction(conn):
-            write_users(conn, [(key(n), n, None, b"") for n in range(10_000)])
+            write_users(conn, [(key(n), n, None, b"", None, None) for n in range(10_000)])
         near = Neighbours()
         every_tenth = [key(n) for n in range(0, 10_000, 10)]
         found = fetch_users(conn, every_tenth[:500], near)

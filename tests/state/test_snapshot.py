@@ -122,5 +122,5 @@ def test_a_worker_answers_an_unchanged_row_without_its_objects(
     with DeliveryState.open(path, run_label="second") as state:
         monkeypatch.setattr(worker, "_digests", state.view())
         unchanged, new = worker._answers([*rows, None], values=False)[:2]
-    assert unchanged == ("external_id:u2", None, (1, 1, 1, ("xu2",)), None)
+    assert unchanged == ("external_id:u2", None, (1, 1, 1, ("xu2",)), None, None)
     assert new[1] is not None and not is_verdict(new[2])  # type: ignore[index]

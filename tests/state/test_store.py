@@ -25,10 +25,10 @@ def test_writes_of_many_rows_at_once_count_and_keep_what_one_at_a_time_would(
             assert add_delivered(conn, [event_key(n, 0) for n in stored_events]) == len(
                 stored_events
             )
-            write_users(conn, [(key(n), n, None, b"old") for n in sorted(users)[::2]])
+            write_users(conn, [(key(n), n, None, b"old", None, None) for n in sorted(users)[::2]])
         with transaction(conn):
             added = add_delivered(conn, [event_key(n, 0) for n in events])  # repeats among them
-            write_users(conn, [(key(n), n, bytes(8), b"new") for n in sorted(users)])
+            write_users(conn, [(key(n), n, bytes(8), b"new", None, None) for n in sorted(users)])
         assert added == len(set(events) - stored_events)
         all_events = [event_key(n, 0) for n in range(601)]
         assert fetch_delivered(conn, all_events) == {event_key(n, 0) for n in events}

@@ -39,7 +39,9 @@ def test_the_cache_grows_with_the_file_as_transactions_write(
     try:
         before = _cache_kib(conn)
         with transaction(conn):
-            write_users(conn, [(f"user-{n:06}", n, None, b"x" * 200) for n in range(20_000)])
+            write_users(
+                conn, [(f"user-{n:06}", n, None, b"x" * 200, None, None) for n in range(20_000)]
+            )
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         size = pages * conn.execute("PRAGMA page_size").fetchone()[0]
         assert _cache_kib(conn) == size // 1024 // 12 > before
