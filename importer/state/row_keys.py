@@ -1,8 +1,9 @@
 """Knowing a row unchanged before converting it: its row key.
 
 What a row converts to is a function of the mapping's text, the source's header (the cells are
-positional), the importer's version and the row's own cells (a JSONL row: its record) — nothing
-else a converter reads. So a digest of those, the *row key* (``row_key``: 16 bytes of BLAKE2b
+positional), the importer's code (its version, and a digest of the converting stages' source:
+``code_digest``) and the row's own cells (a JSONL row: its record) — nothing else a converter
+reads. So a digest of those, the *row key* (``row_key``: 16 bytes of BLAKE2b
 over a per-source ``salt`` and the cells as ``marshal`` makes them), names the row's objects
 without making them.
 
@@ -21,9 +22,12 @@ user was written or put in flight since.
 from __future__ import annotations
 
 import marshal
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
+from functools import cache
 from hashlib import blake2b
+from pathlib import Path
 from typing import Any, Protocol
 
 from importer.models import CsvRecord, Item, RowRef, SourceRow
@@ -34,6 +38,7 @@ from importer.state.store import UserRow, Whole
 # Bump when what a row converts to changes while the importer's version does not: every key
 # stored before then names nothing.
 SEMANTICS = 1
+_CONVERTING = ("convert", "mapping", "rules")  # the stages a row's objects are made by
 KEY_BYTES = 16
 _COUNTS = 1 << 32  # users.rowc: attributes * _COUNTS + events and purchases
 # marshal's version 2 writes no back-references: its bytes do not depend on which cells happen
@@ -56,10 +61,28 @@ class Remembering(Protocol):
 def salt(*parts: Any) -> blake2b:
     """A source's hasher: what, besides its cells, decides what a row converts to (the
     runner's parts: the importer's version, the mapping's text or the default mapping's
-    source and header, the header)."""
+    source and header, the header) and the code that converts it (``code_digest``)."""
     hasher = blake2b(digest_size=KEY_BYTES)
-    hasher.update(marshal.dumps((SEMANTICS, *parts), _MARSHAL))
+    hasher.update(marshal.dumps((SEMANTICS, code_digest(), *parts), _MARSHAL))
     return hasher
+
+
+@cache
+def code_digest() -> bytes:
+    """A digest of the source of what makes and counts a row's objects: the version string
+    is not bumped by every change that alters a conversion, and a key made by other code
+    must name nothing. Read once a process (~0.5 MB; a worker forked after: none)."""
+    root = Path(__file__).resolve().parent.parent  # the importer package
+    files = [root / "models.py", root / "state" / "digest.py", root / "state" / "row_digests.py"]
+    for stage in _CONVERTING:
+        files += (root / stage).glob("*.py")
+    hasher = blake2b(digest_size=KEY_BYTES)
+    for path in sorted(files):
+        try:
+            hasher.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
+        except OSError:  # unreadable: no key can be trusted to match another process's
+            hasher.update(os.urandom(KEY_BYTES))
+    return hasher.digest()
 
 
 def row_key(hasher: blake2b, data: Any) -> bytes | None:
