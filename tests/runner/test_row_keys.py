@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from importer.config import ImportConfig, RetryPolicy
-from importer.runner import engine as engine_module
+from importer.runner import pool as pool_module
 from importer.runner.entry import run_import
 from importer.sandbox import SandboxSettings, sandbox_in_thread
 
@@ -165,7 +165,7 @@ def test_nights_with_row_keys_go_as_nights_without_them(
     drawn: list[Any],
     workers: str,
 ) -> None:
-    monkeypatch.setattr(engine_module, "POOL_MIN_BYTES", 0)  # "2": worker processes even here
+    monkeypatch.setattr(pool_module, "POOL_MIN_BYTES", 0)  # "2": worker processes even here
     base = tmp_path_factory.mktemp("nights")
     kept = _nights(base / "kept", drawn, wipe=False, workers=workers)
     wiped = _nights(base / "wiped", drawn, wipe=True, workers=workers)
