@@ -11,7 +11,8 @@ A key is stored beside the whole digest of its user (``users.row``, with the cou
 reports in ``users.rowc``) when Braze took the row whole, or the state found it unchanged: its
 one attributes object's whole digest is then the stored one, and each of its events and
 purchases is delivered. Every write of ``users.whole`` writes ``row`` too (the key, or NULL:
-``store``), so a stored key always names the user's current whole digest, and the delivered
+``store``; a release from before keys writes only ``whole``, and a trigger in the file clears
+the key then), so a stored key always names the user's current whole digest, and the delivered
 table only grows: a row whose key is stored has nothing new. One key per user, so the file
 grows by one key a user, never by rows. The next night such a row becomes a ``Verdict`` in
 one look-up per chunk (``recognised``) and is never converted; the main process judges it as

@@ -58,6 +58,15 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 
+# A release from before row keys writes ``whole`` and leaves ``row`` as it was; the file itself
+# then clears the key (older code runs the file's triggers too), or a rolled-forward night would
+# trust a key that no longer names the stored object and leave the change out.
+_ROW_FOLLOWS_WHOLE = """
+CREATE TRIGGER IF NOT EXISTS users_row_follows_whole AFTER UPDATE OF whole ON users
+WHEN NEW.row IS NOT NULL AND NEW.row IS OLD.row AND NEW.whole IS NOT OLD.whole
+BEGIN UPDATE users SET row = NULL, rowc = NULL WHERE key = NEW.key; END
+"""
+
 UserRow = tuple[int, bytes | None, bytes]  # (user number, whole-object digest, attribute digests)
 
 
@@ -108,6 +117,7 @@ def _create_schema(conn: sqlite3.Connection) -> None:
             conn.execute("ALTER TABLE users ADD COLUMN rowc INTEGER")
     # Only users whose row is remembered: most of a mapping's rows, never the others'.
     conn.execute("CREATE INDEX IF NOT EXISTS users_row ON users (row, rowc) WHERE row IS NOT NULL")
+    conn.execute(_ROW_FOLLOWS_WHOLE)
     # Counts the transactions that recorded deliveries: a conversion worker reads it with the
     # users it looked up, so the main process knows which later writes it could not see.
     conn.execute("INSERT OR IGNORE INTO meta VALUES ('commits', 0)")

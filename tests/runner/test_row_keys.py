@@ -181,6 +181,7 @@ def test_a_night_that_changed_nothing_converts_no_row(
     night = (drawn[0][0], 0, tuple(range(len(COLUMNS))), frozenset())
     first = _night(tmp_path, 0, night, wipe=False, workers="1")
     with sqlite3.connect(tmp_path / "state.db") as conn:  # the file as a release before made it
+        conn.execute("DROP TRIGGER users_row_follows_whole")
         conn.execute("DROP INDEX users_row")
         conn.execute("ALTER TABLE users DROP COLUMN rowc")
         conn.execute("ALTER TABLE users DROP COLUMN row")
@@ -198,3 +199,26 @@ def test_a_night_that_changed_nothing_converts_no_row(
     assert calls == []
     assert first[1]["delivered"] == 2
     assert upgraded[1:3] == fast[1:3] and upgraded[1]["skipped"] == {"unchanged": 2}
+
+
+def test_a_release_before_row_keys_writing_a_whole_digest_clears_the_key(tmp_path: Path) -> None:
+    """Rolled back for a night, an older release stores a new whole digest and leaves the row
+    key (it knows no such column); rolled forward, the key must name nothing, or the row it
+    named would be left out as unchanged while Braze holds the older release's value."""
+    order = tuple(range(len(COLUMNS)))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _night(tmp_path / "a", 0, ([A], 0, order, frozenset()), wipe=False, workers="1")
+    _night(tmp_path / "b", 0, ([B], 0, order, frozenset()), wipe=False, workers="1")
+    with sqlite3.connect(tmp_path / "b" / "state.db") as conn:
+        whole, attrs = conn.execute("SELECT whole, attrs FROM users").fetchone()
+    with sqlite3.connect(tmp_path / "a" / "state.db") as conn:  # as the older release writes B
+        conn.execute(
+            "INSERT INTO users (key, num, whole, attrs) SELECT key, num, ?, ? FROM users "
+            "WHERE true ON CONFLICT (key) DO UPDATE SET whole = excluded.whole, "
+            "attrs = excluded.attrs",
+            (whole, attrs),
+        )
+        assert conn.execute("SELECT row, rowc FROM users").fetchall() == [(None, None)]
+    again = _night(tmp_path / "a", 1, ([A], 0, order, frozenset()), wipe=False, workers="1")
+    assert [orjson.loads(o)["city"] for o in again[3]["attributes"]] == ["Berlin"]
