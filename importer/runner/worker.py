@@ -81,10 +81,10 @@ class ConverterSpec:
 
     def salt(self, header: tuple[str, ...] | None) -> blake2b:
         """What besides a row's cells decides what it converts to (importer.state.row_keys):
-        the importer's version, the mapping's text (the default mapping: the source's name and
-        header) and the header the cells are read by."""
-        default = self.source if self.mapping_text is None else None
-        return salt(VERSION, self.mapping_text, default, self.header, header)
+        the importer's version, the mapping's text (the default mapping: the header it was made
+        of) and the header the cells are read by. Not the source's name: a default mapping
+        names it in errors only, and a nightly export is often named by its date."""
+        return salt(VERSION, self.mapping_text, self.header, header)
 
     def build(self) -> Converter:
         if self.mapping_text is not None:

@@ -222,3 +222,37 @@ def test_a_release_before_row_keys_writing_a_whole_digest_clears_the_key(tmp_pat
         assert conn.execute("SELECT row, rowc FROM users").fetchall() == [(None, None)]
     again = _night(tmp_path / "a", 1, ([A], 0, order, frozenset()), wipe=False, workers="1")
     assert [orjson.loads(o)["city"] for o in again[3]["attributes"]] == ["Berlin"]
+
+
+def test_a_renamed_export_without_a_mapping_is_still_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --mapping the mapping is made of the header alone: tonight's file, named by its
+    date, is known by last night's keys (the source's name is not in the salt)."""
+    calls: list[Any] = []
+    from importer.convert import Converter
+
+    convert = Converter.convert
+
+    def night(name: str) -> dict[str, Any]:
+        source = tmp_path / name
+        source.write_text("external_id,city\nu0,Berlin\nu1,Paris\n", encoding="utf-8")
+        with sandbox_in_thread(SandboxSettings()) as sandbox:
+            config = ImportConfig(
+                sources=(str(source),),
+                endpoint=sandbox.url,
+                api_key="sandbox-key",
+                run_dir=tmp_path / f"run-{name}",
+                rate_per_minute=0,
+                state_path=tmp_path / "state.db",
+                workers=1,
+            )
+            run_import(config)
+        return orjson.loads((tmp_path / f"run-{name}" / "summary.json").read_bytes())
+
+    assert night("users-2026-12-01.csv")["delivered"] == 2
+    monkeypatch.setattr(
+        Converter, "convert", lambda self, row: calls.append(row) or convert(self, row)
+    )
+    assert night("users-2026-12-02.csv")["skipped"] == {"unchanged": 2}
+    assert calls == []
