@@ -136,10 +136,13 @@ class Engine(Accounting):
             header = (
                 read[0].record.header if read and isinstance(read[0].record, CsvRecord) else None
             )
-            hasher = hashers.get((number, header))
-            if hasher is None:
-                hasher = hashers[number, header] = spec.salt(header)
-            made = iter(converted(read, hasher, self._view.recognise, converter.convert))
+            if header is not None and _mixed(read, header):  # keyed by one header: none
+                made = iter([converter.convert(row) for row in read])
+            else:
+                hasher = hashers.get((number, header))
+                if hasher is None:
+                    hasher = hashers[number, header] = spec.salt(header)
+                made = iter(converted(read, hasher, self._view.recognise, converter.convert))
             for row in chunk:
                 out = row if isinstance(row, RowFailure) else next(made)
                 if isinstance(out, RowFailure):
@@ -290,3 +293,9 @@ class Engine(Accounting):
             if batch is None:
                 return
             yield batch
+
+
+def _mixed(rows: list[SourceRow], header: tuple[str, ...]) -> bool:
+    """Do the chunk's CSV rows come under more than one header (the converter allows a source's
+    header to change)? A row key salted by another row's header could name another object."""
+    return any(getattr(row.record, "header", None) is not header for row in rows)

@@ -256,3 +256,16 @@ def test_a_renamed_export_without_a_mapping_is_still_known(
     )
     assert night("users-2026-12-02.csv")["skipped"] == {"unchanged": 2}
     assert calls == []
+
+
+def test_a_chunk_under_two_headers_is_not_keyed_by_one() -> None:
+    """The same cells under another header are another row: a chunk whose rows come under two
+    headers is converted without keys (its first row's header would salt them all)."""
+    from importer.models import CsvRecord, RowRef, SourceRow
+    from importer.runner.engine import _mixed
+
+    first, second = ("id", "city"), ("city", "id")
+    rows = [SourceRow(RowRef("f.csv", n), CsvRecord(first, ["u0", "Berlin"])) for n in (2, 3)]
+    assert not _mixed(rows, first)
+    rows.append(SourceRow(RowRef("f.csv", 4), CsvRecord(second, ["Berlin", "u0"])))
+    assert _mixed(rows, first)
