@@ -22,14 +22,20 @@ user was written or put in flight since.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import marshal
 import os
 import sqlite3
+import sys
+import zoneinfo
 from collections.abc import Callable, Sequence
 from functools import cache
 from hashlib import blake2b
 from pathlib import Path
 from typing import Any, Protocol
+
+import orjson
 
 from importer.models import CsvRecord, Item, RowRef, SourceRow
 from importer.state.digest import ItemDigests, Occurrence
@@ -62,10 +68,24 @@ class Remembering(Protocol):
 def salt(*parts: Any) -> blake2b:
     """A source's hasher: what, besides its cells, decides what a row converts to (the
     runner's parts: the importer's version, the mapping's text or the default mapping's
-    source and header, the header) and the code that converts it (``code_digest``)."""
+    header, the header), the code that converts it (``code_digest``) and what that code
+    stands on (``_beneath``)."""
     hasher = blake2b(digest_size=KEY_BYTES)
-    hasher.update(marshal.dumps((SEMANTICS, code_digest(), *parts), _MARSHAL))
+    hasher.update(marshal.dumps((SEMANTICS, code_digest(), *_beneath(), *parts), _MARSHAL))
     return hasher
+
+
+@cache
+def _beneath() -> tuple[str, ...]:
+    """What the converting code stands on and may change under it: Python (datetime,
+    zoneinfo), orjson (floats, escaping) and the time zone database (a zone's offsets)."""
+    versions = [sys.version, orjson.__version__]
+    with contextlib.suppress(ImportError):  # zoneinfo's fallback (tzdata: no type stubs)
+        versions.append(str(importlib.import_module("tzdata").IANA_VERSION))
+    for directory in zoneinfo.TZPATH:  # the first line of tzdata.zi: "# version 2024a"
+        with contextlib.suppress(OSError), open(Path(directory) / "tzdata.zi", "rb") as file:
+            versions.append(file.readline().decode("ascii", "replace"))
+    return tuple(versions)
 
 
 @cache

@@ -269,3 +269,23 @@ def test_a_chunk_under_two_headers_is_not_keyed_by_one() -> None:
     assert not _mixed(rows, first)
     rows.append(SourceRow(RowRef("f.csv", 4), CsvRecord(second, ["Berlin", "u0"])))
     assert _mixed(rows, first)
+
+
+def test_the_salt_follows_what_the_converting_code_stands_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another orjson, Python or time zone database may convert the same cells otherwise: a key
+    made under one names nothing under another."""
+    import orjson as orjson_module
+
+    from importer.state import row_keys
+
+    before = row_keys.salt("mapping", ("id",)).digest()
+    monkeypatch.setattr(orjson_module, "__version__", "0.0.0-other")
+    row_keys._beneath.cache_clear()
+    try:
+        assert row_keys.salt("mapping", ("id",)).digest() != before
+    finally:
+        monkeypatch.undo()
+        row_keys._beneath.cache_clear()
+    assert row_keys.salt("mapping", ("id",)).digest() == before
