@@ -133,6 +133,7 @@ def configure(specs: Sequence[ConverterSpec], digests: Digests | None) -> None:
     global _digests, _specs
     _converters[:] = [spec.build() for spec in specs]
     _digests, _specs = digests, specs
+    _hashers.clear()  # salted by the specs it was given before, if any
 
 
 def configured(specs: Sequence[ConverterSpec], digests: Digests | None) -> None:
