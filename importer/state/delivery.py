@@ -46,6 +46,7 @@ from importer.state.store import (
     connect,
     describe,
     end_run,
+    has_row_keys,
     load_names,
     start_run,
     transaction,
@@ -72,6 +73,7 @@ class DeliveryState:
         self._run_id = run_id
         self._delta = Delta(load_names(conn))
         self._writes = Writes(commit_number(conn))  # judges the workers' verdicts (snapshot)
+        self._keyed = has_row_keys(conn)  # StateView.keyed
         self._users_near, self._delivered_near = Neighbours(), Neighbours()
         self._recorded_near = Neighbours()  # the users of confirmations: a stream of their own
         self._sources: OperationSources = None
@@ -251,7 +253,7 @@ class DeliveryState:
     def view(self) -> StateView:
         """The state file as a conversion worker reads it (``snapshot``): a verdict for each
         row it converted that has nothing new, this state's operation sources set."""
-        return StateView(self.path, self.operation_sources)
+        return StateView(self.path, self.operation_sources, self._keyed)
 
     # --- runs and inspection ----------------------------------------------------------------
 

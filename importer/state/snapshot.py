@@ -174,17 +174,21 @@ def compared(digests: ItemDigests, rows: dict[str, UserRow]) -> bool:
 class StateView:
     """The state file as a conversion worker reads it: picklable, opened where it is used."""
 
-    def __init__(self, path: Path | str, sources: OperationSources) -> None:
+    def __init__(self, path: Path | str, sources: OperationSources, keyed: bool = True) -> None:
         self.path = str(Path(path).resolve())
         self.sources = sources
+        # Did the file hold row keys when the run began? If not (a first night, the first
+        # after upgrading), no look-up of a key is made: a row this run keys is a later row's
+        # only by repeating it, and the digests decide that as exactly.
+        self.keyed = keyed
         self._conn: sqlite3.Connection | None = None
         self._broken = False  # it could not be read: every row comes back whole
         self._near = (Neighbours(), Neighbours())
 
-    def __getstate__(self) -> tuple[str, OperationSources]:
-        return self.path, self.sources
+    def __getstate__(self) -> tuple[str, OperationSources, bool]:
+        return self.path, self.sources, self.keyed
 
-    def __setstate__(self, state: tuple[str, OperationSources]) -> None:
+    def __setstate__(self, state: tuple[str, OperationSources, bool]) -> None:
         self.__init__(*state)  # type: ignore[misc]
 
     def digests(self, items: Sequence[Item], values: bool) -> list[ItemDigests | Verdict]:
@@ -215,7 +219,7 @@ class StateView:
         """Per row key (``row_keys``), the row's verdict when the state remembers the row, so
         it need not be converted; None for the others (all of them if the file cannot be read:
         they are converted and looked up as ever)."""
-        if self._broken or not any(keys):
+        if self._broken or not self.keyed or not any(keys):
             return [None] * len(keys)
         try:
             conn = self._connection()

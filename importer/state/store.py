@@ -168,6 +168,11 @@ def next_user_number(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT value FROM meta WHERE key = 'next_user'").fetchone()[0])
 
 
+def has_row_keys(conn: sqlite3.Connection) -> bool:
+    """Does any user's row hold a row key (``row_keys``)? One step into the partial index."""
+    return conn.execute("SELECT 1 FROM users WHERE row IS NOT NULL LIMIT 1").fetchone() is not None
+
+
 def commit_number(conn: sqlite3.Connection) -> int:
     """How many transactions have recorded deliveries (``record_deliveries``) in this file."""
     return int(conn.execute("SELECT value FROM meta WHERE key = 'commits'").fetchone()[0])

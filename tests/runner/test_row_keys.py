@@ -289,3 +289,22 @@ def test_the_salt_follows_what_the_converting_code_stands_on(
         monkeypatch.undo()
         row_keys._beneath.cache_clear()
     assert row_keys.salt("mapping", ("id",)).digest() == before
+
+
+def test_a_file_without_keys_at_the_start_is_not_asked_for_any(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first night (or the first after upgrading) looks no key up: the file holds none
+    but this run's own, which only a repeated row could meet. The next night does."""
+    from importer.state import row_keys
+
+    asked: list[int] = []
+    fetch = row_keys.fetch_rows
+    monkeypatch.setattr(
+        row_keys, "fetch_rows", lambda conn, keys: asked.append(len(keys)) or fetch(conn, keys)
+    )
+    night = ([A, ("u1", "Paris", "2", TIMES[1], "", "")], 0, IDENTITY, frozenset())
+    first = _night(tmp_path, 0, night, wipe=False, workers="1")
+    assert first[1]["delivered"] == 2 and asked == []
+    second = _night(tmp_path, 1, night, wipe=False, workers="1")
+    assert second[1]["skipped"] == {"unchanged": 2} and asked == [2]
