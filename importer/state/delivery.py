@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -47,6 +47,7 @@ from importer.state.store import (
     describe,
     end_run,
     has_row_keys,
+    index_row_keys,
     load_names,
     start_run,
     transaction,
@@ -74,6 +75,8 @@ class DeliveryState:
         self._delta = Delta(load_names(conn))
         self._writes = Writes(commit_number(conn))  # judges the workers' verdicts (snapshot)
         self._keyed = has_row_keys(conn)  # StateView.keyed
+        if not self._keyed:
+            index_row_keys(conn, now=False)  # built as the file closes: see index_row_keys
         self._users_near, self._delivered_near = Neighbours(), Neighbours()
         self._recorded_near = Neighbours()  # the users of confirmations: a stream of their own
         self._sources: OperationSources = None
@@ -130,14 +133,20 @@ class DeliveryState:
         if not self._lock.held:
             return
         try:
-            if self._delta.deferred:
-                with transaction(self._conn):
-                    flush_deferred(self._conn, self._delta)
-        except sqlite3.Error:
-            pass  # the deferred digests only speed up the next run; losing them is harmless
+            self._store_pending()
         finally:
             self._conn.close()
             self._lock.release()
+
+    def _store_pending(self) -> None:
+        # Neither is needed for the next run to be right, only to be fast.
+        with suppress(sqlite3.Error):  # the deferred digests
+            if self._delta.deferred:
+                with transaction(self._conn):
+                    flush_deferred(self._conn, self._delta)
+        with suppress(sqlite3.Error):  # the next connect builds it
+            if not self._keyed:
+                index_row_keys(self._conn, now=True)
 
     def __enter__(self) -> DeliveryState:
         return self

@@ -1,14 +1,18 @@
-"""The state file's writes: many rows to a statement count and keep what one at a time would."""
+"""The state file's writes: many rows to a statement count and keep what one at a time would;
+the index of row keys is built in one sort after a run that keyed a file without keys."""
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer.state.lookups import fetch_delivered, fetch_users
+from importer.state.delivery import DeliveryState
+from importer.state.lookups import fetch_delivered, fetch_rows, fetch_users
 from importer.state.store import add_delivered, connect, transaction, write_users
 from tests.state.builders import event_key, key
 
@@ -35,3 +39,43 @@ def test_writes_of_many_rows_at_once_count_and_keep_what_one_at_a_time_would(
         found = fetch_users(conn, [key(n) for n in range(601)])
         assert found == {key(n): (n, bytes(8), b"new") for n in users}
         conn.close()
+
+
+def _row_index(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'users'"
+        return [name for (name,) in conn.execute(query)]
+
+
+def _write_keyed_user(path: Path, n: int) -> None:
+    """A user whose row is remembered, written as a run's commit writes it (another
+    connection: the run's own is private)."""
+    with closing(sqlite3.connect(path)) as conn, conn:
+        write_users(conn, [(key(n), n, bytes(8), b"", bytes([n]) * 16, 1)])
+
+
+def test_a_run_keying_a_file_without_keys_builds_their_index_as_it_closes(tmp_path: Path) -> None:
+    """Inserting random digests into the index commit by commit dirties pages all over it; a
+    first night leaves it out and sorts it once at the end. A night that can find keys keeps
+    it, and a file whose run was stopped before closing gets it back when next opened."""
+    path = tmp_path / "s.state"
+    first = DeliveryState.open(path, run_label="first night")
+    assert _row_index(path) == []
+    _write_keyed_user(path, 1)
+    first.close()
+    assert _row_index(path) == ["users_row"]
+    with DeliveryState.open(path, run_label="second night"):
+        assert _row_index(path) == ["users_row"]  # its look-ups go through it
+        _write_keyed_user(path, 2)
+    stopped = tmp_path / "stopped.state"
+    killed = DeliveryState.open(stopped, run_label="killed")  # not closed before the look
+    _write_keyed_user(stopped, 3)
+    conn = connect(stopped)
+    try:
+        assert _row_index(stopped) == ["users_row"]
+        plan = conn.execute("EXPLAIN QUERY PLAN SELECT key FROM users WHERE row = ?", (b"",))
+        assert "users_row" in str(plan.fetchall())
+        assert fetch_rows(conn, [bytes([3]) * 16]) == {bytes([3]) * 16: (key(3), 1)}
+    finally:
+        conn.close()
+        killed.close()

@@ -1,4 +1,4 @@
-"""The state file's page cache follows the file's size (importer.state.store.cache_kib)."""
+"""The state file's page cache follows the file's size (importer.state.page_cache.cache_kib)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from importer.state import store
-from importer.state.store import cache_kib, connect, transaction, write_users
+from importer.state import page_cache
+from importer.state.page_cache import cache_kib
+from importer.state.store import connect, transaction, write_users
 
 
 def _cache_kib(conn: sqlite3.Connection) -> int:
@@ -34,7 +35,7 @@ def test_a_fresh_state_file_gets_the_smallest_cache(tmp_path: Path) -> None:
 def test_the_cache_grows_with_the_file_as_transactions_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store, "CACHE_MIN_KIB", 16)  # a small file shows the rule
+    monkeypatch.setattr(page_cache, "CACHE_MIN_KIB", 16)  # a small file shows the rule
     conn = connect(tmp_path / "s.state")
     try:
         before = _cache_kib(conn)
