@@ -31,6 +31,7 @@ process's own peak would overstate it: they peak at different times).
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import json
 import os
@@ -333,8 +334,18 @@ def _note_workers(settings: Sequence[str]) -> None:
         print("  (this importer has no --workers: every setting runs as its single process)")
 
 
+@functools.cache
+def _states_dir() -> Path:
+    """This process's own directory for state files (beside the data: the same disk), so two
+    benchmarks run at once never share one; removed when the process exits."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    made = Path(tempfile.mkdtemp(prefix="states-", dir=DATA))
+    atexit.register(shutil.rmtree, made, ignore_errors=True)
+    return made
+
+
 def _state_file(name: str) -> Path:
-    state = DATA / f"{name}.db"
+    state = _states_dir() / f"{name}.db"
     for suffix in ("", "-wal", "-shm", ".lock"):
         Path(f"{state}{suffix}").unlink(missing_ok=True)
     return state
