@@ -7,7 +7,8 @@ Layout (about 200 bytes per user with a dozen attributes, 20 per event remembere
   the key's B-tree, one descent per look-up), holding a permanent user number, the digest of the
   last whole attributes object confirmed, and a blob of 12-byte (attribute name id, value digest)
   entries; and the key of the one row known to make that whole object, with its counts
-  (``row``, ``rowc``: see ``row_keys``), indexed by key so a row is found before it is converted.
+  (``row``, ``rowc``: see ``row_keys``), indexed by key so a row is found before it is converted
+  (an index a first night leaves out and sorts once as it closes: ``index_row_keys``).
 - ``names``: attribute name <-> small id, loaded whole at open.
 - ``delivered``: one 13-byte key per delivered event, purchase or attribute operation (``inc``,
   ``add``, ``remove``: see ``digest``): the user number (5 bytes, big-endian) then the
