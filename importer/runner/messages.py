@@ -43,7 +43,7 @@ def answer_bytes(answer: tuple[bool, Any, str], plain: bool) -> bytes:
     return pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
 
 
-def answer_of(data: bytes | bytearray) -> tuple[bool, Any, str]:
+def answer_of(data: bytes | bytearray | memoryview) -> tuple[bool, Any, str]:
     """What ``answer_bytes`` wrote."""
     if data[0] == _PICKLED:
         return pickle.loads(data)  # type: ignore[no-any-return]

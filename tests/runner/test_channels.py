@@ -13,6 +13,7 @@ import pytest
 
 from importer.errors import AbortError
 from importer.runner.channels import PIPE_BYTES, RemoteTraceback, Workers, serve
+from importer.runner.worker_pipes import KEEP_BUFFER_BYTES
 
 
 def _serve(tasks: Connection, answers: Connection, closing: list[Connection]) -> None:
@@ -71,6 +72,21 @@ def test_tasks_larger_than_the_pipes_never_block_the_main_process(workers: Worke
     data = [bytes([n]) * (3 * PIPE_BYTES) for n in range(6)]
     tickets = [workers.submit(_echo, d) for d in data]
     assert [ticket.result() for ticket in tickets] == data
+
+
+def test_answers_read_ahead_of_their_results_stay_whole_in_one_reused_buffer() -> None:
+    # One worker: every answer comes through the same receive buffer, the earlier ones read
+    # before anyone asks for their results.
+    workers = Workers(1, get_context("fork"), _serve, ())
+    try:
+        data = [b"a" * (KEEP_BUFFER_BYTES + 1), b"b", b"c" * 600_000, b"d" * 10]
+        tickets = [workers.submit(_echo, d) for d in data]
+        assert tickets[3].result() == data[3]  # every answer read by now
+        assert [ticket.result() for ticket in tickets] == data
+        buffer = workers._workers[0].buffer
+        assert 600_000 <= len(buffer) < KEEP_BUFFER_BYTES  # kept for the small one, not a large one
+    finally:
+        workers.close()
 
 
 def test_waiting_in_the_event_loop(workers: Workers) -> None:
