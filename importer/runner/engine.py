@@ -9,7 +9,7 @@ counts as rows fail and batches are answered, ``importer.runner.accounting`` (th
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from hashlib import blake2b
 from itertools import chain, islice
 
@@ -38,6 +38,10 @@ from importer.runner.pool import (
 from importer.runner.worker import Outcome
 from importer.send import pack
 from importer.state import DeltaStage, StateView, converted
+
+# A chunk's outcomes in reading order (a settled row's: "delivered" or "failed"), and whether
+# they are still to count as read (``Engine._pooled``).
+_Outcomes = tuple[Sequence[Outcome | str], bool]
 
 
 class Engine(Accounting):
@@ -105,8 +109,10 @@ class Engine(Accounting):
 
     def _converted(self) -> Iterator[Item | RowSkipped]:
         if self.pool is not None:
-            yield from self._converted_by(self.pool)
-            return
+            return self._pooled(self.pool)
+        return self._converted_each()
+
+    def _converted_each(self) -> Iterator[Item | RowSkipped]:
         for number, source in enumerate(self.attempt.sources):
             yield from self._converted_here(self._to_convert(source), number)
 
@@ -150,8 +156,30 @@ class Engine(Accounting):
                 else:
                     yield out
 
-    def _converted_by(self, pool: ConvertPool) -> Iterator[Item | RowSkipped]:
-        """The same stream, converted in chunks by the pool and joined in reading order."""
+    def _pooled(self, pool: ConvertPool) -> Iterator[Item | RowSkipped]:
+        """The same stream, converted in chunks by the pool and joined in reading order: a
+        range's rows counted as read here (a settled row's as what it was), failures recorded.
+        The levels below hand up whole lists (``_outcome_lists``): a row yielded up through
+        each generator level cost ~250 instructions a level, five levels a wide row."""
+        stats = self.stats
+        for outcomes, read in self._outcome_lists(pool):
+            for out in outcomes:
+                if read:
+                    stats.rows_read += 1
+                    if out.__class__ is str:
+                        if out == "delivered":
+                            stats.delivered += 1
+                        else:
+                            stats.failed += 1
+                        continue
+                if isinstance(out, RowFailure):
+                    self.fail(out)
+                else:
+                    yield out  # type: ignore[misc]
+
+    def _outcome_lists(self, pool: ConvertPool) -> Iterator[_Outcomes]:
+        """Each chunk's outcomes in reading order, and whether they are still to count as read
+        (a range's: its rows were not read one by one here)."""
         chunks = self._chunks
         for number, source in enumerate(self.attempt.sources):
             ranges = source.ranges(CHUNK_ROWS) if isinstance(source, Source) else None
@@ -167,17 +195,15 @@ class Engine(Accounting):
                     chunks.append(pool.chunk(number, rows, self._values_wanted()))
                     rows = []
                     while len(chunks) >= pool.depth:
-                        yield from self._joined(chunks.popleft())
+                        yield _joined(chunks.popleft()), False
                         if self.stopping:
                             return
             if rows:
                 chunks.append(pool.chunk(number, rows, self._values_wanted()))
         while chunks and not self.stopping:
-            yield from self._joined(chunks.popleft())
+            yield _joined(chunks.popleft()), False
 
-    def _ranged(
-        self, pool: ConvertPool, number: int, ranges: Ranges
-    ) -> Iterator[Item | RowSkipped]:
+    def _ranged(self, pool: ConvertPool, number: int, ranges: Ranges) -> Iterator[_Outcomes]:
         """A CSV source parsed and converted by the pool in ranges of its lines; the ranges
         are all joined before the next source starts (a dirty one needs the ones after it)."""
         chunks = self._chunks
@@ -196,38 +222,24 @@ class Engine(Accounting):
         for row in self._unsettled(iter(() if failure is None else (failure,))):
             self.fail(row)  # type: ignore[arg-type]
 
-    def _joined_next(self, number: int, ranges: Ranges) -> Generator[Item | RowSkipped, None, bool]:
+    def _joined_next(self, number: int, ranges: Ranges) -> Generator[_Outcomes, None, bool]:
         """Join the next chunk; False when the source is done with (stopping, or parsed again
         to its end in this process)."""
         chunk = self._chunks.popleft()
         if not isinstance(chunk, RangeChunk):
-            yield from self._joined(chunk)
+            yield _joined(chunk), False
             return not self.stopping
         outcomes = chunk.joined(self.attempt.outcomes.outcome)
         if outcomes is not None:
-            yield from self._counted(outcomes)
+            yield outcomes, True
             return not self.stopping
         # Dirty: from this range on, parse and convert here, as a single process does.
         blocks = [chunk.text.block] + [c.text.block for c in self._chunks]  # type: ignore[union-attr]
         self._chunks.clear()
         rows = ranges.reparse(chain(blocks, ranges.rest()), blocks[0].first_line)
-        yield from self._converted_here(self._unsettled(rows), number)
+        for out in self._converted_here(self._unsettled(rows), number):
+            yield (out,), False  # counted as read by ``_unsettled``
         return False
-
-    def _counted(self, outcomes: list[Outcome | str]) -> Iterator[Item | RowSkipped]:
-        """A range's outcomes, counted as read; a settled row's (resume) as what it was."""
-        stats = self.stats
-        for out in outcomes:
-            stats.rows_read += 1
-            if out.__class__ is str:
-                if out == "delivered":
-                    stats.delivered += 1
-                else:
-                    stats.failed += 1
-            elif isinstance(out, RowFailure):
-                self.fail(out)
-            else:
-                yield out  # type: ignore[misc]
 
     def _settled(self, name: str, block: Block) -> frozenset[int]:
         """The lines of ``block`` an earlier attempt settled (resume): not to convert again."""
@@ -250,14 +262,6 @@ class Engine(Accounting):
                 if isinstance(out, Item):  # as the worker's conversion was
                     return out
         raise RuntimeError(f"{item.ref}: converted by a worker, but not here")
-
-    def _joined(self, chunk: Chunk | RangeChunk) -> Iterator[Item | RowSkipped]:
-        assert isinstance(chunk, Chunk)  # a source's ranges are joined before the next starts
-        for out in chunk.joined():
-            if isinstance(out, RowFailure):
-                self.fail(out)
-            else:
-                yield out
 
     async def ready(self) -> None:
         """Wait, without holding up the event loop, for the rows the packer needs next."""
@@ -293,6 +297,11 @@ class Engine(Accounting):
             if batch is None:
                 return
             yield batch
+
+
+def _joined(chunk: Chunk | RangeChunk) -> list[Outcome]:
+    assert isinstance(chunk, Chunk)  # a source's ranges are joined before the next starts
+    return chunk.joined()
 
 
 def _mixed(rows: list[SourceRow], header: tuple[str, ...]) -> bool:
