@@ -116,18 +116,22 @@ class RangeChunk:
 
     def joined(self, outcome: Callable[[str, int], str | None]) -> list[Outcome | str] | None:
         """The outcomes in order, a settled row's as its recorded outcome (``outcome``)."""
-        dirty, lines, answers = self.answers.result()  # a worker's death: AbortError
+        dirty, lines, users, answers = self.answers.result()  # a worker's death: AbortError
         if dirty:
             return None
         text = self.text
         name = text.layout.name
         outcomes: list[Outcome | str] = []
         append = outcomes.append
-        for line, answer in zip(lines, answers, strict=True):
-            if answer.__class__ is tuple:
-                user, wire, digests, key, row_key = answer
+        for line, user, answer in zip(lines, users, answers, strict=True):
+            if user is not None:  # an item told by its user and wire alone
                 # tuple.__new__: what Item(...) and RowRef(...) make, without their generated
                 # __new__'s Python frames (~1 K instructions a row)
+                ref = _new(RowRef, (name, line))
+                record = LineRecord(text, line)
+                append(_new(Item, (ref, record, user, (), (), (), None, answer, None, None)))
+            elif answer.__class__ is tuple:
+                user, wire, digests, key, row_key = answer
                 ref = _new(RowRef, (name, line))
                 record = LineRecord(text, line)
                 append(_new(Item, (ref, record, user, (), (), (), digests, wire, key, row_key)))

@@ -14,18 +14,20 @@ from typing import Any
 import orjson
 import pytest
 
-from importer.config import ImportConfig, RetryPolicy
+from importer.config import ImportConfig, ReadOptions, RetryPolicy
 from importer.convert import Converter
 from importer.convert import converter as converter_module
 from importer.errors import AbortError
 from importer.mapping import mapping_from_text
-from importer.models import Item, RowRef
+from importer.models import Item, RowFailure, RowRef, SourceRow
+from importer.read import RangeText
+from importer.read.source import open_source
 from importer.runner import engine as engine_module
 from importer.runner import entry as entry_module
 from importer.runner import pool as pool_module
 from importer.runner import worker
 from importer.runner.entry import resume_import, run_import
-from importer.runner.pool import default_workers
+from importer.runner.pool import RangeChunk, default_workers
 from importer.sandbox import SandboxSettings, sandbox_in_thread
 
 KEY = "sandbox-key"
@@ -307,6 +309,65 @@ def test_a_worker_generates_a_sources_code_once_not_once_per_chunk(
         attributes = Item(RowRef("s.csv", 2), {}, user, wire=wire).decoded().attributes
         assert attributes[0]["points"] == chunk
     assert len(generated) == 1
+
+
+class _Answered:
+    """A range's ticket whose answer is known already (converted in this process)."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def result(self) -> Any:
+        return self.answer
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_ranges_rows_come_back_as_one_process_converts_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyed: bool
+) -> None:
+    # An item with nothing but its user and objects to tell travels as its user and wire alone;
+    # one with an [operations] key keeps it.
+    text = MAPPING
+    if keyed:
+        inc = 'visits = { column = "points", type = "integer", op = "inc" }\n'
+        text = (
+            text.replace("[attributes]\n", "[attributes]\n" + inc) + '[operations]\nkey = "tier"\n'
+        )
+
+    converter = Converter(mapping_from_text("pool.toml", text), wire=True)
+    monkeypatch.setattr(worker, "_converters", [converter])
+    path = _source(tmp_path / "a.csv", 120, 0)
+    with open_source(str(path), ReadOptions()) as source:
+        serial = [
+            row if isinstance(row, RowFailure) else converter.convert(row) for row in source.rows()
+        ]
+    with open_source(str(path), ReadOptions()) as source:
+        ranges = source.ranges(500)
+        assert ranges is not None
+        (block,) = list(ranges)
+        data = b"".join(block.lines)
+        answer = worker.convert_range(
+            0, ranges.layout, block.first_line, data, block.issues, frozenset()
+        )
+        assert any(user is not None for user in answer[2]) is not keyed
+        joined = RangeChunk(RangeText(ranges.layout, block), _Answered(answer)).joined(
+            lambda *_: None
+        )  # type: ignore[arg-type]
+    assert joined is not None and len(joined) == len(serial)
+    for pooled, alone in zip(joined, serial, strict=True):
+        if isinstance(alone, Item):
+            assert isinstance(pooled, Item)
+            assert (pooled.ref, pooled.user, pooled.operations) == (
+                alone.ref,
+                alone.user,
+                alone.operations,
+            )
+            assert pooled.decoded().objects() == alone.decoded().objects()
+            assert pooled.record.cells == SourceRow(alone.ref, alone.record).record.cells
+        else:
+            assert isinstance(pooled, RowFailure) and isinstance(alone, RowFailure)
+            assert pooled.ref == alone.ref and pooled.message == alone.message
+    assert keyed is any(isinstance(out, Item) and out.operations for out in joined)
 
 
 def _dying_range(*args: Any) -> Any:
