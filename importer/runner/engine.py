@@ -172,7 +172,8 @@ class Engine(Accounting):
                         else:
                             stats.failed += 1
                         continue
-                if isinstance(out, RowFailure):
+                # An item first: isinstance costs a look-up of ``__class__`` when it is False
+                if out.__class__ is not Item and isinstance(out, RowFailure):
                     self.fail(out)
                 else:
                     yield out  # type: ignore[misc]

@@ -284,7 +284,7 @@ def convert_range(
         answer: Any = None
         if line in settled:
             pass
-        elif isinstance(row, RowFailure):
+        elif row.__class__ is not SourceRow and isinstance(row, RowFailure):  # see engine._pooled
             answer = row if todo is not None else _plain(row)
         elif todo is not None:
             todo.append((len(outcomes), row))
