@@ -33,6 +33,7 @@ from importer.state.digest import (
     operation_digest,
     operation_identity,
     purchase_fingerprint,
+    value_digest,
     whole_digest,
 )
 
@@ -143,17 +144,40 @@ def value_digests(obj: BrazeObject, user: str, row: str | None = None) -> ValueD
     return digests
 
 
+# Repeated values' digests, per attribute name: most of a mapping's attributes take a few
+# values (a country, a plan, a flag, a literal), and a digest costs a serialisation and a
+# BLAKE2b compression (~3,500 instructions), a look-up ~100. Only str and int keys (never
+# bool: True == 1 with another JSON; never float: -0.0 == 0.0 with another JSON), so equal
+# keys have equal JSON. At most MEMO_VALUES a name, the first seen: ~40 KB a name at most.
+MEMO_VALUES = 256
+_memos: dict[str, dict[str | int, bytes]] = {}
+_TRUE, _FALSE = value_digest(True), value_digest(False)
+
+
 def _value_digests(obj: BrazeObject, key: str) -> ValueDigests:
     """Each value's digest; None for an operator's (see ``_name_operations``)."""
     digests: ValueDigests = {}
-    new_hasher, dumps = BLAKE2B_8.copy, orjson.dumps
+    new_hasher, dumps, memos = BLAKE2B_8.copy, orjson.dumps, _memos
     for name, value in obj.items():  # value_digest, inlined: once per attribute of every row
         if name == key or name in ALWAYS_KEPT:
             continue
         if value is None:
             digests[name] = UNSET
             continue
-        if type(value) is dict and not OPERATORS.isdisjoint(value):
+        kind = type(value)
+        memo = None
+        if kind is str or kind is int:
+            memo = memos.get(name)
+            if memo is None:
+                memo = memos[name] = {}
+            found = memo.get(value)
+            if found is not None:
+                digests[name] = found
+                continue
+        elif kind is bool:
+            digests[name] = _TRUE if value else _FALSE
+            continue
+        elif kind is dict and not OPERATORS.isdisjoint(value):
             digests[name] = None
             continue
         try:
@@ -163,7 +187,9 @@ def _value_digests(obj: BrazeObject, key: str) -> ValueDigests:
             continue
         hasher = new_hasher()
         hasher.update(data)
-        digests[name] = hasher.digest()
+        digest = digests[name] = hasher.digest()
+        if memo is not None and len(memo) < MEMO_VALUES:
+            memo[value] = digest
     return digests
 
 

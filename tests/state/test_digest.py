@@ -10,7 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from importer.state import row_digests
 from importer.state.delivery import DeliveryState, Filtered
 from importer.state.digest import (
     OPERATION,
@@ -94,6 +97,36 @@ def test_an_objects_value_digests_are_each_values_digest_but_identifier_and_flag
     assert value_digests(obj, "xu1")["points"] is None  # an operator: never compared
     assert value_digests(obj, "xu1")["big"] is None  # no canonical JSON: always sent
     assert value_digests(obj, "xu1")["gone"] == UNSET
+
+
+# Values equal in Python but not in JSON (True == 1 == 1.0, 0.0 == -0.0), big ints, operators,
+# containers: a remembered digest must be the one the value itself has.
+_SCALARS = st.sampled_from(
+    [True, False, 1, 0, 1.0, 0.0, -0.0, "1", "true", "", 2**70, -(2**63), 2**64, "Hamburg"]
+)
+_VALUES = st.one_of(
+    _SCALARS,
+    st.integers(),
+    st.text(max_size=4),
+    st.floats(allow_nan=False),
+    st.lists(_SCALARS, max_size=2),
+    st.dictionaries(st.sampled_from(["inc", "a", "b"]), _SCALARS, max_size=2),
+)
+
+
+@given(rows=st.lists(st.dictionaries(st.sampled_from(["a", "b", "c"]), _VALUES), max_size=12))
+def test_a_remembered_value_digest_is_the_values_own(rows: list[dict[str, Any]]) -> None:
+    """``_value_digests`` remembers repeated values' digests per attribute name, a few of
+    them (``MEMO_VALUES``): what it answers is what hashing the value gives."""
+    row_digests._memos.clear()
+    memo_values, row_digests.MEMO_VALUES = row_digests.MEMO_VALUES, 3  # full caches too
+    try:
+        for row in rows * 2:  # each value again, once remembered
+            obj = {"external_id": "u1", **row}
+            assert value_digests(obj, "xu1") == {name: value_digest(v) for name, v in row.items()}
+    finally:
+        row_digests.MEMO_VALUES = memo_values
+        row_digests._memos.clear()
 
 
 def test_a_file_from_before_unsorted_whole_digests_sends_nothing_again(tmp_path: Path) -> None:
