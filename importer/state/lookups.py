@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from importer.state.store import UserRow
+from importer.state.store import UserRow, blobs
 
 _CHUNK = 500  # ids per IN (...) query; far below SQLite's variable limit
 
@@ -48,7 +48,7 @@ class Neighbours:
             self._pause -= 1
             return None
         limit = self.SPARSE * len(chunk)
-        rows = conn.execute(sql, (chunk[0], chunk[-1], limit)).fetchall()
+        rows = conn.execute(sql, blobs((chunk[0], chunk[-1], limit))).fetchall()
         if len(rows) < limit:
             return rows
         self._pause = self.PAUSE
@@ -86,7 +86,7 @@ def fetch_delivered(
         rows = near.scan(conn, _DELIVERED_RANGE, chunk) if near is not None else None
         if rows is None:
             sql = _in_query("SELECT k FROM delivered WHERE k", len(chunk))
-            known.update(key for (key,) in conn.execute(sql, chunk))
+            known.update(key for (key,) in conn.execute(sql, blobs(chunk)))
         else:  # the range may hold the users' other events too
             wanted = set(chunk)
             known.update(key for (key,) in rows if key in wanted)
@@ -99,5 +99,5 @@ def fetch_rows(conn: sqlite3.Connection, keys: Sequence[bytes]) -> dict[bytes, t
     found: dict[bytes, tuple[str, int]] = {}
     for chunk in _chunks(keys):
         sql = _in_query("SELECT row, key, rowc FROM users WHERE row", len(chunk))
-        found.update({row: (key, counts) for row, key, counts in conn.execute(sql, chunk)})
+        found.update({row: (key, counts) for row, key, counts in conn.execute(sql, blobs(chunk))})
     return found

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from importer.state.delivery import DeliveryState
 from importer.state.lookups import fetch_delivered, fetch_rows, fetch_users
-from importer.state.store import add_delivered, connect, transaction, write_users
+from importer.state.store import add_delivered, connect, set_wholes, transaction, write_users
 from tests.state.builders import event_key, key
 
 
@@ -39,6 +39,44 @@ def test_writes_of_many_rows_at_once_count_and_keep_what_one_at_a_time_would(
         found = fetch_users(conn, [key(n) for n in range(601)])
         assert found == {key(n): (n, bytes(8), b"new") for n in users}
         conn.close()
+
+
+_CONTENTS = (
+    "SELECT key, num, typeof(whole), whole, typeof(attrs), attrs, typeof(row), row, rowc "
+    "FROM users ORDER BY key",
+    "SELECT typeof(k), k FROM delivered ORDER BY k",
+)
+
+
+def test_blobs_bound_as_bytearrays_are_the_blobs_bytes_would_be(tmp_path: Path) -> None:
+    """The writes bind digests as bytearrays (``store.blobs``: bytes are offered to sqlite3's
+    adapters first, at a cost): the file holds what binding the bytes themselves writes,
+    and look-ups by bytes find them."""
+    users = [(key(n), n, bytes([n]) * 8, bytes([n, 1]) * 6, bytes([n]) * 16, n) for n in range(70)]
+    events = [event_key(n, k) for n in range(70) for k in range(4)]
+    wholes = {key(n): (None if n % 2 else bytes(8), bytes([n, 2]) * 8, 2) for n in range(0, 70, 3)}
+    fast = connect(tmp_path / "fast.state")
+    with transaction(fast):
+        write_users(fast, users)
+        add_delivered(fast, events)
+        set_wholes(fast, wholes)
+    plain = connect(tmp_path / "plain.state")  # what one row, one bytes value at a time writes
+    with transaction(plain):
+        plain.executemany(
+            "INSERT INTO users (key, num, whole, attrs, row, rowc) VALUES (?, ?, ?, ?, ?, ?)", users
+        )
+        plain.executemany("INSERT INTO delivered (k) VALUES (?)", [(k,) for k in events])
+        plain.executemany(
+            "UPDATE users SET whole = coalesce(?, whole), row = ?, rowc = ? WHERE key = ?",
+            [(*w, k) for k, w in wholes.items()],
+        )
+    for query in _CONTENTS:
+        assert fast.execute(query).fetchall() == plain.execute(query).fetchall()
+    assert {kind for (kind, _) in fast.execute(_CONTENTS[1])} == {"blob"}
+    assert fetch_delivered(fast, events[:9]) == set(events[:9])
+    assert fetch_rows(fast, [bytes([6, 2]) * 8]) == {bytes([6, 2]) * 8: (key(6), 2)}
+    fast.close()
+    plain.close()
 
 
 def _row_index(path: Path) -> list[str]:
