@@ -148,8 +148,10 @@ def value_digests(obj: BrazeObject, user: str, row: str | None = None) -> ValueD
 # values (a country, a plan, a flag, a literal), and a digest costs a serialisation and a
 # BLAKE2b compression (~3,500 instructions), a look-up ~100. Only str and int keys (never
 # bool: True == 1 with another JSON; never float: -0.0 == 0.0 with another JSON), so equal
-# keys have equal JSON. At most MEMO_VALUES a name, the first seen: ~40 KB a name at most.
+# keys have equal JSON. At most MEMO_VALUES a name, the first seen, and no str longer than
+# MEMO_CHARS (a cell may hold a megabyte): ~50 KB a name at most.
 MEMO_VALUES = 256
+MEMO_CHARS = 64
 _memos: dict[str, dict[str | int, bytes]] = {}
 _TRUE, _FALSE = value_digest(True), value_digest(False)
 
@@ -166,7 +168,7 @@ def _value_digests(obj: BrazeObject, key: str) -> ValueDigests:
             continue
         kind = type(value)
         memo = None
-        if kind is str or kind is int:
+        if (kind is str and len(value) <= MEMO_CHARS) or kind is int:
             memo = memos.get(name)
             if memo is None:
                 memo = memos[name] = {}

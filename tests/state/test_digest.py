@@ -102,7 +102,7 @@ def test_an_objects_value_digests_are_each_values_digest_but_identifier_and_flag
 # Values equal in Python but not in JSON (True == 1 == 1.0, 0.0 == -0.0), big ints, operators,
 # containers: a remembered digest must be the one the value itself has.
 _SCALARS = st.sampled_from(
-    [True, False, 1, 0, 1.0, 0.0, -0.0, "1", "true", "", 2**70, -(2**63), 2**64, "Hamburg"]
+    [True, False, 1, 0, 1.0, 0.0, -0.0, "1", "true", "", 2**70, 2**64, "Hamburg", "x" * 65]
 )
 _VALUES = st.one_of(
     _SCALARS,
@@ -116,14 +116,18 @@ _VALUES = st.one_of(
 
 @given(rows=st.lists(st.dictionaries(st.sampled_from(["a", "b", "c"]), _VALUES), max_size=12))
 def test_a_remembered_value_digest_is_the_values_own(rows: list[dict[str, Any]]) -> None:
-    """``_value_digests`` remembers repeated values' digests per attribute name, a few of
-    them (``MEMO_VALUES``): what it answers is what hashing the value gives."""
+    """``_value_digests`` remembers repeated values' digests per attribute name, a few short
+    ones (``MEMO_VALUES``, ``MEMO_CHARS``): what it answers is what hashing the value gives."""
     row_digests._memos.clear()
     memo_values, row_digests.MEMO_VALUES = row_digests.MEMO_VALUES, 3  # full caches too
     try:
         for row in rows * 2:  # each value again, once remembered
             obj = {"external_id": "u1", **row}
             assert value_digests(obj, "xu1") == {name: value_digest(v) for name, v in row.items()}
+        remembered = [value for memo in row_digests._memos.values() for value in memo]
+        assert all(
+            len(value) <= row_digests.MEMO_CHARS for value in remembered if type(value) is str
+        )
     finally:
         row_digests.MEMO_VALUES = memo_values
         row_digests._memos.clear()
