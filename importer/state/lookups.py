@@ -12,7 +12,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from importer.state.store import UserRow, blobs
+from importer.state.binding import blobs
+from importer.state.store import UserRow
 
 _CHUNK = 500  # ids per IN (...) query; far below SQLite's variable limit
 

@@ -26,23 +26,21 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from functools import lru_cache
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from importer.filelock import Holder, open_private, utc_now
+from importer.state.binding import blobs, insert_rows
 from importer.state.page_cache import fit_cache
 
 SCHEMA_VERSION = 1
 COUNTERS = ("users", "attribute_values", "attributes_unset", "events", "purchases", "operations")
 _META_KEYS = ("next_user", *COUNTERS)
 RUNS_KEPT = 1000
-_ROWS_PER_INSERT = 200  # values bound per multi-row INSERT (SQLite's limit is 999 or more)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -191,42 +189,6 @@ def commit_number(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT value FROM meta WHERE key = 'commits'").fetchone()[0])
 
 
-def blobs(values: Iterable[Any]) -> list[Any]:
-    """``values`` to bind, ``bytes`` as ``bytearray``: the same BLOB. sqlite3 (Python 3.11) binds
-    str, int, float and bytearray at once, but offers bytes to its adapters, which fail through
-    a formatted AttributeError: ~3,300 instructions a value; a copy costs ~150."""
-    return [bytearray(v) if v.__class__ is bytes else v for v in values]
-
-
-def _insert_rows(
-    conn: sqlite3.Connection, head: str, tail: str, rows: Sequence[Sequence[Any]], width: int
-) -> int:
-    """``head VALUES (..), (..) tail`` for ``rows`` of ``width`` values (width 1: the values
-    themselves), ``_ROWS_PER_INSERT`` values to a statement (the rest one row at a time); how
-    many rows it changed. A statement per row cost a step and a reset per row: ~30% of
-    writing a user, ~55% of writing an event."""
-    changed = 0
-    per = _ROWS_PER_INSERT // width
-    full = len(rows) - len(rows) % per
-    if full:
-        sql = _values_sql(head, tail, width, per)
-        for start in range(0, full, per):
-            part = rows[start : start + per]
-            flat = part if width == 1 else blobs(chain.from_iterable(part))
-            changed += conn.execute(sql, flat).rowcount
-    if full < len(rows):
-        rest = rows[full:]
-        bound = [blobs(row) for row in rest] if width > 1 else [(value,) for value in rest]
-        changed += max(conn.executemany(_values_sql(head, tail, width, 1), bound).rowcount, 0)
-    return changed
-
-
-@lru_cache(maxsize=8)
-def _values_sql(head: str, tail: str, width: int, count: int) -> str:
-    row = f"({', '.join('?' * width)})"
-    return f"{head} VALUES {', '.join([row] * count)} {tail}"
-
-
 _USERS_HEAD = "INSERT INTO users (key, num, whole, attrs, row, rowc)"
 _USERS_TAIL = (
     "ON CONFLICT (key) DO UPDATE SET whole = excluded.whole, attrs = excluded.attrs, "
@@ -241,7 +203,7 @@ UserWrite = tuple[str, int, bytes | None, bytes, bytes | None, int | None]
 def write_users(conn: sqlite3.Connection, rows: list[UserWrite]) -> None:
     """Insert or update these users' rows (each user once): key, number, whole digest,
     attribute digests, row key, row counts."""
-    _insert_rows(conn, _USERS_HEAD, _USERS_TAIL, rows, 6)
+    insert_rows(conn, _USERS_HEAD, _USERS_TAIL, rows, 6)
 
 
 def set_wholes(conn: sqlite3.Connection, wholes: dict[str, Whole]) -> None:
@@ -255,7 +217,7 @@ def set_wholes(conn: sqlite3.Connection, wholes: dict[str, Whole]) -> None:
 
 def add_delivered(conn: sqlite3.Connection, keys: Iterable[bytes]) -> int:
     """Remember delivered events or purchases; returns how many were new."""
-    return _insert_rows(conn, "INSERT OR IGNORE INTO delivered (k)", "", [*map(bytearray, keys)], 1)
+    return insert_rows(conn, "INSERT OR IGNORE INTO delivered (k)", "", [*map(bytearray, keys)], 1)
 
 
 def bump_counters(conn: sqlite3.Connection, deltas: dict[str, int]) -> None:

@@ -49,7 +49,7 @@ _CONTENTS = (
 
 
 def test_blobs_bound_as_bytearrays_are_the_blobs_bytes_would_be(tmp_path: Path) -> None:
-    """The writes bind digests as bytearrays (``store.blobs``: bytes are offered to sqlite3's
+    """The writes bind digests as bytearrays (``binding.blobs``: bytes are offered to sqlite3's
     adapters first, at a cost): the file holds what binding the bytes themselves writes,
     and look-ups by bytes find them."""
     users = [(key(n), n, bytes([n]) * 8, bytes([n, 1]) * 6, bytes([n]) * 16, n) for n in range(70)]
