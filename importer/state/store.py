@@ -149,6 +149,10 @@ def index_row_keys(conn: sqlite3.Connection, *, now: bool) -> None:
     try:
         with transaction(conn):
             conn.execute(_ROW_INDEX)
+    except sqlite3.OperationalError:  # no room (or no place) for the sort's temporary files
+        conn.execute("PRAGMA temp_store=MEMORY")
+        with transaction(conn):  # sorted in memory, as the index was kept before: a file
+            conn.execute(_ROW_INDEX)  # without it would stop every later run at open
     finally:
         conn.execute("PRAGMA temp_store=MEMORY")
 

@@ -7,13 +7,21 @@ import sqlite3
 import tempfile
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.state.delivery import DeliveryState
 from importer.state.lookups import fetch_delivered, fetch_rows, fetch_users
-from importer.state.store import add_delivered, connect, set_wholes, transaction, write_users
+from importer.state.store import (
+    add_delivered,
+    connect,
+    index_row_keys,
+    set_wholes,
+    transaction,
+    write_users,
+)
 from tests.state.builders import event_key, key
 
 
@@ -117,3 +125,29 @@ def test_a_run_keying_a_file_without_keys_builds_their_index_as_it_closes(tmp_pa
     finally:
         conn.close()
         killed.close()
+
+
+class _NoTempFiles:
+    """A connection whose temporary directory is full: a statement that spills fails."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.spilling = conn, False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql.startswith("PRAGMA temp_store="):
+            self.spilling = sql.endswith("FILE")
+        elif sql.startswith("CREATE INDEX") and self.spilling:
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.execute(sql, *args)
+
+
+def test_a_sort_that_cannot_spill_builds_the_index_in_memory(tmp_path: Path) -> None:
+    """With no room for the sort's temporary files the index is still built (a file left
+    without it would fail every later run as it opens)."""
+    path = tmp_path / "s.state"
+    DeliveryState.open(path, run_label="first night").close()
+    _write_keyed_user(path, 1)
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("DROP INDEX users_row")
+        index_row_keys(_NoTempFiles(conn), now=True)  # type: ignore[arg-type]
+    assert _row_index(path) == ["users_row"]
