@@ -33,11 +33,11 @@ def insert_rows(
         sql = values_sql(head, tail, width, per)
         for start in range(0, full, per):
             part = rows[start : start + per]
-            flat = part if width == 1 else blobs(chain.from_iterable(part))
+            flat = blobs(part if width == 1 else chain.from_iterable(part))
             changed += conn.execute(sql, flat).rowcount
     if full < len(rows):
         rest = rows[full:]
-        bound = [blobs(row) for row in rest] if width > 1 else [(value,) for value in rest]
+        bound = [blobs(row) for row in rest] if width > 1 else [(v,) for v in blobs(rest)]
         changed += max(conn.executemany(values_sql(head, tail, width, 1), bound).rowcount, 0)
     return changed
 

@@ -42,12 +42,13 @@ from importer.state.row_digests import item_digests, with_values
 from importer.state.row_keys import remember, remember_vouched
 from importer.state.snapshot import StateView, Writes, delivered, is_verdict, stored_users
 from importer.state.store import (
+    build_row_index,
     commit_number,
     connect,
     describe,
+    drop_row_index,
     end_run,
     has_row_keys,
-    index_row_keys,
     load_names,
     start_run,
     transaction,
@@ -76,7 +77,7 @@ class DeliveryState:
         self._writes = Writes(commit_number(conn))  # judges the workers' verdicts (snapshot)
         self._keyed = has_row_keys(conn)  # StateView.keyed
         if not self._keyed:
-            index_row_keys(conn, now=False)  # built as the file closes: see index_row_keys
+            drop_row_index(conn)  # built as the file closes (build_row_index)
         self._users_near, self._delivered_near = Neighbours(), Neighbours()
         self._recorded_near = Neighbours()  # the users of confirmations: a stream of their own
         self._sources: OperationSources = None
@@ -146,7 +147,7 @@ class DeliveryState:
                     flush_deferred(self._conn, self._delta)
         with suppress(sqlite3.Error):  # the next connect builds it
             if not self._keyed:
-                index_row_keys(self._conn, now=True)
+                build_row_index(self._conn)
 
     def __enter__(self) -> DeliveryState:
         return self

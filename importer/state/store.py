@@ -8,7 +8,7 @@ Layout (about 200 bytes per user with a dozen attributes, 20 per event remembere
   last whole attributes object confirmed, and a blob of 12-byte (attribute name id, value digest)
   entries; and the key of the one row known to make that whole object, with its counts
   (``row``, ``rowc``: see ``row_keys``), indexed by key so a row is found before it is converted
-  (an index a first night leaves out and sorts once as it closes: ``index_row_keys``).
+  (an index a first night leaves out and sorts once as it closes: ``drop_row_index``).
 - ``names``: attribute name <-> small id, loaded whole at open.
 - ``delivered``: one 13-byte key per delivered event, purchase or attribute operation (``inc``,
   ``add``, ``remove``: see ``digest``): the user number (5 bytes, big-endian) then the
@@ -89,7 +89,7 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA wal_autocheckpoint=16384")  # checkpoint every 64 MiB, not 4 MiB
         with transaction(conn):
             _create_schema(conn)
-        index_row_keys(conn, now=True)  # missing if a run that dropped it was stopped
+        build_row_index(conn)  # missing if a run that dropped it was stopped
     except BaseException:
         conn.close()
         raise
@@ -123,23 +123,31 @@ def _create_schema(conn: sqlite3.Connection) -> None:
 _SORT_CACHE_KIB = 2048  # the page cache while the index of row keys is sorted
 # Only users whose row is remembered: most of a mapping's rows, never the others'.
 _ROW_INDEX = "CREATE INDEX IF NOT EXISTS users_row ON users (row, rowc) WHERE row IS NOT NULL"
+_HAS_ROW_INDEX = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'users_row'"
 
 
-def index_row_keys(conn: sqlite3.Connection, *, now: bool) -> None:
-    """Drop the index of row keys (``now=False``) or build it (``now=True``), each in a
-    transaction of its own.
+def drop_row_index(conn: sqlite3.Connection) -> None:
+    """Leave the index of row keys out while a run keys a file that held none (``build_row_index``
+    puts it back as the file closes).
 
     A run that keys a file which held no keys when it began looks none up (``StateView.keyed``),
     and its keys are digests, so each commit's keys land on random leaves of the index (a first
     night of 1,000,000 CRM rows with ``--workers 1``: 71 µs of CPU a row kept up commit by
-    commit, 62 built at the end; docs/performance.md). Such a run drops the (empty) index and
-    builds it as it closes, in one sort; a run stopped before that has it built by the next
-    ``connect``. The sort spills to temporary files (mode 0600, unlinked as SQLite opens them),
-    not memory: at 1,000,000 users, 0.9 s and no growth of a bare process's peak resident set,
-    against +32 MB with the run's page cache and +76 MB sorting in memory."""
-    if not now:
-        with transaction(conn):
-            conn.execute("DROP INDEX IF EXISTS users_row")
+    commit, 62 built at the end; docs/performance.md)."""
+    with transaction(conn):
+        conn.execute("DROP INDEX IF EXISTS users_row")
+
+
+def build_row_index(conn: sqlite3.Connection) -> None:
+    """Build the index of row keys in one sort if it is missing: as a run that dropped it
+    closes (``drop_row_index``), or as the file opens after such a run was stopped.
+
+    The sort spills to temporary files (mode 0600, unlinked as SQLite opens them), not memory:
+    at 1,000,000 users, 0.9 s and no growth of a bare process's peak resident set, against +32
+    MB with the run's page cache and +76 MB sorting in memory. With no room (or no place) for
+    those files it sorts in memory, as the index was kept before: a file without it would stop
+    every later run as it opens."""
+    if conn.execute(_HAS_ROW_INDEX).fetchone() is not None:
         return
     # The sort holds as much in memory as the page cache may (then spills), and the pages a
     # night read are of no use to it: a small cache, emptied; the commit fits it again.
@@ -149,10 +157,10 @@ def index_row_keys(conn: sqlite3.Connection, *, now: bool) -> None:
     try:
         with transaction(conn):
             conn.execute(_ROW_INDEX)
-    except sqlite3.OperationalError:  # no room (or no place) for the sort's temporary files
+    except sqlite3.OperationalError:  # the temporary directory is full or not writable
         conn.execute("PRAGMA temp_store=MEMORY")
-        with transaction(conn):  # sorted in memory, as the index was kept before: a file
-            conn.execute(_ROW_INDEX)  # without it would stop every later run at open
+        with transaction(conn):
+            conn.execute(_ROW_INDEX)
     finally:
         conn.execute("PRAGMA temp_store=MEMORY")
 
@@ -221,7 +229,7 @@ def set_wholes(conn: sqlite3.Connection, wholes: dict[str, Whole]) -> None:
 
 def add_delivered(conn: sqlite3.Connection, keys: Iterable[bytes]) -> int:
     """Remember delivered events or purchases; returns how many were new."""
-    return insert_rows(conn, "INSERT OR IGNORE INTO delivered (k)", "", [*map(bytearray, keys)], 1)
+    return insert_rows(conn, "INSERT OR IGNORE INTO delivered (k)", "", [*keys], 1)
 
 
 def bump_counters(conn: sqlite3.Connection, deltas: dict[str, int]) -> None:

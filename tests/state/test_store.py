@@ -16,8 +16,8 @@ from importer.state.delivery import DeliveryState
 from importer.state.lookups import fetch_delivered, fetch_rows, fetch_users
 from importer.state.store import (
     add_delivered,
+    build_row_index,
     connect,
-    index_row_keys,
     set_wholes,
     transaction,
     write_users,
@@ -149,5 +149,5 @@ def test_a_sort_that_cannot_spill_builds_the_index_in_memory(tmp_path: Path) -> 
     _write_keyed_user(path, 1)
     with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         conn.execute("DROP INDEX users_row")
-        index_row_keys(_NoTempFiles(conn), now=True)  # type: ignore[arg-type]
+        build_row_index(_NoTempFiles(conn))  # type: ignore[arg-type]
     assert _row_index(path) == ["users_row"]
