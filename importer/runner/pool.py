@@ -176,8 +176,13 @@ class ConvertPool:
 
     @property
     def depth(self) -> int:
-        """Chunks handed over and not yet joined: enough to keep every worker busy."""
-        return 2 * self.workers + 1
+        """Chunks handed over and not yet joined: enough to keep every worker busy.
+
+        The next chunk goes out only once the oldest is joined, so a worker whose chunks came
+        back first waits on the others'; at 2 a worker each one waited ~200 times in a 300,000-row
+        wide --dry-run. 4 a worker, on a quiet 2-core machine (5 alternated runs, medians):
+        3.72 -> 3.39 s, the tree's peak resident set +2 MB; 3 a worker 3.43 s, 6 3.39 s."""
+        return 4 * self.workers + 1
 
     def start(self) -> None:
         """Start the processes: before the event loop and its sockets exist, as a fork copies
