@@ -3,30 +3,27 @@
 
 ``importer.runner.drive`` runs it in the event loop; entry points (run, resume, retry) are in
 ``importer.runner.entry``; what an attempt is given is ``importer.runner.attempt``, and what it
-counts as rows fail and batches are answered, ``importer.runner.accounting`` (the engine's base).
+counts as rows fail and batches are answered, ``importer.runner.accounting``; how rows are
+converted in this process, ``importer.runner.in_process`` (the engine's base, on the former).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
-from hashlib import blake2b
 from itertools import chain, islice
 
 from importer.models import (
     Batch,
-    CsvRecord,
     Item,
-    RowConverter,
     RowFailure,
     RowSkipped,
-    RowSource,
     SourceRow,
 )
 from importer.read import Block, Ranges, Source
 from importer.rundir import Journal
-from importer.runner.accounting import Accounting
 from importer.runner.attempt import Attempt
+from importer.runner.in_process import InProcess
 from importer.runner.pool import (
     CHUNK_ROWS,
     Chunk,
@@ -37,14 +34,14 @@ from importer.runner.pool import (
 )
 from importer.runner.worker import Outcome
 from importer.send import pack
-from importer.state import DeltaStage, StateView, converted
+from importer.state import DeltaStage
 
 # A chunk's outcomes in reading order (a settled row's: "delivered" or "failed"), and whether
 # they are still to count as read (``Engine._pooled``).
 _Outcomes = tuple[Sequence[Outcome | str], bool]
 
 
-class Engine(Accounting):
+class Engine(InProcess):
     """The state of one attempt in its event loop: its rows' way from the sources to batches."""
 
     def __init__(self, attempt: Attempt, journal: Journal) -> None:
@@ -65,19 +62,13 @@ class Engine(Accounting):
         elif pool is not None:  # the sources turned out smaller than their sizes said
             pool.close()
         self._chunks: deque[Chunk | RangeChunk] = deque()  # handed to the pool, not yet joined
-        # --state in this process: the state as a worker reads it, to know rows by their keys
-        # (importer.state.row_keys); the specs name what decides a row's key.
-        self._view: StateView | None = None
-        if attempt.state is not None and attempt.specs is not None:
-            self._view = attempt.state.view()
-        self._hashers: dict[tuple[int, tuple[str, ...] | None], blake2b] = {}
+        self.open_view()
 
     def close(self) -> None:
         """Stop the conversion workers and close what this engine opened."""
         if self.pool is not None:
             self.pool.close()
-        if self._view is not None:
-            self._view.close()
+        self.close_view()
 
     def request_stop(self) -> bool:
         """Stop reading and let the requests in flight finish; False when already stopping."""
@@ -86,75 +77,10 @@ class Engine(Accounting):
         self.stopping = True
         return True
 
-    def _to_convert(self, source: RowSource) -> Iterator[SourceRow | RowFailure]:
-        return self._unsettled(source.rows())
-
-    def _unsettled(
-        self, rows: Iterator[SourceRow | RowFailure]
-    ) -> Iterator[SourceRow | RowFailure]:
-        """The rows still to convert: counted as read; settled ones (resume) counted at once and
-        left out."""
-        outcome_of = self.attempt.outcomes.outcome if self.attempt.outcomes else None  # resume only
-        for row in rows:
-            if self.stopping:
-                return
-            self.stats.rows_read += 1
-            done = outcome_of(row.ref.source, row.ref.line) if outcome_of else None
-            if done == "delivered":
-                self.stats.delivered += 1
-            elif done == "failed":
-                self.stats.failed += 1
-            else:
-                yield row
-
     def _converted(self) -> Iterator[Item | RowSkipped]:
         if self.pool is not None:
             return self._pooled(self.pool)
         return self._converted_each()
-
-    def _converted_each(self) -> Iterator[Item | RowSkipped]:
-        for number, source in enumerate(self.attempt.sources):
-            yield from self._converted_here(self._to_convert(source), number)
-
-    def _converted_here(
-        self, rows: Iterator[SourceRow | RowFailure], number: int
-    ) -> Iterator[Item | RowSkipped]:
-        converter = self.attempt.converters[number]
-        if self._view is not None:  # --state: rows it remembers are not converted
-            yield from self._recognised_here(rows, number, converter)
-            return
-        for row in rows:
-            out = row if isinstance(row, RowFailure) else converter.convert(row)
-            if isinstance(out, RowFailure):
-                self.fail(out)
-            else:
-                yield out
-
-    def _recognised_here(
-        self, rows: Iterator[SourceRow | RowFailure], number: int, converter: RowConverter
-    ) -> Iterator[Item | RowSkipped]:
-        """``_converted_here`` with --state, a chunk of rows at a time as a worker converts
-        them (importer.state.row_keys.converted): one look-up for the chunk's row keys."""
-        assert self._view is not None and self.attempt.specs is not None
-        spec, hashers = self.attempt.specs[number], self._hashers
-        while chunk := list(islice(rows, CHUNK_ROWS)):
-            read = [row for row in chunk if isinstance(row, SourceRow)]
-            header = (
-                read[0].record.header if read and isinstance(read[0].record, CsvRecord) else None
-            )
-            if header is not None and _mixed(read, header):  # keyed by one header: none
-                made = iter([converter.convert(row) for row in read])
-            else:
-                hasher = hashers.get((number, header))
-                if hasher is None:
-                    hasher = hashers[number, header] = spec.salt(header)
-                made = iter(converted(read, hasher, self._view.recognise, converter.convert))
-            for row in chunk:
-                out = row if isinstance(row, RowFailure) else next(made)
-                if isinstance(out, RowFailure):
-                    self.fail(out)
-                else:
-                    yield out
 
     def _pooled(self, pool: ConvertPool) -> Iterator[Item | RowSkipped]:
         """The same stream, converted in chunks by the pool and joined in reading order: a
@@ -255,15 +181,6 @@ class Engine(Accounting):
         """Whether the workers should hash every attribute value for --state, as it asks."""
         return self.delta is not None and self.delta.wants_values
 
-    def _converted_again(self, item: Item) -> Item:
-        """A row a worker answered with --state's verdict alone, converted here after all."""
-        for source, converter in zip(self.attempt.sources, self.attempt.converters, strict=True):
-            if source.name == item.ref.source:
-                out = converter.convert(SourceRow(item.ref, item.record))
-                if isinstance(out, Item):  # as the worker's conversion was
-                    return out
-        raise RuntimeError(f"{item.ref}: converted by a worker, but not here")
-
     async def ready(self) -> None:
         """Wait, without holding up the event loop, for the rows the packer needs next."""
         for chunk in islice(self._chunks, 2):
@@ -303,9 +220,3 @@ class Engine(Accounting):
 def _joined(chunk: Chunk | RangeChunk) -> list[Outcome]:
     assert isinstance(chunk, Chunk)  # a source's ranges are joined before the next starts
     return chunk.joined()
-
-
-def _mixed(rows: list[SourceRow], header: tuple[str, ...]) -> bool:
-    """Do the chunk's CSV rows come under more than one header (the converter allows a source's
-    header to change)? A row key salted by another row's header could name another object."""
-    return any(getattr(row.record, "header", None) is not header for row in rows)

@@ -262,7 +262,7 @@ def test_a_chunk_under_two_headers_is_not_keyed_by_one() -> None:
     """The same cells under another header are another row: a chunk whose rows come under two
     headers is converted without keys (its first row's header would salt them all)."""
     from importer.models import CsvRecord, RowRef, SourceRow
-    from importer.runner.engine import _mixed
+    from importer.runner.in_process import _mixed
 
     first, second = ("id", "city"), ("city", "id")
     rows = [SourceRow(RowRef("f.csv", n), CsvRecord(first, ["u0", "Berlin"])) for n in (2, 3)]
