@@ -436,10 +436,11 @@ def _read_or_input_error(path: Path, data: bytes, **options: Any) -> list[Item] 
 
 def _blank(line: bytes) -> bool:
     """As the reader decides: a record of one cell holding only white space is no record,
-    whether the cell is quoted (``" "``, ``""``) or not."""
-    text = line.decode("utf-8", "replace").strip()
+    whether the cell is quoted (``" "``, ``""``) or not. A quote opens a cell only as its first
+    character: `` ""`` is a cell holding a space and two quotes, a record."""
+    text = line.decode("utf-8", "replace").rstrip()
     quoted = len(text) >= 2 and text[0] == text[-1] == '"'
-    return not text or (quoted and not text[1:-1].strip())
+    return not text.strip() or (quoted and not text[1:-1].strip())
 
 
 def _content_lines(data: bytes, start: int) -> list[int]:
@@ -450,6 +451,7 @@ def _content_lines(data: bytes, start: int) -> list[int]:
 @SETTINGS
 @given(data=CSV_BYTES)
 @example(data=b'" "')  # a quoted blank cell is a blank line (found by hypothesis)
+@example(data=b'a\n ""')  # a space before the quotes: a record (found by hypothesis)
 def test_arbitrary_csv_bytes_never_raise(tmp_path: Path, data: bytes) -> None:
     _read_or_input_error(tmp_path / "any.csv", data)
     items = _read_or_input_error(tmp_path / "any2.csv", b"id,name\n" + data, max_cell_bytes=50)
