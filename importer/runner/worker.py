@@ -14,8 +14,6 @@ import ctypes
 import os
 import signal
 import sys
-import threading
-import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -29,10 +27,10 @@ from importer.mapping import CompiledMapping, default_mapping, mapping_from_text
 from importer.models import CsvRecord, Item, RowFailure, RowRef, RowSkipped, SourceRow
 from importer.read import CsvLayout, LineIssue, parse_range
 from importer.runner.channels import serve
-from importer.send import wire_of
+from importer.runner.worker_process import die_with
+from importer.send import attributes_json, wire_of
 from importer.state import converted, is_verdict, salt
 
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # malloc.h (glibc)
 _KEEP_BYTES = 64 * 1024 * 1024  # at most this much freed memory kept per process
 
@@ -42,7 +40,12 @@ class Digests(Protocol):
     per item its digests, or a verdict when nothing of it is new; ``values``: whether to hash
     every attribute value where it cannot tell which rows need it."""
 
-    def digests(self, items: Sequence[Item], values: bool) -> Sequence[Any]: ...
+    def digests(
+        self,
+        items: Sequence[Item],
+        values: bool,
+        fragments: Sequence[tuple[bytes, ...] | None] | None = None,
+    ) -> Sequence[Any]: ...
 
     def recognise(self, keys: Sequence[bytes | None]) -> Sequence[Any]: ...
 
@@ -119,7 +122,7 @@ def run_worker(
 def start_worker(specs: Sequence[ConverterSpec], digests: Digests | None, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.setprofile(None)  # a profiler of the main process is not forked along
-    _die_with(parent)
+    die_with(parent)
     import gc
 
     gc.freeze()
@@ -159,26 +162,6 @@ def keep_freed_memory() -> None:
         libc = ctypes.CDLL(None)
         libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES)
         libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES // 2)
-
-
-def _die_with(parent: int) -> None:
-    """End this worker when the main process is gone, however it went (SIGKILL, OOM): a forked
-    worker holds both ends of the pool's pipes, so it would never see them close, and an
-    orphan keeps the caller's stderr open. Linux says so at once (PR_SET_PDEATHSIG); elsewhere
-    a thread looks every half second."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
-            if os.getppid() != parent:  # it died before the request was made
-                os._exit(1)
-            return
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def convert_chunk(
@@ -232,7 +215,10 @@ def _answers(outcomes: list[Outcome | None], values: bool) -> list[Answer | None
     (importer.state.row_keys: not converted, it carries its verdict already)."""
     items = [out for out in outcomes if out.__class__ is Item and out.digests is None]
     state = _digests
-    digests = iter(state.digests(items, values)) if state is not None and items else None
+    # Each attributes object serialised once: its whole digest hashes the wire's bytes.
+    fragments = [attributes_json(item) for item in items] if state is not None else []
+    digests = iter(state.digests(items, values, fragments)) if state is not None and items else None
+    made = iter(fragments)
     answers: list[Answer | None] = []
     for out in outcomes:
         if out.__class__ is not Item:
@@ -243,10 +229,12 @@ def _answers(outcomes: list[Outcome | None], values: bool) -> list[Answer | None
             answers.append((item.user, None, item.digests, None, None))
             continue
         found = next(digests)  # type: ignore[arg-type]  # made for every such item
+        attributes = next(made)
         if is_verdict(found):  # nothing of the row will be sent; its key is new
             answers.append((item.user, None, found, None, item.row_key))
         else:
-            answers.append((item.user, wire_of(item), found, item.operations, item.row_key))
+            wire = wire_of(item, attributes)
+            answers.append((item.user, wire, found, item.operations, item.row_key))
     return answers
 
 

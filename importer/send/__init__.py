@@ -8,7 +8,7 @@ maps Braze's answer back to rows. Only this stage is async.
 """
 
 from importer.send.client import REDACTED, Answer, BrazeClient, classify, redact
-from importer.send.item_json import serialised, wire_of
+from importer.send.item_json import attributes_json, serialised, wire_of
 from importer.send.pacer import Pacer
 from importer.send.packer import pack
 from importer.send.sender import BatchResult, Sender, backoff_s
@@ -22,6 +22,7 @@ __all__ = [
     "Pacer",
     "Sender",
     "UserOrder",
+    "attributes_json",
     "backoff_s",
     "classify",
     "pack",

@@ -17,8 +17,9 @@ from typing import Any
 from importer.models import Item
 from importer.state.digest import ItemDigests, OperationSources
 from importer.state.row_digests import item_digests, with_values
-from importer.state.snapshot import Verdict, Writes, compared, is_verdict
+from importer.state.snapshot import Verdict, compared, is_verdict
 from importer.state.store import UserRow
+from importer.state.writes import Writes
 
 Made = tuple[Sequence[Item], list[Any]]  # the items (some converted again), their digests
 

@@ -40,7 +40,7 @@ from importer.state.lookups import Neighbours
 from importer.state.record import Confirmed, flush_deferred, record_deliveries
 from importer.state.row_digests import item_digests, with_values
 from importer.state.row_keys import remember, remember_vouched
-from importer.state.snapshot import StateView, Writes, delivered, is_verdict, stored_users
+from importer.state.snapshot import StateView, delivered, is_verdict, stored_users
 from importer.state.store import (
     build_row_index,
     commit_number,
@@ -53,6 +53,7 @@ from importer.state.store import (
     start_run,
     transaction,
 )
+from importer.state.writes import Writes
 
 __all__ = ["Confirmed", "DeliveryState", "Filtered", "StateView", "digests_of", "inspect_state"]
 

@@ -85,7 +85,7 @@ ItemDigests = tuple[
 def operation_digest(row: str, name: str, value: dict[str, Any]) -> bytes:
     """``OPERATION`` + the fingerprint of one row's operation on attribute ``name``."""
     data = orjson.dumps(("o", row, name, sorted(value)))
-    return OPERATION + _hash8(data)
+    return OPERATION + hash8(data)
 
 
 def is_operation(digest: bytes | None) -> bool:
@@ -150,7 +150,7 @@ def value_digest(value: Any) -> bytes | None:
         data = orjson.dumps(value, option=_SORTED)
     except orjson.JSONEncodeError:
         return None  # not JSON we can canonicalise (e.g. an int beyond 64 bits): always send
-    hasher = BLAKE2B_8.copy()  # _hash8, inlined: once per attribute value
+    hasher = BLAKE2B_8.copy()  # hash8, inlined: once per attribute value
     hasher.update(data)
     return hasher.digest()
 
@@ -170,7 +170,7 @@ def whole_digest(obj: BrazeObject) -> bytes | None:
         data = orjson.dumps(obj)
     except orjson.JSONEncodeError:
         return None
-    return _hash8(data)
+    return hash8(data)  # a worker's wire holds these bytes: it passes them (item_digests)
 
 
 def event_fingerprint(obj: BrazeObject) -> bytes | None:
@@ -196,10 +196,10 @@ def _fingerprint(fields: tuple[Any, ...]) -> bytes | None:
         data = orjson.dumps(fields, option=_SORTED)
     except orjson.JSONEncodeError:
         return None  # cannot be fingerprinted: always sent, never remembered
-    return _hash8(data)
+    return hash8(data)
 
 
-def _hash8(data: bytes) -> bytes:
+def hash8(data: bytes) -> bytes:
     """``blake2b(data, digest_size=8).digest()``, from a copied state (see ``BLAKE2B_8``)."""
     hasher = BLAKE2B_8.copy()
     hasher.update(data)

@@ -28,6 +28,7 @@ from importer.state.digest import (
     OperationSources,
     ValueDigests,
     event_fingerprint,
+    hash8,
     identity_of,
     is_operator,
     operation_digest,
@@ -38,21 +39,32 @@ from importer.state.digest import (
 )
 
 
-def item_digests(item: Item, values: bool = True, sources: OperationSources = None) -> ItemDigests:
+def item_digests(
+    item: Item,
+    values: bool = True,
+    sources: OperationSources = None,
+    fragments: tuple[bytes, ...] | None = None,
+) -> ItemDigests:
     """Everything the state compares of an item's objects: pure, so any process can do it.
 
     ``values=False`` leaves the value digests out (None) of every object, for ``with_values``
     to add if needed: what is looked at first is the whole digest, and one equal to the
     stored one tells that the object carries no operation (none is ever stored whole).
     ``sources``: how rows without an ``[operations] key`` name their operations (None: the
-    mapping has none, and no value is looked at as one).
+    mapping has none, and no value is looked at as one). ``fragments``: the item's attributes
+    objects as JSON, ``orjson.dumps`` of each (a worker sends them: ``send.attributes_json``),
+    the very bytes ``whole_digest`` hashes: not made a second time.
     """
     # Comprehensions over tuples and skipped empties: once per row, on every row.
     attributes, events, purchases = _objects(item)
     named = _Named(item, sources) if values and sources is not None else None
-    objects = (
-        tuple([object_digests(obj, values, named) for obj in attributes]) if attributes else ()
-    )
+    if not attributes:
+        objects: tuple[ObjectDigests | None, ...] = ()
+    elif fragments is None:
+        objects = tuple([object_digests(obj, values, named) for obj in attributes])
+    else:
+        made = zip(attributes, fragments, strict=True)
+        objects = tuple([object_digests(obj, values, named, data) for obj, data in made])
     # The row's user once, not once per object: pickled once, and one string in memory.
     user = objects[0][0] if objects and objects[0] is not None else None
     return (
@@ -106,10 +118,11 @@ def _objects(item: Item) -> tuple[tuple[BrazeObject, ...], ...]:
 
 
 def object_digests(
-    obj: BrazeObject, values: bool = True, named: _Named | None = None
+    obj: BrazeObject, values: bool = True, named: _Named | None = None, data: bytes | None = None
 ) -> ObjectDigests | None:
     """``named``: the row's operations' identity, asked for once an operator is found (None:
-    operators are values never compared, as when the mapping has no operations)."""
+    operators are values never compared, as when the mapping has no operations). ``data``:
+    ``orjson.dumps(obj)`` when made already (see ``item_digests``)."""
     identity = identity_of(obj)
     if identity is None:
         return None
@@ -118,11 +131,14 @@ def object_digests(
         digests, operations = _values_named(obj, key, named)
         # No whole digest for one carrying an operation: it must never stand for one, and so
         # a whole digest tells every reader that the object carries none (``operations_of``).
-        return user, None if operations else whole_digest(obj), len(digests), digests
+        if operations:
+            return user, None, len(digests), digests
+        return user, whole_digest(obj) if data is None else hash8(data), len(digests), digests
     flags = (  # ALWAYS_KEPT, spelled out: once per row
         ("_update_existing_only" in obj) + ("_merge_objects" in obj) + ("push_token_import" in obj)
     )
-    return user, whole_digest(obj), len(obj) - 1 - flags, None
+    whole = whole_digest(obj) if data is None else hash8(data)
+    return user, whole, len(obj) - 1 - flags, None
 
 
 def _values_named(obj: BrazeObject, key: str, named: _Named | None) -> tuple[ValueDigests, bool]:

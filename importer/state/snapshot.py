@@ -23,7 +23,6 @@ never changes.
 from __future__ import annotations
 
 import sqlite3
-from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -191,11 +190,18 @@ class StateView:
     def __setstate__(self, state: tuple[str, OperationSources, bool]) -> None:
         self.__init__(*state)  # type: ignore[misc]
 
-    def digests(self, items: Sequence[Item], values: bool) -> list[ItemDigests | Verdict]:
+    def digests(
+        self,
+        items: Sequence[Item],
+        values: bool,
+        fragments: Sequence[tuple[bytes, ...] | None] | None = None,
+    ) -> list[ItemDigests | Verdict]:
         """Per item its ``Verdict`` when nothing of it is new, else its digests: with value
-        digests when it will be compared by value (or ``values``: when it could not be told)."""
+        digests when it will be compared by value (or ``values``: when it could not be told).
+        ``fragments``: per item, its attributes objects' JSON (see ``item_digests``)."""
         sources = self.sources
-        digests = [item_digests(item, False, sources) for item in items]
+        made = zip(items, fragments or [None] * len(items), strict=True)
+        digests = [item_digests(item, False, sources, f) for item, f in made]
         try:
             commit, (rows, known) = self._look_up(digests)
         except sqlite3.Error:  # never fail a row for it: the main process looks it up again
@@ -255,46 +261,3 @@ class StateView:
             conn = self._conn = sqlite3.connect(uri, uri=True, isolation_level=None)
             conn.execute("PRAGMA mmap_size=0")  # as the main process: see store.connect
         return conn
-
-
-class Writes:
-    """Which users the last commits of this run wrote: what a worker's snapshot may have
-    missed. Kept for the last ``KEPT`` users written (a verdict is judged a few chunks after
-    its snapshot); a verdict older than that is not taken."""
-
-    KEPT = 20_000
-
-    def __init__(self, commit: int) -> None:
-        self.commit = commit  # the last commit made
-        self._floor = commit  # a snapshot older than this is not judged
-        self._by_user: dict[str, int] = {}
-        self._log: deque[tuple[int, list[str]]] = deque()
-        self._size = 0
-
-    def add(self, users: Iterable[str]) -> None:
-        """One more commit, which wrote these users' rows."""
-        self.commit = commit = self.commit + 1
-        written = list(users)
-        self._by_user.update(dict.fromkeys(written, commit))
-        self._log.append((commit, written))
-        self._size += len(written)
-        while self._size > self.KEPT:
-            old, gone = self._log.popleft()
-            self._size -= len(gone)
-            self._floor = old
-            by_user = self._by_user
-            for user in gone:
-                if by_user.get(user) == old:
-                    del by_user[user]
-
-    def unseen(self, commit: int, users: tuple[str, ...]) -> bool:
-        """Could a snapshot that saw up to ``commit`` have missed a write of one of ``users``?"""
-        if commit < self._floor:
-            return True
-        if commit >= self.commit:
-            return False
-        by_user = self._by_user
-        for user in users:  # noqa: SIM110 - a loop: no generator per row
-            if by_user.get(user, commit) > commit:
-                return True
-        return False

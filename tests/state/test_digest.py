@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from importer.send import attributes_json
 from importer.state import row_digests
 from importer.state.delivery import DeliveryState, Filtered
 from importer.state.digest import (
@@ -24,7 +25,7 @@ from importer.state.digest import (
     value_digest,
     whole_digest,
 )
-from importer.state.row_digests import object_digests, value_digests
+from importer.state.row_digests import item_digests, object_digests, value_digests
 from tests.state.builders import event, item, purchase
 
 
@@ -131,6 +132,31 @@ def test_a_remembered_value_digest_is_the_values_own(rows: list[dict[str, Any]])
     finally:
         row_digests.MEMO_VALUES = memo_values
         row_digests._memos.clear()
+
+
+_OBJECTS = st.lists(
+    st.fixed_dictionaries(
+        {"external_id": st.sampled_from(["u1", "u2", "u3", ""])},
+        optional={"a": _VALUES, "b": _VALUES, "_merge_objects": st.booleans()},
+    ),
+    max_size=3,
+)
+
+
+@given(objects=_OBJECTS, values=st.booleans())
+def test_digests_from_the_wires_json_are_the_digests_made_alone(
+    objects: list[dict[str, Any]], values: bool
+) -> None:
+    """A worker hashes the JSON it sends (``attributes_json``) for the whole digests: they are
+    the digests ``item_digests`` makes on its own, object by object; none is passed when an
+    object is not JSON (2**70: ``wire_of`` fails for it as before)."""
+    row = item(2)._replace(attributes=tuple(objects))
+    fragments = attributes_json(row)
+    if fragments is None:
+        with pytest.raises(TypeError):
+            orjson.dumps(objects)
+        return
+    assert item_digests(row, values, None, fragments) == item_digests(row, values)
 
 
 def test_a_file_from_before_unsorted_whole_digests_sends_nothing_again(tmp_path: Path) -> None:

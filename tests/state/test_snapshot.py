@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 
 from importer.models import Item
 from importer.runner import worker
-from importer.state import DeliveryState
-from importer.state.snapshot import StateView, Writes, is_verdict
+from importer.send import wire_of
+from importer.state import DeliveryState, item_digests
+from importer.state.snapshot import StateView, is_verdict
+from importer.state.writes import Writes
 from tests.state.builders import event, exports, item
 from tests.state.test_delta_stage import carried, decided_alike, side_by_side
 
@@ -124,3 +126,23 @@ def test_a_worker_answers_an_unchanged_row_without_its_objects(
         unchanged, new = worker._answers([*rows, None], values=False)[:2]
     assert unchanged == ("external_id:u2", None, (1, 1, 1, ("xu2",)), None, None)
     assert new[1] is not None and not is_verdict(new[2])  # type: ignore[index]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(exports())
+def test_a_worker_answers_a_first_nights_rows_with_their_json_and_digests(
+    tmp_path_factory: pytest.TempPathFactory, nights: list[tuple[list[Item], list[bool], int]]
+) -> None:
+    """Each object serialised once (the whole digest hashes the wire's bytes): the answers are
+    the wire ``wire_of`` makes and the digests ``item_digests`` makes on its own."""
+    rows = [row for night in nights for row in night[0]]
+    path = tmp_path_factory.mktemp("w") / "s.state"
+    with DeliveryState.open(path, run_label="first") as state:
+        saved = worker._digests
+        worker._digests = state.view()
+        try:
+            answers = worker._answers(list(rows), values=True)
+        finally:
+            worker._digests = saved
+    for row, answer in zip(rows, answers, strict=True):
+        assert answer == (row.user, wire_of(row), item_digests(row), row.operations, None)
