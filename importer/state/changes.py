@@ -15,14 +15,13 @@ only one that must be narrowed is decoded. Two shortcuts keep the rest cheap:
 
 from __future__ import annotations
 
-from typing import Any
-
 from importer.models import Item, RowRef
 from importer.state.digest import (
     DIGEST_BYTES,
     ItemDigests,
     ObjectDigests,
     Occurrence,
+    Packed,
     ValueDigests,
     decode_values,
     operations_of,
@@ -33,7 +32,6 @@ from importer.state.in_flight import InFlight
 from importer.state.snapshot import all_known
 from importer.state.store import UserRow, Whole
 
-_ABSENT: Any = object()
 _new = tuple.__new__
 
 
@@ -225,11 +223,12 @@ class Delta(InFlight):
         if in_flight is None and row is not None and whole is not None and row[1] == whole:
             return (), count
         self._compared += 1
-        assert type(values) is dict  # needs_values said so; a row is packed once decided
+        if in_flight is None and row is None:
+            return self._new_user(ref, user, whole, values), 0  # type: ignore[arg-type]
+        # needs_values said so; one a worker packed is a dict again (``compared_digests``)
+        assert type(values) is dict
         if in_flight is not None:
             in_flight = self.unpacked(in_flight)
-        if in_flight is None and row is None:
-            return self._new_user(ref, user, whole, values), 0
         remembered = decode_values(row[2]) if row is not None else {}
         sent: list[str] = []
         flying: ValueDigests = {}  # what this object puts in flight
@@ -251,7 +250,7 @@ class Delta(InFlight):
                 sent.append(name)
                 flying[name] = digest
                 continue
-            if digest is not None and self._same(digest, name, in_flight, remembered):
+            if digest is not None and self.same(digest, name, in_flight, remembered):
                 continue
             exact = exact and digest is not None
             sent.append(name)
@@ -269,25 +268,15 @@ class Delta(InFlight):
             self.deferred[user] = (storable, None, None)
         return (), unchanged
 
-    def _same(
-        self,
-        digest: bytes,
-        name: str,
-        in_flight: ValueDigests | None,
-        remembered: dict[int, bytes],
-    ) -> bool:
-        """Is ``digest`` what was last sent (in flight) or else last confirmed for this key?"""
-        if in_flight is not None:
-            last: bytes | None = in_flight.get(name, _ABSENT)
-            if last is not _ABSENT:
-                return digest == last  # an operator in flight (None) equals nothing
-        name_id = self.names.get(name)
-        return name_id is not None and remembered.get(name_id) == digest
-
-    def _new_user(self, ref: RowRef, user: str, whole: bytes | None, values: ValueDigests) -> Sent:
+    def _new_user(
+        self, ref: RowRef, user: str, whole: bytes | None, values: ValueDigests | Packed
+    ) -> Sent:
         """A user the state never saw: everything is sent, and its digests go in flight."""
         if values:  # else an identifier only: it creates the profile
             self.values[user] = values  # not a copy: nothing changes an entry (InFlight.values)
+            if isinstance(values, Packed):  # a worker's (snapshot.new_packed): whole, plain
+                self.wholes[ref, user] = whole  # type: ignore[assignment]
+                return None
             operations = operations_of((user, whole, 0, values)) if self.operations else None
             if operations:
                 self.occurrences.update(operations)

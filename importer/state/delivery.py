@@ -218,6 +218,7 @@ class DeliveryState:
                 # No operation among them: one that carries an operation has no whole digest
                 # like the stored one, so ``valued`` added its values.
                 d = with_values(item, d, self._sources)
+            d = delta.compared_digests(d, rows)  # a worker's Packed for a user not new here
             decided = delta.decide(item, d, rows, known)
             left.append(decided)
             if item.row_key is not None and decided.repeats is None:

@@ -249,6 +249,9 @@ class Packed:
     def __repr__(self) -> str:
         return f"Packed({self.blob!r}, {self.unset})"
 
+    def __reduce__(self) -> tuple[type[Packed], tuple[bytes, int]]:
+        return Packed, (self.blob, self.unset)  # a worker's (snapshot.new_packed): two fields
+
     def by_name(self, names: dict[str, int]) -> ValueDigests:
         """The dict it was packed from; ``names``: name -> id, as stored."""
         ids = {name_id: name for name, name_id in names.items()}

@@ -51,6 +51,40 @@ class InFlight:
         """The value digests as a dict (``Packed``: rare, a user with several rows in flight)."""
         return values.by_name(self.names) if isinstance(values, Packed) else values
 
+    def compared_digests(self, digests: ItemDigests, rows: dict[str, Any]) -> ItemDigests:
+        """``digests`` with value digests a worker packed for a user new to its snapshot
+        (``snapshot.new_packed``) as a dict again when the user is not new here (stored since,
+        or in flight): compared value by value, they may be narrowed."""
+        for obj in digests[0]:
+            if (
+                obj is not None
+                and type(obj[3]) is Packed
+                and (obj[0] in rows or obj[0] in self.values)
+            ):
+                break
+        else:
+            return digests
+        objects = tuple(
+            obj if obj is None or type(obj[3]) is not Packed else (*obj[:3], self.unpacked(obj[3]))
+            for obj in digests[0]
+        )
+        return objects, digests[1], digests[2]
+
+    def same(
+        self,
+        digest: bytes,
+        name: str,
+        in_flight: ValueDigests | None,
+        remembered: dict[int, bytes],
+    ) -> bool:
+        """Is ``digest`` what was last sent (in flight) or else last confirmed for this key?"""
+        if in_flight is not None:
+            last: bytes | None = in_flight.get(name, _ABSENT)
+            if last is not _ABSENT:
+                return digest == last  # an operator in flight (None) equals nothing
+        name_id = self.names.get(name)
+        return name_id is not None and remembered.get(name_id) == digest
+
     def settle(self, ref: RowRef, user: str, values: ValueDigests | Packed) -> bytes | None:
         """An attributes object left flight (confirmed or released): forget it as in flight.
 

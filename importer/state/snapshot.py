@@ -34,11 +34,12 @@ from importer.state.digest import (
     OperationSources,
     delivered_key,
     operations_of,
+    packed,
 )
 from importer.state.lookups import Neighbours, fetch_delivered, fetch_users
 from importer.state.row_digests import item_digests, with_values
 from importer.state.row_keys import recognised
-from importer.state.store import UserRow, commit_number
+from importer.state.store import UserRow, commit_number, load_names
 
 # A row with nothing new, as a worker saw it: (the last commit its snapshot saw, attributes
 # left out, events and purchases left out, the users of its attributes objects). Four long:
@@ -170,6 +171,30 @@ def compared(digests: ItemDigests, rows: dict[str, UserRow]) -> bool:
     return False
 
 
+def new_packed(
+    digests: ItemDigests, rows: dict[str, UserRow], names: dict[str, int], earlier: set[str]
+) -> ItemDigests:
+    """``digests`` with the value digests ``Packed`` as the users table stores them, when its
+    row is one attributes object with a whole digest of a user new to the snapshot and to the
+    chunk's ``earlier`` rows (a first night's rows): what ``Delta`` packs of a new user as it
+    goes in flight, made here. A dict of ~21 digests cost the worker's pickling and the main
+    process's unpickling and packing ~40 K instructions a row. Not when a name has no id in
+    the snapshot (a fresh file's first rows); the main process makes a dict of it again when
+    the user turns out not to be new there (``Delta.compared_digests``)."""
+    objects = digests[0]
+    if len(objects) != 1 or (obj := objects[0]) is None:
+        earlier.update([obj[0] for obj in objects if obj is not None])
+        return digests
+    user, values = obj[0], obj[3]
+    if user in earlier or user in rows:
+        return digests
+    earlier.add(user)
+    if obj[1] is None or type(values) is not dict or not values or len(values) > len(names):
+        return digests  # one carrying an operation (no whole digest), or nothing to pack
+    pack = packed(values, names)
+    return digests if pack is None else (((user, obj[1], obj[2], pack),), digests[1], digests[2])
+
+
 class StateView:
     """The state file as a conversion worker reads it: picklable, opened where it is used."""
 
@@ -183,6 +208,8 @@ class StateView:
         self._conn: sqlite3.Connection | None = None
         self._broken = False  # it could not be read: every row comes back whole
         self._near = (Neighbours(), Neighbours())
+        self._names: dict[str, int] = {}  # attribute name -> id, as the snapshot stores them
+        self._names_seen = -1  # the commit they were read at
 
     def __getstate__(self) -> tuple[str, OperationSources, bool]:
         return self.path, self.sources, self.keyed
@@ -211,12 +238,15 @@ class StateView:
                 for i, d in zip(items, digests, strict=True)
             ]
         answers: list[ItemDigests | Verdict] = []
+        earlier: set[str] = set()  # users of the chunk's rows so far, not new to a later one
         for item, d in zip(items, digests, strict=True):
             found = verdict(commit, d, rows, known)
             if found is not None:
                 answers.append(found)
             elif compared(d, rows):  # its operations named: the main process looks them up
-                answers.append(with_values(item, d, sources))
+                answers.append(
+                    new_packed(with_values(item, d, sources), rows, self._names, earlier)
+                )
             else:
                 answers.append(d)
         return answers
@@ -250,6 +280,8 @@ class StateView:
         conn.execute("BEGIN")  # one snapshot for the commit number and the look-ups
         try:
             commit = commit_number(conn)
+            if commit != self._names_seen:  # ids never change; a commit may add names
+                self._names, self._names_seen = load_names(conn), commit
             return commit, look_up(conn, digests, self.sources is not None, self._near)
         finally:
             conn.execute("COMMIT")

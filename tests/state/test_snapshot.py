@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import pickle
+import sqlite3
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from importer.models import Item
 from importer.runner import worker
 from importer.send import wire_of
 from importer.state import DeliveryState, item_digests
+from importer.state.digest import Packed, decode_values
 from importer.state.snapshot import StateView, is_verdict
 from importer.state.writes import Writes
 from tests.state.builders import event, exports, item
@@ -146,3 +150,69 @@ def test_a_worker_answers_a_first_nights_rows_with_their_json_and_digests(
             worker._digests = saved
     for row, answer in zip(rows, answers, strict=True):
         assert answer == (row.user, wire_of(row), item_digests(row), row.operations, None)
+
+
+def _users(path: Path) -> dict[str, tuple[bytes | None, dict[int, bytes]]]:
+    """Each user's whole digest and value digests as the file stores them, by key."""
+    conn = sqlite3.connect(path)
+    try:
+        found = conn.execute("SELECT key, whole, attrs FROM users").fetchall()
+    finally:
+        conn.close()
+    return {key: (whole, decode_values(attrs)) for key, whole, attrs in found}
+
+
+def _packed(row: Item) -> bool:
+    d = row.digests
+    return not is_verdict(d) and len(d[0]) == 1 and type(d[0][0][3]) is Packed
+
+
+_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(["u1", "u2", "u3", "u4", "u5"]),
+        st.dictionaries(st.sampled_from("abcd"), st.none() | st.integers(0, 2)),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_ROWS, st.booleans(), st.integers(1, 4))
+def test_new_users_a_worker_packed_decide_and_record_as_the_main_process_does(
+    drawn: list[tuple[str, dict[str, Any]]], early: bool, batch: int
+) -> None:
+    """A worker packs a user new to its snapshot (``new_packed``) once the names have ids;
+    the main process decides and records such a row as one it made the digests of itself,
+    also when the user turns out not to be new there (an earlier chunk's row confirmed since
+    the worker's snapshot: ``early``), and both files end with the same users' digests."""
+    seed = [item(1, "u0", {"a": 0, "b": 0, "c": 0})]
+    rows = [item(n, user, attrs, [event(user)]) for n, (user, attrs) in enumerate(drawn, 2)]
+    packs = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        here, there = Path(tmp) / "here.state", Path(tmp) / "there.state"
+        for path in (here, there):
+            with DeliveryState.open(path, run_label="seed") as state:
+                state.confirm([f.item for f in state.filter_many(seed) if f.item is not None])
+        with (
+            DeliveryState.open(here, run_label="night") as mine,
+            DeliveryState.open(there, run_label="night") as theirs,
+        ):
+            view = StateView(theirs.path, None)
+            starts = range(0, len(rows), batch)
+            # early: every chunk handed over before the first is decided, each on its own
+            ahead = [r for s in starts for r in handed_over(view, rows[s : s + batch])]
+            for start in starts:
+                chunk = range(start, min(start + batch, len(rows)))
+                given = (
+                    ahead[start : chunk.stop]
+                    if early
+                    else handed_over(view, rows[start : chunk.stop])
+                )
+                packs += sum(map(_packed, given))
+                plain = mine.filter_many(rows[start : chunk.stop])
+                made = theirs.filter_many(given, converted_again(rows))
+                decided_alike(mine, theirs, (plain, made), [False] * len(chunk))
+            view.close()
+        assert _users(here) == _users(there)
+    assume(packs)
