@@ -170,14 +170,19 @@ MEMO_VALUES = 256
 MEMO_CHARS = 64
 _memos: dict[str, dict[str | int, bytes]] = {}
 _TRUE, _FALSE = value_digest(True), value_digest(False)
+# The keys an object's value digests leave out, per identifier key: it and ALWAYS_KEPT.
+_SKIPPED = {key: ALWAYS_KEPT | {key} for key in IDENTIFIER_OF_TAG.values()}
 
 
 def _value_digests(obj: BrazeObject, key: str) -> ValueDigests:
     """Each value's digest; None for an operator's (see ``_name_operations``)."""
     digests: ValueDigests = {}
-    new_hasher, dumps, memos = BLAKE2B_8.copy, orjson.dumps, _memos
-    for name, value in obj.items():  # value_digest, inlined: once per attribute of every row
-        if name == key or name in ALWAYS_KEPT:
+    new_hasher, dumps, memos, sort = BLAKE2B_8.copy, orjson.dumps, _memos, orjson.OPT_SORT_KEYS
+    skipped = _SKIPPED[key]
+    # value_digest, inlined, in opcodes 3.11 specialises (subscripts and ``in``, not calls of
+    # dict.get): once per attribute of every row, ~10% less than with them.
+    for name, value in obj.items():
+        if name in skipped:
             continue
         if value is None:
             digests[name] = UNSET
@@ -185,12 +190,12 @@ def _value_digests(obj: BrazeObject, key: str) -> ValueDigests:
         kind = type(value)
         memo = None
         if (kind is str and len(value) <= MEMO_CHARS) or kind is int:
-            memo = memos.get(name)
-            if memo is None:
+            try:
+                memo = memos[name]
+            except KeyError:
                 memo = memos[name] = {}
-            found = memo.get(value)
-            if found is not None:
-                digests[name] = found
+            if value in memo:
+                digests[name] = memo[value]
                 continue
         elif kind is bool:
             digests[name] = _TRUE if value else _FALSE
@@ -199,7 +204,7 @@ def _value_digests(obj: BrazeObject, key: str) -> ValueDigests:
             digests[name] = None
             continue
         try:
-            data = dumps(value, option=orjson.OPT_SORT_KEYS)
+            data = dumps(value, option=sort)
         except orjson.JSONEncodeError:
             digests[name] = None
             continue
