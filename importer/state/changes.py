@@ -272,11 +272,12 @@ class Delta(InFlight):
         self, ref: RowRef, user: str, whole: bytes | None, values: ValueDigests | Packed
     ) -> Sent:
         """A user the state never saw: everything is sent, and its digests go in flight."""
+        if isinstance(values, Packed):  # a worker's (snapshot.new_packed): whole, plain, some
+            self.values[user] = values
+            self.wholes[ref, user] = whole  # type: ignore[assignment]
+            return None
         if values:  # else an identifier only: it creates the profile
             self.values[user] = values  # not a copy: nothing changes an entry (InFlight.values)
-            if isinstance(values, Packed):  # a worker's (snapshot.new_packed): whole, plain
-                self.wholes[ref, user] = whole  # type: ignore[assignment]
-                return None
             operations = operations_of((user, whole, 0, values)) if self.operations else None
             if operations:
                 self.occurrences.update(operations)

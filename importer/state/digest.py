@@ -210,6 +210,7 @@ def hash8(data: bytes) -> bytes:
 # 12 bytes per attribute: the attribute name's id (names table) and the value digest.
 
 _ENTRY = struct.Struct("<I8s")
+ENTRY_BYTES = _ENTRY.size
 
 
 def decode_values(blob: bytes | None) -> dict[int, bytes]:

@@ -15,6 +15,7 @@ from importer.models import RowRef
 from importer.state.changes import Delta
 from importer.state.digest import (
     DIGEST_BYTES,
+    ENTRY_BYTES,
     UNSET,
     ItemDigests,
     Occurrence,
@@ -200,7 +201,7 @@ def _write_users(
         if once and blob is not None and user not in rows:
             # The common case, a new user's one object: encoded from its digests already.
             written.append((user, numbers[user], whole, blob, key, rowc))
-            counts["attribute_values"] += len(values)
+            counts["attribute_values"] += len(blob) // ENTRY_BYTES  # len(values): no call
             counts["attributes_unset"] += unset
             continue
         entry = merged.get(user)

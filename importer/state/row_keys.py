@@ -179,10 +179,15 @@ def memo(
     if len(objects) != 1 or objects[0] is None or objects[0][1] is None:
         return None
     if events or purchases:
-        left = set() if sent is None else {*sent[1], *sent[2]}
-        for occ in (*events, *purchases):
-            if occ is None or not (occ in known or occ in left):
+        if sent is not None and sent[1] is events and sent[2] is purchases:
+            # The row sends every one itself (most of a first night's rows): no set, no look-up.
+            if None in events or None in purchases:
                 return None
+        else:
+            left = set() if sent is None else {*sent[1], *sent[2]}
+            for occ in (*events, *purchases):
+                if occ is None or not (occ in known or occ in left):
+                    return None
     return key, objects[0][2] * _COUNTS + len(events) + len(purchases)
 
 
