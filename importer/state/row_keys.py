@@ -141,9 +141,9 @@ def converted(
             outcomes.append(_new(Item, item))
             continue
         out = convert(row)
-        outcomes.append(
-            out if key is None or out.__class__ is not Item else out._replace(row_key=key)
-        )
+        if key is not None and out.__class__ is Item:  # out._replace(row_key=key), no frames
+            out = _new(Item, (*out[:-1], key))  # row_key: the last field
+        outcomes.append(out)
     return outcomes
 
 

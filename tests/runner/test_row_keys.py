@@ -15,9 +15,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from importer.config import ImportConfig, RetryPolicy
+from importer.models import CsvRecord, Item, RowRef, SourceRow
 from importer.runner import pool as pool_module
 from importer.runner.entry import run_import
 from importer.sandbox import SandboxSettings, sandbox_in_thread
+from importer.state.row_keys import converted, keys_of, salt
 
 COLUMNS = ("id", "city", "points", "when", "sku", "bonus")
 MAPPINGS = (
@@ -308,3 +310,13 @@ def test_a_file_without_keys_at_the_start_is_not_asked_for_any(
     assert first[1]["delivered"] == 2 and asked == []
     second = _night(tmp_path, 1, night, wipe=False, workers="1")
     assert second[1]["skipped"] == {"unchanged": 2} and asked == [2]
+
+
+def test_a_converted_row_is_the_item_it_converted_to_with_its_key() -> None:
+    """``converted`` sets the key as ``Item._replace(row_key=...)`` would, without its frames."""
+    made = Item(RowRef("s.csv", 2), {}, "u", ({"external_id": "u"},), (), (), None, None, "op")
+    row = SourceRow(RowRef("s.csv", 2), CsvRecord(("id",), ["u"]))
+    hasher = salt("v", "mapping")
+    [out] = converted([row], hasher, lambda keys: [None] * len(keys), lambda _: made)
+    [key] = keys_of(hasher, [row])
+    assert key is not None and out == made._replace(row_key=key)
