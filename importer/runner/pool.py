@@ -181,8 +181,13 @@ class ConvertPool:
         The next chunk goes out only once the oldest is joined, so a worker whose chunks came
         back first waits on the others'; at 2 a worker each one waited ~200 times in a 300,000-row
         wide --dry-run. 4 a worker, on a quiet 2-core machine (5 alternated runs, medians):
-        3.72 -> 3.39 s, the tree's peak resident set +2 MB; 3 a worker 3.43 s, 6 3.39 s."""
-        return 4 * self.workers + 1
+        3.72 -> 3.39 s, the tree's peak resident set +2 MB; 3 a worker 3.43 s, 6 3.39 s.
+
+        With --state, 2 a worker: its answers carry digests, and the deeper queue let the
+        sender fill more requests, each holding its rows' digests until answered (the ceiling
+        with a fresh state file: tree peak 262.3 MB at 2 a worker, 275.6 at 4, over the
+        150 + 60 a worker the issue allows)."""
+        return (4 if self._digests is None else 2) * self.workers + 1
 
     def start(self) -> None:
         """Start the processes: before the event loop and its sockets exist, as a fork copies
