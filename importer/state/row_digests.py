@@ -165,9 +165,11 @@ def value_digests(obj: BrazeObject, user: str, row: str | None = None) -> ValueD
 # BLAKE2b compression (~3,500 instructions), a look-up ~100. Only str and int keys (never
 # bool: True == 1 with another JSON; never float: -0.0 == 0.0 with another JSON), so equal
 # keys have equal JSON. At most MEMO_VALUES a name, the first seen, and no str longer than
-# MEMO_CHARS (a cell may hold a megabyte): ~50 KB a name at most.
+# MEMO_CHARS (a cell may hold a megabyte): ~50 KB a name at most. At most MEMO_NAMES names,
+# the first seen: a JSONL file without a mapping may bring a new one on every line.
 MEMO_VALUES = 256
 MEMO_CHARS = 64
+MEMO_NAMES = 256
 _memos: dict[str, dict[str | int, bytes]] = {}
 _TRUE, _FALSE = value_digest(True), value_digest(False)
 # The keys an object's value digests leave out, per identifier key: it and ALWAYS_KEPT.
@@ -193,8 +195,8 @@ def _value_digests(obj: BrazeObject, key: str) -> ValueDigests:
             try:
                 memo = memos[name]
             except KeyError:
-                memo = memos[name] = {}
-            if value in memo:
+                memo = _new_memo(name)
+            if memo is not None and value in memo:
                 digests[name] = memo[value]
                 continue
         elif kind is bool:
@@ -214,6 +216,15 @@ def _value_digests(obj: BrazeObject, key: str) -> ValueDigests:
         if memo is not None and len(memo) < MEMO_VALUES:
             memo[value] = digest
     return digests
+
+
+def _new_memo(name: str) -> dict[str | int, bytes] | None:
+    """A memo for the values of ``name``; None once MEMO_NAMES names have one."""
+    if len(_memos) >= MEMO_NAMES:
+        return None
+    memo: dict[str | int, bytes] = {}
+    _memos[name] = memo
+    return memo
 
 
 def _name_operations(obj: BrazeObject, digests: ValueDigests, row: str) -> bool:

@@ -116,12 +116,14 @@ _VALUES = st.one_of(
 )
 
 
-@given(rows=st.lists(st.dictionaries(st.sampled_from(["a", "b", "c"]), _VALUES), max_size=12))
+@given(rows=st.lists(st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), _VALUES), max_size=12))
 def test_a_remembered_value_digest_is_the_values_own(rows: list[dict[str, Any]]) -> None:
     """``_value_digests`` remembers repeated values' digests per attribute name, a few short
-    ones (``MEMO_VALUES``, ``MEMO_CHARS``): what it answers is what hashing the value gives."""
+    ones of a few names (``MEMO_VALUES``, ``MEMO_CHARS``, ``MEMO_NAMES``): what it answers is
+    what hashing the value gives."""
     row_digests._memos.clear()
-    memo_values, row_digests.MEMO_VALUES = row_digests.MEMO_VALUES, 3  # full caches too
+    limits = row_digests.MEMO_VALUES, row_digests.MEMO_NAMES
+    row_digests.MEMO_VALUES, row_digests.MEMO_NAMES = 3, 2  # full caches too
     try:
         for row in rows * 2:  # each value again, once remembered
             obj = {"external_id": "u1", **row}
@@ -130,8 +132,9 @@ def test_a_remembered_value_digest_is_the_values_own(rows: list[dict[str, Any]])
         assert all(
             len(value) <= row_digests.MEMO_CHARS for value in remembered if type(value) is str
         )
+        assert len(row_digests._memos) <= 2
     finally:
-        row_digests.MEMO_VALUES = memo_values
+        row_digests.MEMO_VALUES, row_digests.MEMO_NAMES = limits
         row_digests._memos.clear()
 
 
