@@ -24,6 +24,7 @@ from importer.read import RangeText
 from importer.read.source import open_source
 from importer.runner import engine as engine_module
 from importer.runner import entry as entry_module
+from importer.runner import in_process as in_process_module
 from importer.runner import pool as pool_module
 from importer.runner import worker
 from importer.runner.entry import resume_import, run_import
@@ -147,6 +148,7 @@ def small_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     """The pool for a small file, in chunks of 7 rows: many hand-overs and joins."""
     monkeypatch.setattr(pool_module, "POOL_MIN_BYTES", 0)
     monkeypatch.setattr(engine_module, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(in_process_module, "CHUNK_ROWS", 7)  # --state in one process
 
 
 @pytest.mark.usefixtures("small_pool")
