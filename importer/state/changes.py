@@ -257,6 +257,7 @@ class Delta(InFlight):
             flying[name] = digest
         if flying:
             self.values[user] = flying if in_flight is None else {**in_flight, **flying}
+            self.fly(user, ref)
         unchanged = count - len(sent)
         # The whole digest is exact only if every key left out equals the database's value.
         storable = whole if exact and in_flight is None else None
@@ -274,10 +275,12 @@ class Delta(InFlight):
         """A user the state never saw: everything is sent, and its digests go in flight."""
         if isinstance(values, Packed):  # a worker's (snapshot.new_packed): whole, plain, some
             self.values[user] = values
+            self.fly(user, ref)
             self.wholes[ref, user] = whole  # type: ignore[assignment]
             return None
         if values:  # else an identifier only: it creates the profile
             self.values[user] = values  # not a copy: nothing changes an entry (InFlight.values)
+            self.fly(user, ref)
             operations = operations_of((user, whole, 0, values)) if self.operations else None
             if operations:
                 self.occurrences.update(operations)

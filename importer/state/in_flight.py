@@ -34,6 +34,9 @@ class InFlight:
         # row's digests, or their ``Packed`` form (no copy: settled by identity), so entries
         # are replaced, never changed.
         self.values: dict[str, ValueDigests | Packed] = {}
+        # The row putting each user's entry in flight, or the rows (in order) when several did:
+        # an entry leaves flight with the last of them, never value by value (``settle``).
+        self.senders: dict[str, RowRef | list[RowRef]] = {}
         self.wholes: dict[tuple[RowRef, str], bytes] = {}  # whole digests awaiting confirmation
         self.occurrences: set[Occurrence] = set()  # events and purchases in flight
         # Rows in flight whose key is stored if Braze takes them whole (row_keys.memo).
@@ -85,23 +88,36 @@ class InFlight:
         name_id = self.names.get(name)
         return name_id is not None and remembered.get(name_id) == digest
 
-    def settle(self, ref: RowRef, user: str, values: ValueDigests | Packed) -> bytes | None:
+    def fly(self, user: str, ref: RowRef) -> None:
+        """Row ``ref`` put (more of) ``user``'s attributes in flight (``values``)."""
+        earlier = self.senders.get(user)
+        if earlier is None:
+            self.senders[user] = ref
+        elif isinstance(earlier, list):
+            earlier.append(ref)
+        else:
+            self.senders[user] = [earlier, ref]
+
+    def settle(self, ref: RowRef, user: str) -> bytes | None:
         """An attributes object left flight (confirmed or released): forget it as in flight.
+
+        A user's entry holds the last value sent for each name, and leaves flight only with the
+        last of the rows that put it there. Taking out a name whose value a settled row shares
+        was wrong when a row still in flight sent another value in between: A, B, A in flight,
+        the first A confirmed, then B: a later B was compared with the database and left out,
+        while the second A was still to land (review of the fourteenth session, P1).
 
         Returns the whole digest to store (None unless still exact).
         """
-        in_flight = self.values.get(user)
-        if in_flight is not None:
-            # The common case: the user's only row in flight, its own dict (a new user's).
-            if in_flight is values or in_flight == values:
-                del self.values[user]
-            else:  # a new dict: the entry may be a row's own digests
-                values, in_flight = self.unpacked(values), self.unpacked(in_flight)
-                left = {n: d for n, d in in_flight.items() if values.get(n, _ABSENT) != d}
-                if left:
-                    self.values[user] = left
-                else:
-                    del self.values[user]
+        senders = self.senders.get(user)
+        if isinstance(senders, list):
+            if ref in senders:  # else not one of the rows that put it in flight
+                senders.remove(ref)
+                if len(senders) == 1:
+                    self.senders[user] = senders[0]
+        elif senders is not None and senders == ref:
+            del self.senders[user]
+            del self.values[user]
         whole = self.wholes.pop((ref, user), None)
         return whole if user not in self.values else None
 
@@ -112,7 +128,7 @@ class InFlight:
             self.memos.pop(ref, None)
         for obj in objects:
             if obj is not None and obj[3] is not None:  # else never in flight
-                self.settle(ref, obj[0], obj[3])
+                self.settle(ref, obj[0])
                 if self._sent_operations:
                     self.occurrences.difference_update(operations_of(obj))
         self.occurrences.difference_update(o for o in (*events, *purchases) if o is not None)

@@ -104,7 +104,7 @@ def _out_of_flight(
                 assert values is not None  # what was sent was compared
                 blob, unset = None, 0
                 fresh = in_flight.get(user) is values  # a new user's row (see InFlight.values)
-                whole = settle(ref, user, values)
+                whole = settle(ref, user)
                 if isinstance(values, Packed):  # a new user's, encoded as it went in flight
                     if fresh:
                         memo = None if whole is None else row

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import importer.state.record
 from importer.errors import ConfigError, FatalError, Locked
@@ -197,6 +198,55 @@ def test_a_released_new_user_leaves_a_later_rows_values_in_flight(state: Deliver
     assert state.filter(item(4, attributes={"city": "Hamburg"})).item is None
     again = state.filter(item(5, attributes={"city": "Berlin"}))
     assert again.item is not None and again.item.attributes == first.item.attributes
+
+
+def test_a_value_sent_between_two_equal_ones_in_flight_keeps_a_later_row_sent(
+    state: DeliveryState,
+) -> None:
+    """A, B, A in flight; the first A confirmed, then B: the second A is still to land, so a
+    later B must go out (it was compared with the database's B and left out)."""
+    rows = [item(n, attributes={"tier": tier}) for n, tier in ((2, "A"), (3, "B"), (4, "A"))]
+    first, second, third = (f.item for f in state.filter_many(rows))
+    assert first is not None and second is not None and third is not None
+    state.confirm([first])
+    state.confirm([second])
+    later = state.filter(item(5, attributes={"tier": "B"}))
+    assert later.item is not None
+    assert later.item.attributes == ({"external_id": "u1", "tier": "B"},)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    tiers=st.lists(st.sampled_from(["A", "B", "C"]), min_size=1, max_size=8),
+    lags=st.lists(st.integers(min_value=0, max_value=3), min_size=8, max_size=8),
+    stored=st.sampled_from([None, "A", "B"]),
+)
+def test_what_lands_last_is_the_last_rows_value_however_confirmations_lag(
+    tmp_path: Path, tiers: list[str], lags: list[int], stored: str | None
+) -> None:
+    """One user's rows filtered in order, Braze confirming them in order but late: whatever
+    the lag, the last value sent (the one Braze keeps) is the last row's."""
+    with DeliveryState.open(
+        tmp_path / f"{len(list(tmp_path.iterdir()))}.state", run_label="t"
+    ) as state:
+        landed = stored
+        if stored is not None:
+            deliver(state, item(1, attributes={"tier": stored}))
+        pending: list[Item] = []
+        for line, (tier, lag) in enumerate(zip(tiers, lags, strict=False), 2):
+            sent = state.filter(item(line, attributes={"tier": tier})).item
+            if sent is not None and sent.attributes:
+                pending.append(sent)
+            while len(pending) > lag:  # Braze answers the oldest request
+                confirmed = pending.pop(0)
+                state.confirm([confirmed])
+                landed = confirmed.attributes[0].get("tier", landed)
+        for confirmed in pending:
+            state.confirm([confirmed])
+            landed = confirmed.attributes[0].get("tier", landed)
+    assert landed == tiers[-1]
 
 
 # --- events and purchases -----------------------------------------------------------------------
