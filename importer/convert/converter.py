@@ -34,11 +34,10 @@ from importer.models import (
     SourceRow,
     record_dict,
 )
-from importer.rules import Violation, check_object, operation_of
+from importer.rules import USER_IDENTIFIERS, Violation, check_object, operation_of, user_key
 
 Conversion = Item | RowFailure | RowSkipped
 _FRAGMENT_KEYS = frozenset(ARRAYS)
-_FLAT_IDENTIFIERS = ("external_id", "braze_id", "user_alias", "email", "phone")
 
 
 class Converter:
@@ -266,30 +265,18 @@ def _fragment(row: SourceRow, record: dict[str, Any]) -> Conversion:
     first = next((objs[0] for objs in arrays.values() if objs), None)
     if first is None:
         return RowSkipped(row.ref, "no_data")
-    user = _user_of(first) or f"row:{row.ref.source}:{row.ref.line}"
+    user = user_key(first) or f"row:{row.ref.source}:{row.ref.line}"
     return _checked(row, user, arrays["attributes"], arrays["events"], arrays["purchases"])
 
 
 def _flat(row: SourceRow, record: dict[str, Any]) -> Conversion:
-    key = next((k for k in _FLAT_IDENTIFIERS if record.get(k) not in (None, "")), None)
+    key = next((k for k in USER_IDENTIFIERS if record.get(k) not in (None, "")), None)
     if key is None:
-        message = f"the object has none of the identifier keys {', '.join(_FLAT_IDENTIFIERS)}"
+        message = f"the object has none of the identifier keys {', '.join(USER_IDENTIFIERS)}"
         return RowFailure(row.ref, "convert", "missing_identifier", message, record)
     obj = dict(record)
     if key in IDENTIFIERS and type(obj[key]) is int:  # {"external_id": 42}: Braze wants text
         obj[key] = str(obj[key])
     if not obj.keys() - {key, "_update_existing_only"}:
         return RowSkipped(row.ref, "no_data")
-    return _checked(row, _user_of(obj) or key, (obj,), (), ())
-
-
-def _user_of(obj: BrazeObject) -> str | None:
-    """The user key of a Braze object: its identifier as ``kind:value``."""
-    for key in _FLAT_IDENTIFIERS:
-        value = obj.get(key)
-        if value is None or value == "":
-            continue
-        if key == "user_alias" and type(value) is dict:
-            return f"user_alias:{value.get('alias_label')}:{value.get('alias_name')}"
-        return f"{key}:{value}"
-    return None
+    return _checked(row, user_key(obj) or key, (obj,), (), ())

@@ -17,7 +17,7 @@ from importer.rules.export import (
     has_time_of_day,
     parse_instant,
 )
-from importer.rules.identifiers import MAX_EXTERNAL_ID_BYTES
+from importer.rules.identifiers import MAX_EXTERNAL_ID_BYTES, USER_IDENTIFIERS, user_key
 from importer.rules.objects import check_object, checker_for
 from importer.rules.profile import (
     MAX_ARRAY_ITEMS,
@@ -39,6 +39,7 @@ __all__ = [
     "MAX_EXTERNAL_ID_BYTES",
     "MAX_IMAGE_URL_CHARS",
     "MAX_STRING_CHARS",
+    "USER_IDENTIFIERS",
     "Checker",
     "Violation",
     "apply_attribute",
@@ -49,4 +50,5 @@ __all__ = [
     "has_time_of_day",
     "operation_of",
     "parse_instant",
+    "user_key",
 ]

@@ -13,6 +13,8 @@ from importer.rules.violation import Checker, Violation, short, utf8_len_over
 MAX_EXTERNAL_ID_BYTES = 987
 MAX_ALIAS_PART_BYTES = 236
 PRIMARY_IDENTIFIERS = ("external_id", "user_alias", "braze_id")
+# The keys an object may name its user by, in the order a user key takes them (``user_key``).
+USER_IDENTIFIERS = ("external_id", "braze_id", "user_alias", "email", "phone")
 
 # Deliberately simple: one @, no spaces, a dotted domain whose last label has 2+ characters.
 _EMAIL = re.compile(r"[^@\s]+@(?:[^@\s.]+\.)+[^@\s.]{2,}")
@@ -101,3 +103,16 @@ IDENTIFIER_FIELDS: dict[str, Checker] = {
     "email": _email,
     "phone": _phone,
 }
+
+
+def user_key(obj: BrazeObject) -> str | None:
+    """The key of the user an object names (``kind:value``), as ``Item.user`` holds it; None
+    when it names none."""
+    for key in USER_IDENTIFIERS:
+        value = obj.get(key)
+        if value is None or value == "":
+            continue
+        if key == "user_alias" and type(value) is dict:
+            return f"user_alias:{value.get('alias_label')}:{value.get('alias_name')}"
+        return f"{key}:{value}"
+    return None

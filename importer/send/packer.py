@@ -19,7 +19,7 @@ import orjson
 
 from importer.config import BatchLimits
 from importer.models import ARRAYS, Batch, BrazeObject, Item, RowFailure
-from importer.rules import combine_attributes
+from importer.rules import combine_attributes, user_key
 from importer.send.item_json import Fragments, Serialised
 from importer.send.open_request import ENVELOPE_BYTES, OpenRequest, closed
 
@@ -79,8 +79,20 @@ def _merge_attributes(batch: OpenRequest, index: int, item: Item, merged: BrazeO
 _Placed = tuple[BrazeObject | None, int | None]  # (combined object, index of the user's)
 _ALONE: _Placed = (None, None)
 # attribute_of_user's index for a user whose row brought several attributes objects (a JSONL
-# fragment): a later row folded into the first of them would be applied before the others.
+# fragment), and for every other user those objects name: a later row folded into the first
+# of them would be applied before the others, and one alone beside them in any order.
 _SEVERAL = -1
+
+
+def _users(item: Item) -> set[str]:
+    """Every user a row's attributes objects name (a JSONL fragment may name several): each
+    is claimed for per-user order (importer.send.user_order), not only the row's own."""
+    users = {item.user}
+    for obj in item.decoded().attributes:
+        key = user_key(obj)
+        if key is not None:
+            users.add(key)
+    return users
 
 
 def _placed(batch: OpenRequest, item: Item, serialised: Serialised) -> _Placed | None:
@@ -89,8 +101,10 @@ def _placed(batch: OpenRequest, item: Item, serialised: Serialised) -> _Placed |
     the row must go in the next request. One look-up of the user per row."""
     count = serialised.counts[0]
     if count != 1:
-        # Several objects of a row never fold into one; none may join the user's others.
-        return None if count and item.user in batch.attribute_of_user else _ALONE
+        # Several objects of a row never fold into one; none may join its users' others.
+        if count and not batch.attribute_of_user.keys().isdisjoint(_users(item)):
+            return None
+        return _ALONE
     earlier = batch.attribute_of_user.get(item.user)
     if earlier is None:
         return _ALONE
@@ -114,7 +128,7 @@ def _add(batch: OpenRequest, item: Item, serialised: Serialised, placed: _Placed
         else:
             batch.attribute_of_user[item.user] = len(batch.fragments[0])
     elif counts[0]:
-        batch.attribute_of_user[item.user] = _SEVERAL
+        batch.attribute_of_user.update(dict.fromkeys(_users(item), _SEVERAL))
     # Unrolled over the three arrays (this runs once per row); mostly one object or none.
     fragments, into, owners = serialised.fragments, batch.fragments, batch.owners
     if counts[0] == 1:

@@ -285,6 +285,30 @@ def test_a_half_whose_rows_no_longer_combine_is_cut_there() -> None:
     assert _profiles(sent) == _profiles([r.attributes[0] for r in rows])
 
 
+def test_every_user_a_fragment_names_is_claimed_and_kept_apart_from_its_later_rows() -> None:
+    """A JSONL row whose attributes name two users claims both for per-user order, and a
+    later row of the second user goes in the next request, not beside it (review of the
+    fourteenth session, P2: it could overtake the earlier request and be applied first)."""
+    fragment = Item(
+        RowRef("f.jsonl", 1),
+        {},
+        "external_id:P1",
+        attributes=({"external_id": "P1", "city": "a"}, {"external_id": "S1", "city": "old"}),
+    )
+    later = Item(
+        RowRef("f.jsonl", 2),
+        {},
+        "external_id:S1",
+        attributes=({"external_id": "S1", "city": "new"},),
+    )
+    first, second = pack([fragment, later], BatchLimits(total=75, per_array=75))
+    assert isinstance(first, Batch) and isinstance(second, Batch)
+    assert first.attribute_users == {"external_id:P1", "external_id:S1"}
+    assert second.attribute_users == {"external_id:S1"}
+    again = pack([later, fragment], BatchLimits(total=75, per_array=75))  # the other way round
+    assert [len(b.refs) for b in again if isinstance(b, Batch)] == [1, 1]
+
+
 @st.composite
 def mapped_items(draw: st.DrawFn) -> list[Item]:
     """Rows as a mapping makes them, mostly: one attributes object, events and a purchase or
